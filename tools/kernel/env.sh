@@ -1,0 +1,28 @@
+# Common settings for the kernel scripts; sourced, not run.
+# shellcheck shell=bash
+PROJ=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${PROCMAP_CACHE:-$HOME/.cache/procmap-query}
+KSRC=$CACHE/linux
+KBUILD=$CACHE/build
+KVER_SERIES=7.3
+RUSTC_VER=$(rustc --version | awk '{print $2}')
+export PATH="$HOME/.cargo/bin:$PATH"
+export RUST_LIB_SRC=/usr/src/rustc-$RUSTC_VER/library
+JOBS=${JOBS:-$(nproc)}
+KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-19 -j"$JOBS")
+# Fixed identity and dates: the same series always gives the same commits.
+export GIT_AUTHOR_NAME="procmap-query project" GIT_AUTHOR_EMAIL="procmap-query@localhost"
+export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+export GIT_AUTHOR_DATE="2026-11-23T00:00:00Z" GIT_COMMITTER_DATE="2026-11-23T00:00:00Z"
+
+die() { echo "${0##*/}: error: $*" >&2; exit 1; }
+log() { echo "${0##*/}: $*" >&2; }
+
+# Where a project file lives in the kernel tree.
+kpath() {
+	case "$1" in
+	Kbuild | Kconfig) echo "fs/proc/procmap_query/$1" ;;
+	rust/procmap_query/*) echo "fs/proc/procmap_query/${1#rust/procmap_query/}" ;;
+	*) echo "$1" ;;
+	esac
+}
