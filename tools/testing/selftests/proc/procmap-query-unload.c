@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Unload and reload the Rust PROCMAP_QUERY module while threads keep issuing
+ * ioctls on /proc/self/maps. Every answer must be one the C handler or the
+ * Rust module gives for that query; the guest kernel log must stay free of
+ * splats (the VM runner checks it).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#include "kselftest_harness.h"
+#include "procmap-query-util.h"
+
+#define THREADS 4
+#define CYCLES 100
+
+struct shared {
+	int fd;
+	void *addr;
+	atomic_bool stop;
+	atomic_ulong answers[3];	/* 0: C-only answer, 1: Rust-only, 2: either */
+	atomic_ulong bad;
+	atomic_int bad_errno;
+};
+
+static void *hammer(void *arg)
+{
+	struct shared *sh = arg;
+	struct procmap_query q;
+	int err;
+
+	while (!atomic_load(&sh->stop)) {
+		/* A valid query: C answers it; Rust answers it or EOPNOTSUPP. */
+		memset(&q, 0, sizeof(q));
+		q.size = sizeof(q);
+		q.query_addr = (uintptr_t)sh->addr;
+		err = query_errno(sh->fd, PROCMAP_QUERY, &q);
+		if (err == 0 && q.vma_start == (uintptr_t)sh->addr)
+			atomic_fetch_add(&sh->answers[0], 1);
+		else if (err == EOPNOTSUPP)
+			atomic_fetch_add(&sh->answers[1], 1);
+		else {
+			atomic_fetch_add(&sh->bad, 1);
+			atomic_store(&sh->bad_errno, err);
+		}
+
+		/* An invalid one: both answer EINVAL. */
+		q.query_flags = 1ULL << 63;
+		err = query_errno(sh->fd, PROCMAP_QUERY, &q);
+		if (err == EINVAL)
+			atomic_fetch_add(&sh->answers[2], 1);
+		else {
+			atomic_fetch_add(&sh->bad, 1);
+			atomic_store(&sh->bad_errno, err);
+		}
+
+		/* An unknown command: both answer ENOTTY. */
+		err = query_errno(sh->fd, _IO('f', 99), NULL);
+		if (err != ENOTTY) {
+			atomic_fetch_add(&sh->bad, 1);
+			atomic_store(&sh->bad_errno, err);
+		}
+	}
+	return NULL;
+}
+
+TEST(unload_while_querying)
+{
+	static struct shared sh;
+	pthread_t threads[THREADS];
+	int i;
+
+	sh.fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_GE(sh.fd, 0);
+	sh.addr = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, sh.addr);
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+
+	for (i = 0; i < THREADS; i++)
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, hammer, &sh));
+
+	for (i = 0; i < CYCLES; i++) {
+		ASSERT_EQ(0, system("rmmod procmap_query")) TH_LOG("cycle %d: rmmod", i);
+		ASSERT_EQ(0, system("modprobe procmap_query")) TH_LOG("cycle %d: modprobe", i);
+	}
+
+	atomic_store(&sh.stop, true);
+	for (i = 0; i < THREADS; i++)
+		ASSERT_EQ(0, pthread_join(threads[i], NULL));
+
+	TH_LOG("%d unload/load cycles; answers: c %lu, rust-refused %lu, einval %lu",
+	       CYCLES, atomic_load(&sh.answers[0]), atomic_load(&sh.answers[1]),
+	       atomic_load(&sh.answers[2]));
+	EXPECT_EQ(0, atomic_load(&sh.bad)) TH_LOG("unexpected errno %d",
+						atomic_load(&sh.bad_errno));
+	/* Both implementations must have been exercised. */
+	EXPECT_LT(0, atomic_load(&sh.answers[2]));
+	EXPECT_LT(0, atomic_load(&sh.answers[0]) + atomic_load(&sh.answers[1]));
+	EXPECT_TRUE(rust_loaded());
+	close(sh.fd);
+}
+
+TEST_HARNESS_MAIN
