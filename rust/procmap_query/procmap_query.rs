@@ -11,6 +11,7 @@ use kernel::{
     prelude::*,
     proc_maps::{self, ProcMapsHandler, ProcmapQuery, PROCMAP_QUERY},
     uaccess::{UserPtr, UserSlice},
+    InPlaceModule,
 };
 
 mod args;

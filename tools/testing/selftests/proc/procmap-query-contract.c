@@ -50,7 +50,7 @@ FIXTURE_SETUP(contract)
 
 	self->page = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(self->page, MAP_FAILED);
+	ASSERT_TRUE(self->page != MAP_FAILED);
 	ASSERT_EQ(munmap(self->page + PAGE, PAGE), 0);
 }
 
@@ -295,8 +295,8 @@ TEST_F(contract, kernel_thread_is_esrch)
 	char comm[32] = "";
 	FILE *f = fopen("/proc/2/comm", "r");
 
-	ASSERT_NE(NULL, f);
-	ASSERT_NE(NULL, fgets(comm, sizeof(comm), f));
+	ASSERT_TRUE(f != NULL);
+	ASSERT_TRUE(fgets(comm, sizeof(comm), f) != NULL);
 	fclose(f);
 	ASSERT_EQ(0, strcmp(comm, "kthreadd\n"));
 	ASSERT_GE(fd, 0);

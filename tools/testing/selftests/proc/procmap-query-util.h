@@ -7,6 +7,7 @@
 #define PROCMAP_QUERY_UTIL_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
