@@ -26,9 +26,8 @@ use core::{marker::PhantomData, mem::size_of};
 pub type ProcmapQuery = bindings::procmap_query;
 
 // The structure must have no padding: every byte is a field's byte.
-const _: () = assert!(
-    size_of::<ProcmapQuery>() == 13 * size_of::<u64>() && size_of::<ProcmapQuery>() == 104
-);
+const _: () =
+    assert!(size_of::<ProcmapQuery>() == 13 * size_of::<u64>() && size_of::<ProcmapQuery>() == 104);
 
 // SAFETY: `struct procmap_query` consists of `u64` and `u32` fields only, so any bit pattern is a
 // valid value.

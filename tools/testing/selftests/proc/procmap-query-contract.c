@@ -108,7 +108,7 @@ TEST_F(contract, size_above_page_is_e2big)
 	struct procmap_query q;
 	uint64_t sizes[] = { PAGE + 1, PAGE + 8, 1ULL << 32, (1ULL << 32) + 104, ~0ULL };
 
-	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(sizes); i++) {
 		init_query(&q, 0);
 		q.size = sizes[i];
 		expect(_metadata, self->self_fd, PROCMAP_QUERY, &q, sizeof(q), E2BIG);
@@ -121,7 +121,7 @@ TEST_F(contract, size_below_query_addr_is_einval)
 	struct procmap_query q;
 	uint64_t sizes[] = { 0, 1, 8, 16, 23 };
 
-	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(sizes); i++) {
 		init_query(&q, sizes[i]);
 		expect(_metadata, self->dead_fd, PROCMAP_QUERY, &q, sizeof(q), EINVAL);
 	}
@@ -171,7 +171,7 @@ TEST_F(contract, longer_struct_with_nonzero_tail_is_e2big)
 	struct procmap_query *q = (void *)buf;
 	size_t where[] = { sizeof(*q), sizeof(*q) + 7, PAGE - 1 };
 
-	for (unsigned int i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(where); i++) {
 		memset(buf, 0, sizeof(buf));
 		init_query(q, PAGE);
 		buf[where[i]] = 1;
@@ -280,7 +280,7 @@ TEST_F(contract, unknown_commands_are_enotty)
 		0, 0x1234,
 	};
 
-	for (unsigned int i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(cmds); i++) {
 		init_query(&q, sizeof(q));
 		expect(_metadata, self->self_fd, cmds[i], &q, sizeof(q), ENOTTY);
 		expect(_metadata, self->dead_fd, cmds[i], &q, sizeof(q), ENOTTY);
