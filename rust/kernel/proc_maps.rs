@@ -188,7 +188,7 @@ impl<T: ProcMapsHandler> Adapter<T> {
     unsafe extern "C" fn ioctl(mm: *mut bindings::mm_struct, cmd: c_uint, arg: c_ulong) -> c_long {
         // SAFETY: Guaranteed by the caller.
         let mm = unsafe { Self::mm(mm) };
-        match T::ioctl(mm, cmd, arg as usize) {
+        match T::ioctl(mm, cmd, arg) {
             Ok(ret) => ret as c_long,
             Err(err) => err.to_errno() as c_long,
         }
@@ -205,7 +205,7 @@ impl<T: ProcMapsHandler> Adapter<T> {
     ) -> c_long {
         // SAFETY: Guaranteed by the caller.
         let mm = unsafe { Self::mm(mm) };
-        match T::compat_ioctl(mm, cmd, arg as usize) {
+        match T::compat_ioctl(mm, cmd, arg) {
             Ok(ret) => ret as c_long,
             Err(err) => err.to_errno() as c_long,
         }

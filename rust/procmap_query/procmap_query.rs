@@ -52,7 +52,9 @@ impl ProcMapsHandler for RustProcmapQuery {
 
 /// Reads the argument: its `size` first, then the size-extensible structure.
 fn copy_in(uarg: UserPtr) -> Result<ProcmapQuery> {
-    let size = UserSlice::new(uarg, size_of::<u64>()).reader().read::<u64>()?;
+    let size = UserSlice::new(uarg, size_of::<u64>())
+        .reader()
+        .read::<u64>()?;
     let size = args::check_size(size)?;
     let query = UserSlice::new(uarg, size).read_extensible::<ProcmapQuery>()?;
     args::check_query(&query)?;

@@ -9,7 +9,8 @@ RUSTC_VER=$(rustc --version | awk '{print $2}')
 export PATH="$HOME/.cargo/bin:$PATH"
 export RUST_LIB_SRC=/usr/src/rustc-$RUSTC_VER/library
 JOBS=${JOBS:-$(nproc)}
-KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-19 -j"$JOBS")
+# Rust is always built through clippy, and any Rust or clippy warning fails the build.
+KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-19 CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
 # Fixed identity and dates: the same series always gives the same commits.
 export GIT_AUTHOR_NAME="procmap-query project" GIT_AUTHOR_EMAIL="procmap-query@localhost"
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
