@@ -7,6 +7,8 @@
 #define _LINUX_PROCMAP_QUERY_H
 
 struct mm_struct;
+struct path;
+struct vm_area_struct;
 
 /**
  * struct procmap_query_ops - handler of ioctls on /proc/<pid>/maps
@@ -30,5 +32,12 @@ struct procmap_query_ops {
 
 int procmap_query_register(const struct procmap_query_ops *ops);
 void procmap_query_unregister(const struct procmap_query_ops *ops);
+
+/*
+ * The name /proc/<pid>/maps shows for a VMA (fs/proc/task_mmu.c); the caller
+ * holds the VMA's read lock or the mmap_lock.
+ */
+void get_vma_name(struct vm_area_struct *vma, const struct path **path,
+		  const char **name, const char **name_fmt);
 
 #endif /* _LINUX_PROCMAP_QUERY_H */

@@ -14,13 +14,14 @@
 use crate::{
     bindings,
     error::{to_result, VTABLE_DEFAULT_ERROR},
-    ffi::{c_long, c_uint, c_ulong},
-    mm::Mm,
+    ffi::{c_char, c_long, c_uint, c_ulong},
+    fs::Path,
+    mm::{virt::VmaRef, Mm},
     prelude::*,
     transmute::{AsBytes, FromBytes},
     types::Opaque,
 };
-use core::{marker::PhantomData, mem::size_of};
+use core::{marker::PhantomData, mem::size_of, ptr};
 
 /// The argument of `PROCMAP_QUERY`: `struct procmap_query` from `include/uapi/linux/fs.h`.
 pub type ProcmapQuery = bindings::procmap_query;
@@ -59,6 +60,71 @@ pub mod flags {
     /// Query: only file-backed VMAs match.
     pub const FILE_BACKED_VMA: u64 =
         bindings::procmap_query_flags_PROCMAP_QUERY_FILE_BACKED_VMA as u64;
+}
+
+/// The name `/proc/<pid>/maps` shows for a VMA.
+#[derive(Clone, Copy)]
+pub enum VmaName<'a> {
+    /// A file mapping: the file's user-visible path, to be resolved with [`Path::d_path`].
+    Path(&'a Path),
+    /// A fixed name such as `[heap]`, `[stack]` or `[vdso]`, or one its driver gives.
+    Name(&'a CStr),
+    /// `prefix`, then `arg`, then `suffix`: `[anon:NAME]` and `[anon_shmem:NAME]` for areas
+    /// named with `prctl(PR_SET_VMA_ANON_NAME)`.
+    Formatted {
+        /// The text before the argument, e.g. `[anon:`.
+        prefix: &'a [u8],
+        /// The argument, e.g. the name given to `prctl()`.
+        arg: &'a CStr,
+        /// The text after the argument, e.g. `]`.
+        suffix: &'a [u8],
+    },
+}
+
+/// Returns the name `/proc/<pid>/maps` shows for `vma`, or `None` if it shows none.
+///
+/// This is `get_vma_name()` of `fs/proc/task_mmu.c`, so the names are those of the text file.
+/// The result borrows from `vma`, so it is only used while the VMA's lock is held.
+pub fn vma_name(vma: &VmaRef) -> Result<Option<VmaName<'_>>> {
+    let mut path: *const bindings::path = ptr::null();
+    let mut name: *const c_char = ptr::null();
+    let mut fmt: *const c_char = ptr::null();
+    // SAFETY: `vma` is valid and locked (mmap or VMA read lock) by the invariants of `VmaRef`,
+    // which is what `get_vma_name()` needs; the out pointers are valid for writes.
+    unsafe { bindings::get_vma_name(vma.as_ptr(), &mut path, &mut name, &mut fmt) };
+
+    if !path.is_null() {
+        // SAFETY: The path is the user path of the VMA's file, which the VMA pins while it is
+        // locked, that is for the lifetime of `vma`.
+        return Ok(Some(VmaName::Path(unsafe { Path::from_raw(path) })));
+    }
+    // A non-null name or format is a NUL-terminated string that lives at least as long as the
+    // locked VMA: a static string, the driver's, or the VMA's anon_vma_name.
+    let as_cstr = |p: *const c_char| -> Option<&CStr> {
+        // SAFETY: `p` is null or such a string, see above.
+        (!p.is_null()).then(|| unsafe { CStr::from_char_ptr(p) })
+    };
+    let (name, fmt) = (as_cstr(name), as_cstr(fmt));
+    Ok(match (fmt, name) {
+        (None, None) => None,
+        (None, Some(name)) => Some(VmaName::Name(name)),
+        (Some(fmt), name) => {
+            // `vsnprintf()` prints a NULL string as "(null)".
+            let arg = name.unwrap_or(c"(null)");
+            let fmt = fmt.to_bytes();
+            let at = fmt.windows(2).position(|w| w == b"%s").ok_or(EINVAL)?;
+            let (prefix, suffix) = (&fmt[..at], &fmt[at + 2..]);
+            // Only a single "%s" can be reproduced without `snprintf()`.
+            if prefix.contains(&b'%') || suffix.contains(&b'%') {
+                return Err(EINVAL);
+            }
+            Some(VmaName::Formatted {
+                prefix,
+                arg,
+                suffix,
+            })
+        }
+    })
 }
 
 /// A handler of the ioctls on `/proc/<pid>/maps`.

@@ -7,14 +7,25 @@
 //! The answers must be those of the C code, byte for byte and errno for errno.
 
 use kernel::{
-    mm::Mm,
+    alloc::KVec,
+    fs::{
+        file::{File, BUILD_ID_SIZE_MAX},
+        path::Path,
+    },
+    mm::{virt::VmaRef, Mm, MmWithUser},
+    page::PAGE_SHIFT,
     prelude::*,
-    proc_maps::{self, ProcMapsHandler, ProcmapQuery, PROCMAP_QUERY},
+    proc_maps::{self, ProcMapsHandler, ProcmapQuery, VmaName, PROCMAP_QUERY},
+    sync::aref::ARef,
+    transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
     InPlaceModule,
 };
 
 mod args;
+mod matching;
+
+use matching::{Step, VmaFacts};
 
 module! {
     type: ProcmapQueryModule,
@@ -51,21 +62,250 @@ impl ProcMapsHandler for RustProcmapQuery {
 }
 
 /// Reads the argument: its `size` first, then the size-extensible structure.
-fn copy_in(uarg: UserPtr) -> Result<ProcmapQuery> {
+///
+/// Returns the query and the size user space gave for it.
+fn copy_in(uarg: UserPtr) -> Result<(ProcmapQuery, usize)> {
     let size = UserSlice::new(uarg, size_of::<u64>())
         .reader()
         .read::<u64>()?;
     let size = args::check_size(size)?;
     let query = UserSlice::new(uarg, size).read_extensible::<ProcmapQuery>()?;
     args::check_query(&query)?;
-    Ok(query)
+    Ok((query, size))
+}
+
+/// A name built under the VMA's lock: `buf[start..start + size]`, NUL included.
+struct Name {
+    buf: KVec<u8>,
+    start: usize,
+    size: usize,
+}
+
+impl Name {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.size]
+    }
+}
+
+/// What is taken from the VMA under its lock, for use after unlocking.
+struct Taken {
+    /// The name, if asked for and the VMA has one.
+    name: Option<Name>,
+    /// A reference to the VMA's file, if the build ID is asked for and the VMA has a file.
+    file: Option<ARef<File>>,
 }
 
 /// `PROCMAP_QUERY`: finds the VMA the query asks for and describes it.
 fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
-    let _query = copy_in(uarg)?;
-    let _mm = mm.and_then(Mm::mmget_not_zero).ok_or(ESRCH)?;
-    // Finding and describing the VMA is not implemented yet: refuse rather than make up an
-    // answer.
-    Err(EOPNOTSUPP)
+    let (mut query, usize) = copy_in(uarg)?;
+    let mm = mm.and_then(Mm::mmget_not_zero).ok_or(ESRCH)?;
+    let taken = with_matching_vma(&mm, query.query_addr, query.query_flags, |vma| {
+        describe(vma, &mut query)
+    })?;
+    // Unlocked (the guard is gone); now drop the mm, before anything that may fault.
+    drop(mm);
+    let mut build_id = [0u8; BUILD_ID_SIZE_MAX];
+    read_build_id(&mut query, taken.file, &mut build_id)?;
+    copy_out(uarg, usize, &query, taken.name.as_ref(), &build_id)
+}
+
+/// Finds the VMA that answers the query and calls `describe` on it while it is locked.
+///
+/// With per-VMA locks, each candidate is looked up under RCU and read-locked on its own
+/// (`lock_next_vma()`); if a VMA cannot be locked that way (`EAGAIN`), the search goes on from
+/// the same address under the mmap read lock. Without per-VMA locks, the mmap read lock is
+/// taken killably (`EINTR`). Either way the lock lives in a guard on this stack frame, and the
+/// VMA cannot outlive it.
+fn with_matching_vma<R>(
+    mm: &MmWithUser,
+    addr: u64,
+    query_flags: u64,
+    describe: impl FnOnce(&VmaRef) -> Result<R>,
+) -> Result<R> {
+    // The C code passes the address as `unsigned long`: the same truncation on 32-bit kernels.
+    let mut at = addr as usize;
+    if cfg!(CONFIG_PER_VMA_LOCK) {
+        loop {
+            let vma = match mm.lock_next_vma(at) {
+                Ok(Some(vma)) => vma,
+                Ok(None) => return Err(ENOENT),
+                Err(e) if e == EAGAIN => break,
+                Err(e) => return Err(e),
+            };
+            match matching::step(&facts(&vma), at, query_flags) {
+                Step::Answer => return describe(&vma),
+                // The VMA is unlocked (dropped) before the next one is locked.
+                Step::Next(next) => at = next,
+                Step::NotFound => return Err(ENOENT),
+            }
+        }
+        let guard = mm.mmap_read_lock();
+        return search_locked(|a| guard.find_vma(a), at, query_flags, describe);
+    }
+    let guard = mm.mmap_read_lock_killable()?;
+    search_locked(|a| guard.find_vma(a), at, query_flags, describe)
+}
+
+/// The search under the mmap read lock, which `find_vma` borrows from.
+fn search_locked<'a, R>(
+    find_vma: impl Fn(usize) -> Option<&'a VmaRef>,
+    mut at: usize,
+    query_flags: u64,
+    describe: impl FnOnce(&VmaRef) -> Result<R>,
+) -> Result<R> {
+    loop {
+        let vma = find_vma(at).ok_or(ENOENT)?;
+        match matching::step(&facts(vma), at, query_flags) {
+            Step::Answer => return describe(vma),
+            Step::Next(next) => at = next,
+            Step::NotFound => return Err(ENOENT),
+        }
+    }
+}
+
+fn facts(vma: &VmaRef) -> VmaFacts {
+    VmaFacts {
+        start: vma.start(),
+        end: vma.end(),
+        flags: vma.flags(),
+        file_backed: vma.file().is_some(),
+    }
+}
+
+/// Fills the answer for `vma` into `query`, builds the name and takes the file reference the
+/// build ID needs. Runs under the VMA's lock.
+fn describe(vma: &VmaRef, query: &mut ProcmapQuery) -> Result<Taken> {
+    query.vma_start = vma.start() as u64;
+    query.vma_end = vma.end() as u64;
+    query.vma_flags = matching::vma_flags(vma.flags());
+    query.vma_page_size = vma.kernel_pagesize() as u64;
+    match vma.file() {
+        Some(file) => {
+            let id = file.user_inode_id();
+            query.vma_offset = (vma.pgoff() as u64) << PAGE_SHIFT;
+            query.dev_major = id.dev_major;
+            query.dev_minor = id.dev_minor;
+            query.inode = id.ino;
+        }
+        None => {
+            query.vma_offset = 0;
+            query.dev_major = 0;
+            query.dev_minor = 0;
+            query.inode = 0;
+        }
+    }
+
+    let name = if query.vma_name_size != 0 {
+        let name = build_name(vma, query.vma_name_size)?;
+        // At most `PATH_MAX`: it fits.
+        query.vma_name_size = name.as_ref().map_or(0, |name| name.size) as u32;
+        name
+    } else {
+        None
+    };
+
+    let file = if query.build_id_size != 0 {
+        vma.file().map(ARef::from)
+    } else {
+        None
+    };
+    Ok(Taken { name, file })
+}
+
+/// Builds the name of `vma` as `/proc/<pid>/maps` shows it, in a buffer of `size` bytes but at
+/// most `PATH_MAX`, or `None` if the VMA has no name. `ENAMETOOLONG` if it does not fit.
+fn build_name(vma: &VmaRef, size: u32) -> Result<Option<Name>> {
+    let Some(name) = proc_maps::vma_name(vma)? else {
+        return Ok(None);
+    };
+    let mut buf = KVec::from_elem(0u8, matching::name_buf_size(size), GFP_KERNEL)?;
+    let (start, size) = match name {
+        VmaName::Path(path) => d_path(path, &mut buf)?,
+        VmaName::Name(name) => (0, put_name(&mut buf, &[name.to_bytes()])?),
+        VmaName::Formatted {
+            prefix,
+            arg,
+            suffix,
+        } => (0, put_name(&mut buf, &[prefix, arg.to_bytes(), suffix])?),
+    };
+    Ok(Some(Name { buf, start, size }))
+}
+
+/// The path name, at the end of `buf`: returns its start and size (NUL included).
+fn d_path(path: &Path, buf: &mut [u8]) -> Result<(usize, usize)> {
+    let start = path.d_path(buf)?;
+    Ok((start, buf.len() - start))
+}
+
+/// Writes the concatenation of `parts` and a NUL at the start of `buf`, as `snprintf()` would,
+/// and returns its size (NUL included); `ENAMETOOLONG` if it does not fit.
+fn put_name(buf: &mut [u8], parts: &[&[u8]]) -> Result<usize> {
+    let len = parts.iter().map(|part| part.len()).sum();
+    let size = matching::name_size(len, buf.len())?;
+    let mut at = 0;
+    for part in parts {
+        buf[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    buf[at] = 0;
+    Ok(size)
+}
+
+/// Reads the build ID after unlocking, as upstream does (parsing may sleep and fault pages in,
+/// which must not happen under the mmap or VMA lock). No build ID is not an error: its size is
+/// then 0. A buffer too small for it is `ENAMETOOLONG`.
+fn read_build_id(
+    query: &mut ProcmapQuery,
+    file: Option<ARef<File>>,
+    buf: &mut [u8; BUILD_ID_SIZE_MAX],
+) -> Result {
+    if query.build_id_size == 0 {
+        return Ok(());
+    }
+    match file.map(|file| file.build_id(buf)) {
+        Some(Ok(size)) => {
+            if (query.build_id_size as usize) < size {
+                return Err(ENAMETOOLONG);
+            }
+            query.build_id_size = size as u32;
+        }
+        _ => query.build_id_size = 0,
+    }
+    Ok(())
+}
+
+/// Copies the answer out: the name, the build ID, then as much of the structure as user space
+/// gave (`min(sizeof, size)`).
+fn copy_out(
+    uarg: UserPtr,
+    usize: usize,
+    query: &ProcmapQuery,
+    name: Option<&Name>,
+    build_id: &[u8; BUILD_ID_SIZE_MAX],
+) -> Result {
+    if query.vma_name_size != 0 {
+        if let Some(name) = name {
+            UserSlice::new(user_ptr(query.vma_name_addr)?, name.size)
+                .writer()
+                .write_slice(name.bytes())?;
+        }
+    }
+    if query.build_id_size != 0 {
+        let len = query.build_id_size as usize;
+        UserSlice::new(user_ptr(query.build_id_addr)?, len)
+            .writer()
+            .write_slice(&build_id[..len])?;
+    }
+    let len = usize.min(size_of::<ProcmapQuery>());
+    UserSlice::new(uarg, len)
+        .writer()
+        .write_slice(&query.as_bytes()[..len])
+}
+
+/// A user pointer from a `__u64` field (`u64_to_user_ptr()`); one that does not fit a pointer
+/// cannot be a valid user address: `EFAULT`.
+fn user_ptr(addr: u64) -> Result<UserPtr> {
+    usize::try_from(addr)
+        .map(UserPtr::from_addr)
+        .map_err(|_| EFAULT)
 }

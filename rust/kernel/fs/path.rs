@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Paths in the VFS.
+//!
+//! C headers: [`include/linux/path.h`](srctree/include/linux/path.h) and
+//! [`include/linux/dcache.h`](srctree/include/linux/dcache.h)
+
+use crate::{bindings, error::from_err_ptr, ffi::c_int, prelude::*, types::Opaque};
+
+/// A borrowed `struct path`: a mount and a dentry.
+///
+/// # Invariants
+///
+/// Instances are only created as references to a valid `struct path` whose mount and dentry are
+/// pinned (by a reference the owner holds) for the lifetime of the reference.
+#[repr(transparent)]
+pub struct Path {
+    inner: Opaque<bindings::path>,
+}
+
+impl Path {
+    /// Creates a reference to a [`Path`] from a valid pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point at a valid `struct path` whose mount and dentry stay pinned for the
+    /// duration of `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::path) -> &'a Path {
+        // SAFETY: The caller guarantees validity for `'a`; `Path` is `repr(transparent)`.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns a raw pointer to the inner `struct path`.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::path {
+        self.inner.get()
+    }
+
+    /// Writes the path name into `buf`, as `d_path()` does, and returns where it starts.
+    ///
+    /// The name is built from the end of `buf`: on success it is `buf[start..]`, terminated by a
+    /// NUL byte at the end of `buf` (so its size including the NUL is `buf.len() - start`). An
+    /// unlinked file's name ends in `" (deleted)"`. Fails with [`ENAMETOOLONG`] if the name does
+    /// not fit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use kernel::fs::path::Path;
+    ///
+    /// fn name_len(path: &Path, buf: &mut [u8]) -> Result<usize> {
+    ///     let start = path.d_path(buf)?;
+    ///     // Without the NUL.
+    ///     Ok(buf.len() - start - 1)
+    /// }
+    /// ```
+    pub fn d_path(&self, buf: &mut [u8]) -> Result<usize> {
+        let len = c_int::try_from(buf.len()).map_err(|_| ENAMETOOLONG)?;
+        let base = buf.as_mut_ptr();
+        // SAFETY: `self` is a valid, pinned path by the type invariants, and `base` is valid for
+        // writes of `len` bytes.
+        let name = from_err_ptr(unsafe { bindings::d_path(self.as_raw(), base.cast(), len) })?;
+        // `d_path()` returns a pointer into the buffer it was given.
+        let start = (name as usize).wrapping_sub(base as usize);
+        if start >= buf.len() {
+            return Err(EINVAL);
+        }
+        Ok(start)
+    }
+}

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The parts of a `PROCMAP_QUERY` answer that need no live process: which VMA matches a query,
+//! the permission bits, and the size of a name. They follow `query_matching_vma()` and
+//! `do_procmap_query()` in `fs/proc/task_mmu.c`.
+
+use kernel::{
+    mm::virt::{flags as vm, vm_flags_t},
+    prelude::*,
+    proc_maps::flags,
+};
+
+/// What the lookup needs to know of a VMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VmaFacts {
+    /// `vm_start`.
+    pub(crate) start: usize,
+    /// `vm_end`.
+    pub(crate) end: usize,
+    /// `vm_flags`.
+    pub(crate) flags: vm_flags_t,
+    /// Whether `vm_file` is set.
+    pub(crate) file_backed: bool,
+}
+
+/// What to do with the first VMA that ends above the query address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// This VMA is the answer.
+    Answer,
+    /// Look at the first VMA that ends above this address (`COVERING_OR_NEXT_VMA` only).
+    Next(usize),
+    /// No VMA matches: `ENOENT`.
+    NotFound,
+}
+
+/// The `vm_flags` a VMA must all have to match the permission bits of `query_flags`.
+pub(crate) fn required_vm_flags(query_flags: u64) -> vm_flags_t {
+    let mut perm = 0;
+    if query_flags & flags::VMA_READABLE != 0 {
+        perm |= vm::READ;
+    }
+    if query_flags & flags::VMA_WRITABLE != 0 {
+        perm |= vm::WRITE;
+    }
+    if query_flags & flags::VMA_EXECUTABLE != 0 {
+        perm |= vm::EXEC;
+    }
+    if query_flags & flags::VMA_SHARED != 0 {
+        perm |= vm::MAYSHARE;
+    }
+    perm
+}
+
+/// Decides about `vma`, the first VMA that ends above `addr`.
+///
+/// It is the answer if it passes the filters (file-backed, and a subset match of the
+/// permissions) and covers `addr`, or lies above it with `COVERING_OR_NEXT_VMA`. Otherwise,
+/// only `COVERING_OR_NEXT_VMA` goes on, from the end of this VMA.
+pub(crate) fn step(vma: &VmaFacts, addr: usize, query_flags: u64) -> Step {
+    let or_next = query_flags & flags::COVERING_OR_NEXT_VMA != 0;
+    let file_ok = query_flags & flags::FILE_BACKED_VMA == 0 || vma.file_backed;
+    let perm = required_vm_flags(query_flags);
+    let perm_ok = vma.flags & perm == perm;
+
+    if file_ok && perm_ok && (or_next || vma.start <= addr) {
+        Step::Answer
+    } else if or_next {
+        Step::Next(vma.end)
+    } else {
+        Step::NotFound
+    }
+}
+
+/// The `vma_flags` of the answer for a VMA with `vm_flags`.
+pub(crate) fn vma_flags(vm_flags: vm_flags_t) -> u64 {
+    let mut out = 0;
+    if vm_flags & vm::READ != 0 {
+        out |= flags::VMA_READABLE;
+    }
+    if vm_flags & vm::WRITE != 0 {
+        out |= flags::VMA_WRITABLE;
+    }
+    if vm_flags & vm::EXEC != 0 {
+        out |= flags::VMA_EXECUTABLE;
+    }
+    if vm_flags & vm::MAYSHARE != 0 {
+        out |= flags::VMA_SHARED;
+    }
+    out
+}
+
+/// The buffer the name is built in: the size user space gives, at most `PATH_MAX`.
+pub(crate) fn name_buf_size(vma_name_size: u32) -> usize {
+    (vma_name_size as usize).min(kernel::bindings::PATH_MAX as usize)
+}
+
+/// Checks that a name of `len` bytes plus its NUL fits a buffer of `buf_size` bytes, and
+/// returns the size reported to user space (including the NUL), or `ENAMETOOLONG`.
+pub(crate) fn name_size(len: usize, buf_size: usize) -> Result<usize> {
+    let size = len.checked_add(1).ok_or(ENAMETOOLONG)?;
+    if size > buf_size {
+        return Err(ENAMETOOLONG);
+    }
+    Ok(size)
+}
