@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KUnit tests for the argument checks of the `procmap_query` module.
+//! KUnit tests for the logic of the `procmap_query` module that needs no live process: the
+//! argument checks, VMA matching, permission bits and name sizes.
 //!
 //! The expected values come from the ABI (`include/uapi/linux/fs.h`) and from
 //! `do_procmap_query()` in `fs/proc/task_mmu.c`, not from the code under test.
@@ -9,6 +10,8 @@ use kernel::prelude::*;
 
 #[path = "args.rs"]
 mod args;
+#[path = "matching.rs"]
+mod matching;
 
 module! {
     type: ProcmapQueryKunit,
@@ -92,5 +95,112 @@ mod tests {
         assert_eq!(check_query(&q), Ok(()));
         q.build_id_addr = 0;
         assert_eq!(check_query(&q), Err(EINVAL));
+    }
+}
+
+#[kunit_tests(rust_procmap_query_matching)]
+mod matching_tests {
+    use super::matching::{
+        name_buf_size, name_size, required_vm_flags, step, vma_flags, Step, VmaFacts,
+    };
+    use kernel::{mm::virt::flags as vm, prelude::*};
+
+    // The UAPI flag values (include/uapi/linux/fs.h).
+    const Q_R: u64 = 0x1;
+    const Q_W: u64 = 0x2;
+    const Q_X: u64 = 0x4;
+    const Q_S: u64 = 0x8;
+    const Q_NEXT: u64 = 0x10;
+    const Q_FILE: u64 = 0x20;
+
+    /// An anonymous r-x VMA at [0x10000, 0x20000).
+    const ANON_RX: VmaFacts = VmaFacts {
+        start: 0x10000,
+        end: 0x20000,
+        flags: vm::READ | vm::EXEC | vm::MAYREAD | vm::MAYEXEC,
+        file_backed: false,
+    };
+
+    #[test]
+    fn covering_lookup() {
+        // find_vma() gives the first VMA ending above the address.
+        assert_eq!(step(&ANON_RX, 0x10000, 0), Step::Answer);
+        assert_eq!(step(&ANON_RX, 0x1ffff, 0), Step::Answer);
+        // Below the VMA: not covering; the exact lookup fails (the seed's v1 bug returned it).
+        assert_eq!(step(&ANON_RX, 0xffff, 0), Step::NotFound);
+        assert_eq!(step(&ANON_RX, 0, 0), Step::NotFound);
+        // ...and COVERING_OR_NEXT_VMA takes it.
+        assert_eq!(step(&ANON_RX, 0xffff, Q_NEXT), Step::Answer);
+        assert_eq!(step(&ANON_RX, 0, Q_NEXT), Step::Answer);
+    }
+
+    #[test]
+    fn file_backed_filter() {
+        let file = VmaFacts {
+            file_backed: true,
+            ..ANON_RX
+        };
+        assert_eq!(step(&file, 0x10000, Q_FILE), Step::Answer);
+        assert_eq!(step(&ANON_RX, 0x10000, Q_FILE), Step::NotFound);
+        // Skipping goes on from the end of the VMA, only with COVERING_OR_NEXT_VMA.
+        assert_eq!(
+            step(&ANON_RX, 0x10000, Q_FILE | Q_NEXT),
+            Step::Next(0x20000)
+        );
+        assert_eq!(step(&ANON_RX, 0x100, Q_FILE | Q_NEXT), Step::Next(0x20000));
+    }
+
+    #[test]
+    fn permission_filter_is_a_subset_match() {
+        assert_eq!(step(&ANON_RX, 0x10000, Q_R), Step::Answer);
+        assert_eq!(step(&ANON_RX, 0x10000, Q_X), Step::Answer);
+        assert_eq!(step(&ANON_RX, 0x10000, Q_R | Q_X), Step::Answer);
+        assert_eq!(step(&ANON_RX, 0x10000, Q_W), Step::NotFound);
+        assert_eq!(step(&ANON_RX, 0x10000, Q_R | Q_W), Step::NotFound);
+        assert_eq!(step(&ANON_RX, 0x10000, Q_S), Step::NotFound);
+        assert_eq!(
+            step(&ANON_RX, 0x10000, Q_R | Q_W | Q_NEXT),
+            Step::Next(0x20000)
+        );
+        // SHARED means VM_MAYSHARE, as the 's' of /proc/<pid>/maps.
+        let shared = VmaFacts {
+            flags: vm::READ | vm::SHARED | vm::MAYSHARE,
+            ..ANON_RX
+        };
+        assert_eq!(step(&shared, 0x10000, Q_S | Q_R), Step::Answer);
+        let ro_shared_file = VmaFacts {
+            flags: vm::READ | vm::MAYSHARE,
+            ..ANON_RX
+        };
+        assert_eq!(step(&ro_shared_file, 0x10000, Q_S), Step::Answer);
+    }
+
+    #[test]
+    fn required_and_reported_flags() {
+        assert_eq!(required_vm_flags(0), 0);
+        assert_eq!(required_vm_flags(Q_NEXT | Q_FILE), 0);
+        assert_eq!(
+            required_vm_flags(Q_R | Q_W | Q_X | Q_S),
+            vm::READ | vm::WRITE | vm::EXEC | vm::MAYSHARE
+        );
+        assert_eq!(vma_flags(0), 0);
+        assert_eq!(vma_flags(vm::READ | vm::EXEC | vm::MAYREAD), Q_R | Q_X);
+        assert_eq!(vma_flags(vm::WRITE | vm::MAYSHARE), Q_W | Q_S);
+        // VM_SHARED without VM_MAYSHARE cannot happen, and VM_MAY* bits are not reported.
+        assert_eq!(vma_flags(vm::MAYREAD | vm::MAYWRITE | vm::MAYEXEC), 0);
+    }
+
+    #[test]
+    fn name_sizes() {
+        // The buffer is min(PATH_MAX, size); the reported size includes the NUL.
+        assert_eq!(name_buf_size(1), 1);
+        assert_eq!(name_buf_size(4096), 4096);
+        assert_eq!(name_buf_size(4097), 4096);
+        assert_eq!(name_buf_size(u32::MAX), 4096);
+        assert_eq!(name_size(6, 7), Ok(7));
+        assert_eq!(name_size(6, 100), Ok(7));
+        assert_eq!(name_size(6, 6), Err(ENAMETOOLONG));
+        assert_eq!(name_size(0, 1), Ok(1));
+        assert_eq!(name_size(usize::MAX, usize::MAX), Err(ENAMETOOLONG));
     }
 }

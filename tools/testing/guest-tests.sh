@@ -1,13 +1,31 @@
 #!/bin/sh
 # Runs inside the test VM (tools/vm/run): every test program, 64-bit and
-# 32-bit, with its TAP output. The host counts the results.
+# 32-bit, with its TAP output, then upstream's PROCMAP_QUERY tests with the
+# Rust module loaded. The host counts the "# Totals:" lines.
 echo "guest: $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 rc=0
 for bits in 64 32; do
 	for t in procmap-query-contract procmap-query-diff procmap-query-unload; do
-		[ -x "./$bits/$t" ] || continue
 		echo "=== $t ($bits-bit)"
-		"./$bits/$t" || rc=1
+		if [ -x "./$bits/$t" ]; then
+			"./$bits/$t" || rc=1
+		else
+			echo "# Totals: pass:0 fail:1 xfail:0 xpass:0 skip:0 error:0"
+			rc=1
+		fi
 	done
 done
+
+# Upstream tests: the Rust module must be the one answering.
+if [ -d /sys/module/procmap_query ]; then loaded=1; else loaded=0; fi
+echo "=== upstream proc-pid-vm (procmap_query loaded: $loaded)"
+if [ "$loaded" = 1 ] && ./64/upstream-proc-pid-vm; then
+	echo "# Totals: pass:1 fail:0 xfail:0 xpass:0 skip:0 error:0"
+else
+	echo "# Totals: pass:0 fail:1 xfail:0 xpass:0 skip:0 error:0"
+	rc=1
+fi
+echo "=== upstream proc-maps-race (procmap_query loaded: $loaded)"
+[ "$loaded" = 1 ] || rc=1
+./64/upstream-proc-maps-race || rc=1
 exit $rc
