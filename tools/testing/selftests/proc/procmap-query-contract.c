@@ -334,11 +334,26 @@ TEST_F(contract, bad_output_buffers_are_efault)
 	struct procmap_query q;
 	char *bad = self->page + PAGE;
 
+	/* This program's code: a file mapping, which has a name. */
+	init_query(&q, sizeof(q));
+	q.query_addr = (uintptr_t)&init_query;
+	q.vma_name_size = 64;
+	q.vma_name_addr = ptr_to_u64(bad);
+	expect(_metadata, self->self_fd, PROCMAP_QUERY, &q, sizeof(q), EFAULT);
+
+	/* ...and a build ID. */
+	init_query(&q, sizeof(q));
+	q.query_addr = (uintptr_t)&init_query;
+	q.build_id_size = 20;
+	q.build_id_addr = ptr_to_u64(bad);
+	expect(_metadata, self->self_fd, PROCMAP_QUERY, &q, sizeof(q), EFAULT);
+
+	/* An anonymous VMA has no name: the name buffer is not written. */
 	init_query(&q, sizeof(q));
 	q.query_addr = (uintptr_t)self->page;
 	q.vma_name_size = 64;
 	q.vma_name_addr = ptr_to_u64(bad);
-	expect(_metadata, self->self_fd, PROCMAP_QUERY, &q, sizeof(q), EFAULT);
+	expect(_metadata, self->self_fd, PROCMAP_QUERY, &q, sizeof(q), 0);
 
 	/* An anonymous VMA has no build ID: its buffer is not written. */
 	init_query(&q, sizeof(q));
