@@ -1,0 +1,120 @@
+//! The text of `/proc/<pid>/maps`, parsed into the same [`Vma`] type.
+
+use crate::{matches, Error, Perms, Query, Result, Vma};
+
+/// Parses the whole text of a maps file.
+pub fn parse_maps(text: &[u8]) -> Result<Vec<Vma>> {
+    text.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(parse_line)
+        .collect()
+}
+
+fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let s = rest.iter().position(|&b| b != b' ')?;
+    let t = &rest[s..];
+    let e = t.iter().position(|&b| b == b' ').unwrap_or(t.len());
+    *rest = &t[e..];
+    Some(&t[..e])
+}
+
+fn hex(b: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok()
+}
+
+/// `start-end perms offset major:minor inode [name]`
+fn parse_line(line: &[u8]) -> Result<Vma> {
+    let bad = || Error::Parse(String::from_utf8_lossy(line).into_owned());
+    let mut rest = line;
+    let range = field(&mut rest).ok_or_else(bad)?;
+    let dash = range.iter().position(|&b| b == b'-').ok_or_else(bad)?;
+    let start = hex(&range[..dash]).ok_or_else(bad)?;
+    let end = hex(&range[dash + 1..]).ok_or_else(bad)?;
+    let perms = field(&mut rest).ok_or_else(bad)?;
+    if perms.len() != 4 {
+        return Err(bad());
+    }
+    let offset = hex(field(&mut rest).ok_or_else(bad)?).ok_or_else(bad)?;
+    let dev = field(&mut rest).ok_or_else(bad)?;
+    let colon = dev.iter().position(|&b| b == b':').ok_or_else(bad)?;
+    let dev_major = hex(&dev[..colon]).ok_or_else(bad)? as u32;
+    let dev_minor = hex(&dev[colon + 1..]).ok_or_else(bad)? as u32;
+    let inode = std::str::from_utf8(field(&mut rest).ok_or_else(bad)?)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    // The name is the rest after the padding; it may contain spaces.
+    let name_start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let name = &rest[name_start..];
+    Ok(Vma {
+        start,
+        end,
+        perms: Perms {
+            read: perms[0] == b'r',
+            write: perms[1] == b'w',
+            exec: perms[2] == b'x',
+            shared: perms[3] == b's',
+        },
+        offset,
+        dev_major,
+        dev_minor,
+        inode,
+        page_size: None,
+        name: (!name.is_empty()).then(|| name.to_vec()),
+        build_id: None,
+    })
+}
+
+/// The kernel's query over parsed VMAs: the first VMA ending above `addr` that passes the
+/// filters, covering `addr` or, with `COVERING_OR_NEXT_VMA`, above it. The gate VMA
+/// (`[vsyscall]`) is not in the kernel's VMA tree and is never answered.
+pub(crate) fn query(vmas: &[Vma], addr: u64, q: Query) -> Option<Vma> {
+    let or_next = q.flags() & crate::abi::COVERING_OR_NEXT_VMA != 0;
+    for vma in vmas.iter().filter(|v| v.end > addr) {
+        if vma.name.as_deref() == Some(b"[vsyscall]") {
+            return None;
+        }
+        if matches(vma, &q) && (or_next || vma.start <= addr) {
+            let mut v = vma.clone();
+            if !q.name_wanted() {
+                v.name = None;
+            }
+            return Some(v);
+        }
+        if !or_next {
+            return None;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines() {
+        let t =
+            b"00400000-00401000 r--p 00000000 00:03 12                                 /work/a b\n\
+7ffd02c8d000-7ffd02cae000 rw-p 00000000 00:00 0                          [stack]\n\
+7f0000000000-7f0000001000 rw-s 00001000 fd:01 1234\n";
+        let v = parse_maps(t).unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].start, 0x400000);
+        assert_eq!(v[0].name.as_deref(), Some(&b"/work/a b"[..]));
+        assert_eq!(v[0].inode, 12);
+        assert_eq!(v[1].name.as_deref(), Some(&b"[stack]"[..]));
+        assert!(v[2].perms.shared && v[2].perms.write && !v[2].perms.exec);
+        assert_eq!(
+            (v[2].dev_major, v[2].dev_minor, v[2].offset),
+            (0xfd, 1, 0x1000)
+        );
+        assert_eq!(v[2].name, None);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_maps(b"hello world\n").is_err());
+        assert!(parse_maps(b"1000-2000 rw 0 0:0 0\n").is_err());
+    }
+}

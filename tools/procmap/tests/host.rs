@@ -1,0 +1,256 @@
+//! Tests against the running kernel: the ioctl answers must equal the text of
+//! /proc/<pid>/maps, for this process and for a child with prepared mappings, and the forced
+//! text fallback must give the same `Vma`s. On the host they test the kernel's C ioctl; in the
+//! test VM (statically linked) the Rust module.
+
+use procmap::{parse_maps, Backend, Perms, ProcMaps, Query, Vma};
+use std::io::Read;
+
+const PAGE: usize = 4096;
+
+/// A child process that sets up mappings and waits; killed on drop.
+struct Child {
+    pid: libc::pid_t,
+    /// Whether the kernel named the anonymous VMA (`CONFIG_ANON_VMA_NAME`).
+    anon_named: bool,
+}
+
+impl Child {
+    fn spawn() -> Child {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is valid for two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let path =
+            std::ffi::CString::new(format!("/tmp/procmap-test-{}", std::process::id())).unwrap();
+        // SAFETY: plain fork; the child only makes async-signal-safe calls and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: only async-signal-safe system calls on valid arguments.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600);
+                libc::ftruncate(fd, 8 * PAGE as i64);
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    2 * PAGE,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE,
+                    fd,
+                    0,
+                );
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    PAGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    4 * PAGE as i64,
+                );
+                libc::unlink(path.as_ptr());
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    2 * PAGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    3 * PAGE,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                libc::mprotect(p.cast::<u8>().add(PAGE).cast(), PAGE, libc::PROT_NONE);
+                let named = libc::prctl(0x53564d41, 0, p, PAGE, c"procmap-test".as_ptr()) == 0;
+                let msg: &[u8] = if named { b"r" } else { b"n" };
+                libc::write(fds[1], msg.as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: `b` is valid for one byte.
+        assert_eq!(unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) }, 1);
+        // SAFETY: closing our pipe ends.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        Child {
+            pid,
+            anon_named: b[0] == b'r',
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn text_of(pid: &str) -> Vec<Vma> {
+    let mut s = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .read_to_end(&mut s)
+        .unwrap();
+    parse_maps(&s).unwrap()
+}
+
+/// What the text can say: no page size or build ID, and no gate VMA for the ioctl.
+fn comparable(mut v: Vec<Vma>) -> Vec<Vma> {
+    v.retain(|v| v.name.as_deref() != Some(b"[vsyscall]"));
+    for v in &mut v {
+        v.page_size = None;
+        v.build_id = None;
+    }
+    v
+}
+
+fn walk(maps: &mut ProcMaps, q: Query) -> Vec<Vma> {
+    maps.iter(q).collect::<Result<_, _>>().unwrap()
+}
+
+#[test]
+fn ioctl_is_available_and_chosen() {
+    let maps = ProcMaps::open_self().unwrap();
+    assert_eq!(maps.backend(), Backend::Ioctl);
+}
+
+#[test]
+fn child_ioctl_equals_text() {
+    let child = Child::spawn();
+    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
+    assert_eq!(maps.backend(), Backend::Ioctl);
+    let ioctl = walk(&mut maps, Query::new().name(true).build_id(true));
+    let text = text_of(&child.pid.to_string());
+    assert_eq!(comparable(ioctl.clone()), comparable(text));
+    // The prepared mappings are there.
+    let names: Vec<String> = ioctl.iter().map(|v| v.name_lossy()).collect();
+    assert_eq!(
+        child.anon_named,
+        names.iter().any(|n| n == "[anon:procmap-test]"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.ends_with(" (deleted)")), "{names:?}");
+    assert!(ioctl
+        .iter()
+        .all(|v| v.page_size.unwrap_or(0) >= PAGE as u64));
+    // The executable has a build ID (the toolchain's default).
+    assert!(ioctl
+        .iter()
+        .any(|v| v.build_id.as_ref().is_some_and(|b| b.len() == 20)));
+}
+
+#[test]
+fn self_ioctl_equals_text() {
+    // This process changes while tests run on other threads: retry until the text is the
+    // same before and after the walk.
+    for _ in 0..20 {
+        let before = text_of("self");
+        let mut maps = ProcMaps::open_self().unwrap();
+        let ioctl = walk(&mut maps, Query::new().name(true));
+        let after = text_of("self");
+        if before == after {
+            assert_eq!(comparable(ioctl), comparable(before));
+            return;
+        }
+    }
+    panic!("the address space never held still");
+}
+
+#[test]
+fn forced_text_fallback_equals_ioctl() {
+    let child = Child::spawn();
+    let mut ioctl = ProcMaps::open(child.pid as u32).unwrap();
+    let mut text = ProcMaps::open(child.pid as u32).unwrap();
+    text.set_backend(Backend::Text);
+    let vmas = walk(&mut ioctl, Query::new());
+    let mut addrs = vec![0u64, 1, u64::MAX, 1 << 47];
+    for v in &vmas {
+        addrs.extend([v.start.wrapping_sub(1), v.start, v.end - 1, v.end]);
+    }
+    let filters = [
+        Query::new(),
+        Query::new().or_next(true),
+        Query::new().or_next(true).file_backed(true),
+        Query::new().or_next(true).perms(Perms {
+            write: true,
+            ..Default::default()
+        }),
+        Query::new().perms(Perms {
+            read: true,
+            exec: true,
+            ..Default::default()
+        }),
+        Query::new().or_next(true).perms(Perms {
+            shared: true,
+            ..Default::default()
+        }),
+    ];
+    for q in filters {
+        for &a in &addrs {
+            let want = ioctl.query(a, q.name(true)).unwrap();
+            let got = text.query(a, q.name(true)).unwrap();
+            let strip = |v: Option<Vma>| v.and_then(|v| comparable(vec![v]).pop());
+            assert_eq!(
+                strip(want),
+                strip(got),
+                "addr {a:#x} flags {:#x}",
+                q.flags()
+            );
+        }
+    }
+}
+
+#[test]
+fn resolve_equals_single_queries() {
+    let child = Child::spawn();
+    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
+    let vmas = walk(&mut maps, Query::new());
+    let mut addrs = Vec::new();
+    for (i, v) in vmas.iter().enumerate() {
+        addrs.extend([
+            v.end - 1,
+            v.start,
+            v.start + (v.end - v.start) / 2,
+            v.start.wrapping_sub(1),
+        ]);
+        addrs.push(v.start ^ (i as u64) << 12);
+    }
+    let resolved = maps.resolve(&addrs, Query::new().name(true)).unwrap();
+    for (a, r) in addrs.iter().zip(resolved) {
+        let single = maps.query(*a, Query::new().name(true)).unwrap();
+        assert_eq!(r.as_ref().map(|r| &r.vma), single.as_ref(), "{a:#x}");
+        if let Some(r) = r {
+            assert_eq!(r.file_offset, a - r.vma.start + r.vma.offset);
+        }
+    }
+}
+
+#[test]
+fn bad_pid_is_a_typed_error() {
+    match ProcMaps::open(u32::MAX) {
+        Err(procmap::Error::NoSuchProcess(_)) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("opened a process that cannot exist"),
+    }
+}
+
+#[test]
+fn gone_process_is_esrch() {
+    let child = Child::spawn();
+    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
+    drop(child);
+    let err = maps.query(0, Query::new().or_next(true)).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::ESRCH), "{err}");
+}
