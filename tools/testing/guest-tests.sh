@@ -16,6 +16,10 @@ for bits in 64 32; do
 	done
 done
 
+# The userspace crate's tests, against the Rust module.
+echo "=== procmap crate tests (procmap_query loaded: $([ -d /sys/module/procmap_query ] && echo 1 || echo 0))"
+./64/procmap-host-tests --test-threads=2 || rc=1
+
 # Upstream tests: the Rust module must be the one answering.
 if [ -d /sys/module/procmap_query ]; then loaded=1; else loaded=0; fi
 echo "=== upstream proc-pid-vm (procmap_query loaded: $loaded)"
