@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * PROCMAP_QUERY benchmark, run in the guest (tools/bench/run). Prints ratios
+ * measured in one boot: Rust (module loaded) vs C (unloaded), interleaved
+ * rounds, medians. With "costs" the guest runs under -icount (the clock counts
+ * instructions); with "contention" it runs on 2 vCPUs in wall-clock time.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <linux/fs.h>
+
+#define PAGE 4096UL
+static char modpath[256];
+static int maps_fd;
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_d);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void use_rust(int on)
+{
+	struct stat st;
+	int loaded = stat("/sys/module/procmap_query", &st) == 0;
+
+	if (on && !loaded) {
+		int fd = open(modpath, O_RDONLY);
+
+		if (fd < 0 || syscall(SYS_finit_module, fd, "", 0)) {
+			perror("finit_module");
+			exit(1);
+		}
+		close(fd);
+	} else if (!on && loaded && syscall(SYS_delete_module, "procmap_query", O_NONBLOCK)) {
+		perror("delete_module");
+		exit(1);
+	}
+}
+
+static char name_buf[4096];
+static unsigned char bid_buf[64];
+
+static int query(uint64_t addr, uint64_t flags, int with_name, struct procmap_query *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->size = sizeof(*q);
+	q->query_addr = addr;
+	q->query_flags = flags;
+	if (with_name) {
+		q->vma_name_size = sizeof(name_buf);
+		q->vma_name_addr = (uintptr_t)name_buf;
+		q->build_id_size = sizeof(bid_buf);
+		q->build_id_addr = (uintptr_t)bid_buf;
+	}
+	return ioctl(maps_fd, PROCMAP_QUERY, q) ? errno : 0;
+}
+
+/* ns per call of @fn over @iters calls. */
+#define TIME_LOOP(iters, stmt) ({					\
+	double _t0 = now_ns();						\
+	for (long _i = 0; _i < (iters); _i++) { stmt; }			\
+	(now_ns() - _t0) / (iters);					\
+})
+
+enum kind { EXACT, NAMED, FLOOR };
+
+static double measure(enum kind k, uint64_t addr, long iters)
+{
+	struct procmap_query q;
+
+	switch (k) {
+	case EXACT:
+		return TIME_LOOP(iters, query(addr, 0, 0, &q));
+	case NAMED:
+		return TIME_LOOP(iters, query(addr, 0, 1, &q));
+	case FLOOR:
+		return TIME_LOOP(iters, ioctl(maps_fd, _IO('f', 99), NULL));
+	}
+	return 0;
+}
+
+#define ROUNDS 7
+
+/* Interleaved rounds, C then Rust; medians. */
+static void rust_vs_c(enum kind k, uint64_t addr, long iters, double *c, double *r)
+{
+	double cv[ROUNDS], rv[ROUNDS];
+
+	for (int i = 0; i < ROUNDS; i++) {
+		use_rust(0);
+		cv[i] = measure(k, addr, iters);
+		use_rust(1);
+		rv[i] = measure(k, addr, iters);
+	}
+	*c = median(cv, ROUNDS);
+	*r = median(rv, ROUNDS);
+}
+
+/* Makes @n extra VMAs: every other page of a PROT_NONE reservation readable. */
+static void *make_vmas(long n)
+{
+	char *p = mmap(NULL, 2 * n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	for (long i = 0; i < n; i++)
+		if (mprotect(p + 2 * i * PAGE, PAGE, PROT_READ)) {
+			perror("mprotect");
+			exit(1);
+		}
+	return p;
+}
+
+struct text_vma { uint64_t start, end, off; };
+
+/* Reads and parses the maps text; returns the number of VMAs. */
+static long parse_text(struct text_vma *v, long max)
+{
+	static char buf[1 << 16];
+	char line[4096];
+	long n = 0, ll = 0;
+	ssize_t r;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	while ((r = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] != '\n') {
+				if (ll < (long)sizeof(line) - 1)
+					line[ll++] = buf[i];
+				continue;
+			}
+			line[ll] = 0;
+			ll = 0;
+			if (n < max) {
+				unsigned long long s, e, o;
+
+				if (sscanf(line, "%llx-%llx %*s %llx", &s, &e, &o) == 3)
+					v[n++] = (struct text_vma){ s, e, o };
+			}
+		}
+	}
+	close(fd);
+	return n;
+}
+
+static long text_lookup(struct text_vma *v, long n, uint64_t a)
+{
+	long lo = 0, hi = n;
+
+	while (lo < hi) {
+		long mid = (lo + hi) / 2;
+
+		if (v[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && v[lo].start <= a ? lo : -1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The seed author's workload: resolve all addresses to VMA + file offset. */
+static void symbolize(uint64_t *addrs, long n, uint64_t *out_ioctl, uint64_t *out_text,
+		      double *t_ioctl, double *t_text, struct text_vma *tv, long tmax)
+{
+	static uint64_t sorted[8192];
+	struct procmap_query q;
+	double t0;
+	long nt;
+
+	t0 = now_ns();
+	memcpy(sorted, addrs, n * sizeof(*addrs));
+	qsort(sorted, n, sizeof(*sorted), cmp_u64);
+	{
+		uint64_t vs = 1, ve = 0, vo = 0;
+
+		for (long i = 0; i < n; i++) {
+			uint64_t a = sorted[i];
+
+			if (!(vs <= a && a < ve)) {
+				if (query(a, PROCMAP_QUERY_COVERING_OR_NEXT_VMA, 0, &q)) {
+					vs = 1, ve = 0;
+					continue;
+				}
+				vs = q.vma_start, ve = q.vma_end, vo = q.vma_offset;
+			}
+			out_ioctl[i] = vs <= a && a < ve ? a - vs + vo : ~0ULL;
+		}
+	}
+	*t_ioctl = now_ns() - t0;
+
+	t0 = now_ns();
+	nt = parse_text(tv, tmax);
+	for (long i = 0; i < n; i++) {
+		long k = text_lookup(tv, nt, sorted[i]);
+
+		out_text[i] = k < 0 ? ~0ULL : sorted[i] - tv[k].start + tv[k].off;
+	}
+	*t_text = now_ns() - t0;
+}
+
+static void costs(void)
+{
+	struct procmap_query q;
+	double c, r, cn, rn, cf, rf;
+	uint64_t code = (uintptr_t)&costs;
+	static struct text_vma tv[300000];
+
+	printf("| # | measure (instruction-count clock: -icount shift=0) | C | Rust | Rust/C |\n");
+	printf("|---|---|---|---|---|\n");
+	rust_vs_c(EXACT, code, 2000, &c, &r);
+	printf("| 1a | exact query, no name (ns/query) | %.0f | %.0f | %.3f |\n", c, r, r / c);
+	rust_vs_c(NAMED, code, 1000, &cn, &rn);
+	printf("| 1b | exact query + name + build ID (ns/query) | %.0f | %.0f | %.3f |\n", cn, rn,
+	       rn / cn);
+	rust_vs_c(FLOOR, 0, 4000, &cf, &rf);
+	printf("| 2a | floor: bare ioctl, ENOTTY (ns/call) | %.0f | %.0f | %.3f |\n", cf, rf, rf / cf);
+	printf("| 2b | exact query / floor (x) | %.2f | %.2f | |\n", c / cf, r / rf);
+
+	/* 3: ~655 VMAs, 3244 addresses of which 464 unique. */
+	{
+		static uint64_t uniq[464], addrs[3244], o1[3244], o2[3244];
+		double ti[ROUNDS], tt[ROUNDS];
+		long have = parse_text(tv, 300000);
+		void *extra = make_vmas(655 - have > 0 ? 655 - have : 0);
+		long nv = parse_text(tv, 300000), bad = 0;
+		uint64_t seed = 42;
+
+		for (int i = 0; i < 464; i++) {
+			struct text_vma *v;
+
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			v = &tv[(seed >> 33) % nv];
+			uniq[i] = v->start + (seed >> 7) % (v->end - v->start);
+		}
+		for (int i = 0; i < 3244; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			addrs[i] = uniq[(seed >> 33) % 464];
+		}
+		use_rust(1);
+		for (int i = 0; i < ROUNDS; i++)
+			symbolize(addrs, 3244, o1, o2, &ti[i], &tt[i], tv, 300000);
+		for (int i = 0; i < 3244; i++)
+			bad += o1[i] != o2[i];
+		printf("| 3 | %ld VMAs, 3244 addresses (464 unique) to VMA + offset: text / ioctl (Rust) (x) | %.0f us text | %.0f us ioctl | %.1f |\n",
+		       nv, median(tt, ROUNDS) / 1e3, median(ti, ROUNDS) / 1e3,
+		       median(tt, ROUNDS) / median(ti, ROUNDS));
+		if (bad)
+			printf("|   | ERROR: %ld answers differ between text and ioctl |\n", bad);
+		munmap(extra, 0);
+	}
+
+	/* 4: scaling; 100k VMAs need a vm.max_map_count above the default 65530. */
+	{
+		long sizes[] = { 100, 10000, 100000 };
+		FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+
+		if (!f || fprintf(f, "262144\n") < 0 || fclose(f)) {
+			printf("|   | (vm.max_map_count not raised: largest size 60000) |\n");
+			sizes[2] = 60000;
+		}
+		long base = parse_text(tv, 300000);
+
+		for (unsigned int s = 0; s < 3; s++) {
+			long want = sizes[s] - base > 0 ? sizes[s] - base : 0;
+			char *p = make_vmas(want);
+			uint64_t mid = (uintptr_t)p + 2 * (want / 2) * PAGE;
+			double tc, tr, tt;
+			long nv;
+
+			rust_vs_c(EXACT, mid, 1000, &tc, &tr);
+			{
+				double v[3];
+
+				for (int i = 0; i < 3; i++) {
+					double t0 = now_ns();
+
+					nv = parse_text(tv, 300000);
+					v[i] = now_ns() - t0;
+				}
+				tt = median(v, 3);
+			}
+			printf("| 4 | %ld VMAs: point query C / Rust (ns); text parse (us) | %.0f | %.0f | %.3f | text %.0f us = %.0fx a query |\n",
+			       nv, tc, tr, tr / tc, tt / 1e3, tt / tr);
+			munmap(p, 2 * want * PAGE);
+		}
+	}
+	(void)q;
+}
+
+static atomic_int stop;
+static atomic_long churn_ops, query_ops;
+
+static void *churn(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		void *p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		munmap(p, PAGE);
+		atomic_fetch_add(&churn_ops, 1);
+	}
+	return NULL;
+}
+
+static void *querier(void *arg)
+{
+	struct procmap_query q;
+	uint64_t a = (uintptr_t)arg;
+
+	while (!atomic_load(&stop)) {
+		query(a, 0, 0, &q);
+		atomic_fetch_add(&query_ops, 1);
+	}
+	return NULL;
+}
+
+/* Runs the churn and/or query threads for @ms; rates per second. */
+static void run(int with_churn, int with_query, double ms, double *churn_rate, double *query_rate)
+{
+	pthread_t a, b;
+	struct timespec d = { 0, (long)(ms * 1e6) };
+	double t0;
+
+	atomic_store(&stop, 0);
+	atomic_store(&churn_ops, 0);
+	atomic_store(&query_ops, 0);
+	t0 = now_ns();
+	if (with_churn)
+		pthread_create(&a, NULL, churn, NULL);
+	if (with_query)
+		pthread_create(&b, NULL, querier, (void *)(uintptr_t)&costs);
+	nanosleep(&d, NULL);
+	atomic_store(&stop, 1);
+	if (with_churn)
+		pthread_join(a, NULL);
+	if (with_query)
+		pthread_join(b, NULL);
+	t0 = (now_ns() - t0) / 1e9;
+	*churn_rate = atomic_load(&churn_ops) / t0;
+	*query_rate = atomic_load(&query_ops) / t0;
+}
+
+static void contention(void)
+{
+	enum { R = 9 };
+	double ci[R], cq[R], qi[R], qc[R], x;
+
+	printf("| 5 | contention (wall clock, 2 vCPUs, %d rounds of 300 ms; median [min-max]) | C | Rust |\n", R);
+	printf("|---|---|---|---|\n");
+	for (int impl = 0; impl < 2; impl++) {
+		static double res[2][4][3];
+
+		use_rust(impl);
+		for (int i = 0; i < R; i++) {
+			run(1, 0, 300, &ci[i], &x);	/* mmap/munmap alone */
+			run(1, 1, 300, &cq[i], &qc[i]);	/* both */
+			run(0, 1, 300, &x, &qi[i]);	/* queries alone */
+		}
+		double *sets[4] = { qi, qc, ci, cq };
+		for (int s = 0; s < 4; s++) {
+			qsort(sets[s], R, sizeof(double), cmp_d);
+			res[impl][s][0] = sets[s][R / 2];
+			res[impl][s][1] = sets[s][0];
+			res[impl][s][2] = sets[s][R - 1];
+		}
+		if (impl == 1) {
+			const char *names[4] = {
+				"queries/s, idle", "queries/s, while another thread mmaps/munmaps",
+				"mmap+munmap/s, idle", "mmap+munmap/s, while queries run",
+			};
+			for (int s = 0; s < 4; s++)
+				printf("| 5 | %s | %.0f [%.0f-%.0f] | %.0f [%.0f-%.0f] |\n", names[s],
+				       res[0][s][0], res[0][s][1], res[0][s][2], res[1][s][0],
+				       res[1][s][1], res[1][s][2]);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct utsname u;
+
+	uname(&u);
+	snprintf(modpath, sizeof(modpath),
+		 "/lib/modules/%s/kernel/fs/proc/procmap_query/procmap_query.ko", u.release);
+	maps_fd = open("/proc/self/maps", O_RDONLY);
+	if (maps_fd < 0)
+		return 1;
+	printf("kernel %s, %ld CPUs\n\n", u.release, sysconf(_SC_NPROCESSORS_ONLN));
+	if (argc > 1 && !strcmp(argv[1], "contention"))
+		contention();
+	else
+		costs();
+	use_rust(1);
+	return 0;
+}
