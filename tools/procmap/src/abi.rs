@@ -18,12 +18,10 @@ pub const COVERING_OR_NEXT_VMA: u64 = f::PROCMAP_QUERY_COVERING_OR_NEXT_VMA as u
 /// `PROCMAP_QUERY_FILE_BACKED_VMA`.
 pub const FILE_BACKED_VMA: u64 = f::PROCMAP_QUERY_FILE_BACKED_VMA as u64;
 
-/// `sizeof(struct procmap_query)` in the ABI this crate was built for.
+/// `sizeof(struct procmap_query)` in the ABI this crate was built for. It is passed as `size`:
+/// a newer kernel accepts it (zero-extends), an older one with a shorter struct answers only
+/// its fields and leaves the rest as we set it (zero).
 pub const QUERY_SIZE: usize = core::mem::size_of::<procmap_query>();
-
-/// The smallest answer a kernel gives: up to and including `inode` and the device numbers is
-/// what every kernel with the ioctl fills in (the structure has not grown since 6.11).
-pub const MIN_ANSWER_SIZE: usize = 104;
 
 const IOC_NRBITS: u32 = 8;
 const IOC_TYPEBITS: u32 = 8;
