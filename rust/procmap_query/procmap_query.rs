@@ -7,7 +7,6 @@
 //! The answers must be those of the C code, byte for byte and errno for errno.
 
 use kernel::{
-    alloc::KVec,
     fs::{
         file::{File, BUILD_ID_SIZE_MAX},
         path::Path,
@@ -24,6 +23,9 @@ use kernel::{
 
 mod args;
 mod matching;
+
+/// `PATH_MAX`: the largest name buffer.
+const PATH_MAX: usize = kernel::bindings::PATH_MAX as usize;
 
 use matching::{Step, VmaFacts};
 
@@ -76,7 +78,7 @@ fn copy_in(uarg: UserPtr) -> Result<(ProcmapQuery, usize)> {
 
 /// A name built under the VMA's lock: `buf[start..start + size]`, NUL included.
 struct Name {
-    buf: KVec<u8>,
+    buf: KBox<[u8; PATH_MAX]>,
     start: usize,
     size: usize,
 }
@@ -218,15 +220,17 @@ fn build_name(vma: &VmaRef, size: u32) -> Result<Option<Name>> {
     let Some(name) = proc_maps::vma_name(vma)? else {
         return Ok(None);
     };
-    let mut buf = KVec::from_elem(0u8, matching::name_buf_size(size), GFP_KERNEL)?;
+    // Zeroed by the allocator (`__GFP_ZERO`), not element by element.
+    let mut buf = KBox::<[u8; PATH_MAX]>::zeroed(GFP_KERNEL)?;
+    let slice = &mut buf[..matching::name_buf_size(size)];
     let (start, size) = match name {
-        VmaName::Path(path) => d_path(path, &mut buf)?,
-        VmaName::Name(name) => (0, put_name(&mut buf, &[name.to_bytes()])?),
+        VmaName::Path(path) => d_path(path, slice)?,
+        VmaName::Name(name) => (0, put_name(slice, &[name.to_bytes()])?),
         VmaName::Formatted {
             prefix,
             arg,
             suffix,
-        } => (0, put_name(&mut buf, &[prefix, arg.to_bytes(), suffix])?),
+        } => (0, put_name(slice, &[prefix, arg.to_bytes(), suffix])?),
     };
     Ok(Some(Name { buf, start, size }))
 }
