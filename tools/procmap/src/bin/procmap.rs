@@ -39,6 +39,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools, die quietly when the reader of our output goes away
+    // (e.g. `procmap 1 | head`), instead of reporting EPIPE.
+    // SAFETY: Restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
