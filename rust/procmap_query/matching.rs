@@ -104,3 +104,18 @@ pub(crate) fn name_size(len: usize, buf_size: usize) -> Result<usize> {
     }
     Ok(size)
 }
+
+/// Writes the concatenation of `parts` and a NUL at the start of `buf`, as `snprintf()` with
+/// `"[anon:%s]"`-style formats does, and returns its size (NUL included); `ENAMETOOLONG` if it
+/// does not fit (the C code checks the would-be size, not the truncated one).
+pub(crate) fn put_name(buf: &mut [u8], parts: &[&[u8]]) -> Result<usize> {
+    let len = parts.iter().map(|part| part.len()).sum();
+    let size = name_size(len, buf.len())?;
+    let mut at = 0;
+    for part in parts {
+        buf[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    buf[at] = 0;
+    Ok(size)
+}

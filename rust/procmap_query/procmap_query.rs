@@ -225,12 +225,15 @@ fn build_name(vma: &VmaRef, size: u32) -> Result<Option<Name>> {
     let slice = &mut buf[..matching::name_buf_size(size)];
     let (start, size) = match name {
         VmaName::Path(path) => d_path(path, slice)?,
-        VmaName::Name(name) => (0, put_name(slice, &[name.to_bytes()])?),
+        VmaName::Name(name) => (0, matching::put_name(slice, &[name.to_bytes()])?),
         VmaName::Formatted {
             prefix,
             arg,
             suffix,
-        } => (0, put_name(slice, &[prefix, arg.to_bytes(), suffix])?),
+        } => (
+            0,
+            matching::put_name(slice, &[prefix, arg.to_bytes(), suffix])?,
+        ),
     };
     Ok(Some(Name { buf, start, size }))
 }
@@ -239,20 +242,6 @@ fn build_name(vma: &VmaRef, size: u32) -> Result<Option<Name>> {
 fn d_path(path: &Path, buf: &mut [u8]) -> Result<(usize, usize)> {
     let start = path.d_path(buf)?;
     Ok((start, buf.len() - start))
-}
-
-/// Writes the concatenation of `parts` and a NUL at the start of `buf`, as `snprintf()` would,
-/// and returns its size (NUL included); `ENAMETOOLONG` if it does not fit.
-fn put_name(buf: &mut [u8], parts: &[&[u8]]) -> Result<usize> {
-    let len = parts.iter().map(|part| part.len()).sum();
-    let size = matching::name_size(len, buf.len())?;
-    let mut at = 0;
-    for part in parts {
-        buf[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
-    }
-    buf[at] = 0;
-    Ok(size)
 }
 
 /// Reads the build ID after unlocking, as upstream does (parsing may sleep and fault pages in,

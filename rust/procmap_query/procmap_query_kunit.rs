@@ -101,7 +101,7 @@ mod tests {
 #[kunit_tests(rust_procmap_query_matching)]
 mod matching_tests {
     use super::matching::{
-        name_buf_size, name_size, required_vm_flags, step, vma_flags, Step, VmaFacts,
+        name_buf_size, name_size, put_name, required_vm_flags, step, vma_flags, Step, VmaFacts,
     };
     use kernel::{mm::virt::flags as vm, prelude::*};
 
@@ -202,5 +202,23 @@ mod matching_tests {
         assert_eq!(name_size(6, 6), Err(ENAMETOOLONG));
         assert_eq!(name_size(0, 1), Ok(1));
         assert_eq!(name_size(usize::MAX, usize::MAX), Err(ENAMETOOLONG));
+    }
+
+    #[test]
+    fn names_are_built_as_snprintf_would() {
+        let mut buf = [0xffu8; 16];
+        // "[anon:" + "x" + "]" and a NUL: 9 bytes.
+        assert_eq!(put_name(&mut buf, &[b"[anon:", b"x", b"]"]), Ok(9));
+        assert_eq!(&buf[..9], b"[anon:x]\0");
+        // Exactly fitting, NUL included.
+        let mut buf = [0xffu8; 8];
+        assert_eq!(put_name(&mut buf, &[b"[stack]"]), Ok(8));
+        assert_eq!(&buf, b"[stack]\0");
+        // One byte short: the would-be size decides, nothing is truncated silently.
+        let mut buf = [0u8; 7];
+        assert_eq!(put_name(&mut buf, &[b"[stack]"]), Err(ENAMETOOLONG));
+        let mut buf = [0u8; 1];
+        assert_eq!(put_name(&mut buf, &[b""]), Ok(1));
+        assert_eq!(buf, [0]);
     }
 }
