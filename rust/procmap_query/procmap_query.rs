@@ -6,6 +6,7 @@
 //! `procfs_procmap_ioctl()` in `fs/proc/task_mmu.c`; `rmmod` gives them back to the C code.
 //! The answers must be those of the C code, byte for byte and errno for errno.
 
+use core::ops::Deref;
 use kernel::{
     fs::{
         file::{File, BUILD_ID_SIZE_MAX},
@@ -24,10 +25,7 @@ use kernel::{
 mod args;
 mod matching;
 
-/// `PATH_MAX`: the largest name buffer.
-const PATH_MAX: usize = kernel::bindings::PATH_MAX as usize;
-
-use matching::{Step, VmaFacts};
+use matching::{Step, VmaFacts, PATH_MAX};
 
 module! {
     type: ProcmapQueryModule,
@@ -122,44 +120,49 @@ fn with_matching_vma<R>(
     mm: &MmWithUser,
     addr: u64,
     query_flags: u64,
-    describe: impl FnOnce(&VmaRef) -> Result<R>,
+    mut describe: impl FnMut(&VmaRef) -> Result<R>,
 ) -> Result<R> {
     // The C code passes the address as `unsigned long`: the same truncation on 32-bit kernels.
     let mut at = addr as usize;
     if cfg!(CONFIG_PER_VMA_LOCK) {
-        loop {
-            let vma = match mm.lock_next_vma(at) {
-                Ok(Some(vma)) => vma,
-                Ok(None) => return Err(ENOENT),
-                Err(e) if e == EAGAIN => break,
-                Err(e) => return Err(e),
-            };
-            match matching::step(&facts(&vma), at, query_flags) {
-                Step::Answer => return describe(&vma),
-                // The VMA is unlocked (dropped) before the next one is locked.
-                Step::Next(next) => at = next,
-                Step::NotFound => return Err(ENOENT),
-            }
+        let mut fall_back = false;
+        let per_vma = search(
+            |a| match mm.lock_next_vma(a) {
+                Err(e) if e == EAGAIN => {
+                    fall_back = true;
+                    Err(e)
+                }
+                found => found,
+            },
+            &mut at,
+            query_flags,
+            &mut describe,
+        );
+        if !fall_back {
+            return per_vma;
         }
         let guard = mm.mmap_read_lock();
-        return search_locked(|a| guard.find_vma(a), at, query_flags, describe);
+        return search(|a| Ok(guard.find_vma(a)), &mut at, query_flags, describe);
     }
     let guard = mm.mmap_read_lock_killable()?;
-    search_locked(|a| guard.find_vma(a), at, query_flags, describe)
+    search(|a| Ok(guard.find_vma(a)), &mut at, query_flags, describe)
 }
 
-/// The search under the mmap read lock, which `find_vma` borrows from.
-fn search_locked<'a, R>(
-    find_vma: impl Fn(usize) -> Option<&'a VmaRef>,
-    mut at: usize,
+/// The search from `*at`: `lookup` gives the first VMA ending above an address, locked for as
+/// long as the value it returns lives (a `VmaReadGuard`, or a VMA borrowed from an
+/// `MmapReadGuard`). Each VMA is dropped, so unlocked, before the next one is looked up.
+/// On an error from `lookup`, `*at` is where the search stopped.
+fn search<V: Deref<Target = VmaRef>, R>(
+    mut lookup: impl FnMut(usize) -> Result<Option<V>>,
+    at: &mut usize,
     query_flags: u64,
-    describe: impl FnOnce(&VmaRef) -> Result<R>,
+    mut describe: impl FnMut(&VmaRef) -> Result<R>,
 ) -> Result<R> {
     loop {
-        let vma = find_vma(at).ok_or(ENOENT)?;
-        match matching::step(&facts(vma), at, query_flags) {
-            Step::Answer => return describe(vma),
-            Step::Next(next) => at = next,
+        let vma = lookup(*at)?.ok_or(ENOENT)?;
+        match matching::step(&facts(&vma), *at, query_flags) {
+            Step::Answer => return describe(&vma),
+            Step::Next(next) => *at = next,
             Step::NotFound => return Err(ENOENT),
         }
     }
@@ -181,7 +184,8 @@ fn describe(vma: &VmaRef, query: &mut ProcmapQuery) -> Result<Taken> {
     query.vma_end = vma.end() as u64;
     query.vma_flags = matching::vma_flags(vma.flags());
     query.vma_page_size = vma.kernel_pagesize() as u64;
-    match vma.file() {
+    let file = vma.file();
+    match file {
         Some(file) => {
             let id = file.user_inode_id();
             query.vma_offset = (vma.pgoff() as u64) << PAGE_SHIFT;
@@ -207,7 +211,7 @@ fn describe(vma: &VmaRef, query: &mut ProcmapQuery) -> Result<Taken> {
     };
 
     let file = if query.build_id_size != 0 {
-        vma.file().map(ARef::from)
+        file.map(ARef::from)
     } else {
         None
     };
@@ -276,12 +280,11 @@ fn copy_out(
     name: Option<&Name>,
     build_id: &[u8; BUILD_ID_SIZE_MAX],
 ) -> Result {
-    if query.vma_name_size != 0 {
-        if let Some(name) = name {
-            UserSlice::new(user_ptr(query.vma_name_addr)?, name.size)
-                .writer()
-                .write_slice(name.bytes())?;
-        }
+    // A name was built exactly when a non-zero `vma_name_size` is reported.
+    if let Some(name) = name {
+        UserSlice::new(user_ptr(query.vma_name_addr)?, name.size)
+            .writer()
+            .write_slice(name.bytes())?;
     }
     if query.build_id_size != 0 {
         let len = query.build_id_size as usize;
