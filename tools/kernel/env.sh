@@ -3,14 +3,23 @@
 PROJ=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${PROCMAP_CACHE:-$HOME/.cache/procmap-query}
 KSRC=$CACHE/linux
-KBUILD=$CACHE/build
 KVER_SERIES=7.3
 RUSTC_VER=$(rustc --version | awk '{print $2}')
 export PATH="$HOME/.cargo/bin:$PATH"
 export RUST_LIB_SRC=/usr/src/rustc-$RUSTC_VER/library
 JOBS=${JOBS:-$(nproc)}
-# Rust is always built through clippy, and any Rust or clippy warning fails the build.
-KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-19 CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
+
+# Selects the kernel config flavour (test, or bench: the test config without
+# debug options), each built in its own directory: sets KBUILD and KMAKE.
+use_flavour() {
+	case "$1" in
+	test) KBUILD=$CACHE/build ;;
+	bench) KBUILD=$CACHE/build-bench ;;
+	*) die "unknown kernel flavour $1" ;;
+	esac
+	# Rust is always built through clippy, and any Rust or clippy warning fails the build.
+	KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-19 CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
+}
 # Fixed identity and dates: the same series always gives the same commits.
 export GIT_AUTHOR_NAME="procmap-query project" GIT_AUTHOR_EMAIL="procmap-query@localhost"
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
@@ -27,3 +36,5 @@ kpath() {
 	*) echo "$1" ;;
 	esac
 }
+
+use_flavour test
