@@ -311,6 +311,12 @@ impl ProcMaps {
 
     /// The VMA that `query` finds for `addr`, or `None` (the kernel's `ENOENT`).
     pub fn query(&mut self, addr: u64, query: Query) -> Result<Option<Vma>> {
+        self.lookup(addr, query, true)
+    }
+
+    /// [`ProcMaps::query`]; with the text backend, `reread` reads and parses the file again,
+    /// otherwise the text read last is used (one snapshot for a whole walk).
+    fn lookup(&mut self, addr: u64, query: Query, reread: bool) -> Result<Option<Vma>> {
         match self.backend {
             Backend::Ioctl => match self.ioctl(addr, query) {
                 Ok(vma) => Ok(Some(vma)),
@@ -318,31 +324,36 @@ impl ProcMaps {
                 Err(e) => Err(e),
             },
             Backend::Text => {
-                self.reload_text()?;
+                if reread {
+                    self.reload_text()?;
+                }
                 Ok(text::query(&self.text, addr, query))
             }
         }
     }
 
     /// All VMAs that `query`'s filters let through, in address order: one
-    /// `COVERING_OR_NEXT` query per VMA with the ioctl.
+    /// `COVERING_OR_NEXT` query per VMA with the ioctl, one read of the text otherwise.
     pub fn iter(&mut self, query: Query) -> VmaIter<'_> {
         VmaIter {
             maps: self,
             next: 0,
             query: query.or_next(true),
             done: false,
+            started: false,
         }
     }
 
     /// Maps many addresses to their VMA and the offset in the mapped file, with as few
     /// queries as possible: the addresses are sorted and walked with `COVERING_OR_NEXT`, so
-    /// each VMA is asked for at most once. The answer is in the order of `addrs`.
+    /// each VMA is asked for at most once (with the text backend, the text is read once).
+    /// The answer is in the order of `addrs`.
     pub fn resolve(&mut self, addrs: &[u64], query: Query) -> Result<Vec<Option<Resolved>>> {
         let mut order: Vec<usize> = (0..addrs.len()).collect();
         order.sort_by_key(|&i| addrs[i]);
         let mut out = vec![None; addrs.len()];
         let mut current: Option<Vma> = None;
+        let mut reread = true;
         for i in order {
             let addr = addrs[i];
             let have = current.as_ref().is_some_and(|v| v.contains(addr));
@@ -351,7 +362,8 @@ impl ProcMaps {
                     // In the gap below the VMA found last: not mapped.
                     continue;
                 }
-                current = self.query(addr, query.or_next(true))?;
+                current = self.lookup(addr, query.or_next(true), reread)?;
+                reread = false;
             }
             if let Some(vma) = current.as_ref().filter(|v| v.contains(addr)) {
                 out[i] = Some(Resolved {
@@ -441,6 +453,8 @@ pub struct VmaIter<'a> {
     next: u64,
     query: Query,
     done: bool,
+    /// Whether the first VMA was looked up (after it, the text backend reuses its snapshot).
+    started: bool,
 }
 
 impl Iterator for VmaIter<'_> {
@@ -450,7 +464,9 @@ impl Iterator for VmaIter<'_> {
         if self.done {
             return None;
         }
-        match self.maps.query(self.next, self.query) {
+        let reread = !self.started;
+        self.started = true;
+        match self.maps.lookup(self.next, self.query, reread) {
             Ok(Some(vma)) => {
                 self.next = vma.end;
                 if vma.end == 0 {

@@ -175,6 +175,11 @@ fn forced_text_fallback_equals_ioctl() {
     let mut text = ProcMaps::open(child.pid as u32).unwrap();
     text.set_backend(Backend::Text);
     let vmas = walk(&mut ioctl, Query::new());
+    // A whole walk (one snapshot of the text) gives the same VMAs.
+    assert_eq!(
+        comparable(walk(&mut text, Query::new().name(true))),
+        comparable(walk(&mut ioctl, Query::new().name(true)))
+    );
     let mut addrs = vec![0u64, 1, u64::MAX, 1 << 47];
     for v in &vmas {
         addrs.extend([v.start.wrapping_sub(1), v.start, v.end - 1, v.end]);
@@ -210,6 +215,16 @@ fn forced_text_fallback_equals_ioctl() {
             );
         }
     }
+    // So does the batch resolver.
+    let strip_all = |r: Vec<Option<procmap::Resolved>>| -> Vec<_> {
+        r.into_iter()
+            .map(|r| r.map(|r| (comparable(vec![r.vma]).pop(), r.file_offset)))
+            .collect()
+    };
+    assert_eq!(
+        strip_all(text.resolve(&addrs, Query::new()).unwrap()),
+        strip_all(ioctl.resolve(&addrs, Query::new()).unwrap())
+    );
 }
 
 #[test]
