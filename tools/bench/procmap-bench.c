@@ -18,13 +18,12 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <linux/fs.h>
 
+#include "procmap-query-util.h"
+
 #define PAGE 4096UL
-static char modpath[256];
 static int maps_fd;
 
 static double now_ns(void)
@@ -48,21 +47,11 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Rust (module loaded) or C (unloaded); the run is void if that fails. */
 static void use_rust(int on)
 {
-	struct stat st;
-	int loaded = stat("/sys/module/procmap_query", &st) == 0;
-
-	if (on && !loaded) {
-		int fd = open(modpath, O_RDONLY);
-
-		if (fd < 0 || syscall(SYS_finit_module, fd, "", 0)) {
-			perror("finit_module");
-			exit(1);
-		}
-		close(fd);
-	} else if (!on && loaded && syscall(SYS_delete_module, "procmap_query", O_NONBLOCK)) {
-		perror("delete_module");
+	if (!use_impl(on ? IMPL_RUST : IMPL_C)) {
+		fprintf(stderr, "cannot %s procmap_query\n", on ? "load" : "unload");
 		exit(1);
 	}
 }
@@ -432,8 +421,6 @@ int main(int argc, char **argv)
 	struct utsname u;
 
 	uname(&u);
-	snprintf(modpath, sizeof(modpath),
-		 "/lib/modules/%s/kernel/fs/proc/procmap_query/procmap_query.ko", u.release);
 	maps_fd = open("/proc/self/maps", O_RDONLY);
 	if (maps_fd < 0)
 		return 1;

@@ -10,8 +10,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <time.h>
 
 #include "kselftest_harness.h"
@@ -24,7 +22,7 @@ struct shared {
 	int fd;
 	void *addr;
 	atomic_bool stop;
-	atomic_ulong answers[3];	/* 0: valid query, 2: invalid query */
+	atomic_ulong valid, einval;	/* answers to a valid and an invalid query */
 	atomic_ulong bad;
 	atomic_int bad_errno;
 };
@@ -44,7 +42,7 @@ static void *hammer(void *arg)
 		if (err == 0 && q.vma_start == (uintptr_t)sh->addr &&
 		    q.vma_end == (uintptr_t)sh->addr + 4096 &&
 		    q.vma_flags == PROCMAP_QUERY_VMA_READABLE)
-			atomic_fetch_add(&sh->answers[0], 1);
+			atomic_fetch_add(&sh->valid, 1);
 		else {
 			atomic_fetch_add(&sh->bad, 1);
 			atomic_store(&sh->bad_errno, err);
@@ -54,7 +52,7 @@ static void *hammer(void *arg)
 		q.query_flags = 1ULL << 63;
 		err = query_errno(sh->fd, PROCMAP_QUERY, &q);
 		if (err == EINVAL)
-			atomic_fetch_add(&sh->answers[2], 1);
+			atomic_fetch_add(&sh->einval, 1);
 		else {
 			atomic_fetch_add(&sh->bad, 1);
 			atomic_store(&sh->bad_errno, err);
@@ -70,35 +68,11 @@ static void *hammer(void *arg)
 	return NULL;
 }
 
-static int load_module(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return errno;
-	ret = syscall(SYS_finit_module, fd, "", 0) ? errno : 0;
-	close(fd);
-	return ret;
-}
-
-static int unload_module(void)
-{
-	return syscall(SYS_delete_module, "procmap_query", O_NONBLOCK) ? errno : 0;
-}
-
 FIXTURE(unload) {
-	char path[256];
 };
 
 FIXTURE_SETUP(unload)
 {
-	struct utsname uts;
-
-	ASSERT_EQ(0, uname(&uts));
-	snprintf(self->path, sizeof(self->path),
-		 "/lib/modules/%s/kernel/fs/proc/procmap_query/procmap_query.ko",
-		 uts.release);
 }
 
 FIXTURE_TEARDOWN(unload)
@@ -125,8 +99,8 @@ TEST_F_TIMEOUT(unload, while_querying, 900)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < CYCLES; i++) {
-		ASSERT_EQ(0, unload_module()) TH_LOG("cycle %d: unload", i);
-		ASSERT_EQ(0, load_module(self->path)) TH_LOG("cycle %d: load", i);
+		ASSERT_EQ(0, unload_rust()) TH_LOG("cycle %d: unload", i);
+		ASSERT_EQ(0, load_rust()) TH_LOG("cycle %d: load", i);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
@@ -136,12 +110,12 @@ TEST_F_TIMEOUT(unload, while_querying, 900)
 
 	TH_LOG("%d unload/load cycles in %.1f s; answers: valid %lu, einval %lu",
 	       CYCLES, t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-	       atomic_load(&sh.answers[0]), atomic_load(&sh.answers[2]));
+	       atomic_load(&sh.valid), atomic_load(&sh.einval));
 	EXPECT_EQ(0, atomic_load(&sh.bad)) TH_LOG("unexpected errno %d",
 						atomic_load(&sh.bad_errno));
 	/* Both implementations must have been exercised. */
-	EXPECT_LT(0, atomic_load(&sh.answers[2]));
-	EXPECT_LT(0, atomic_load(&sh.answers[0]));
+	EXPECT_LT(0, atomic_load(&sh.einval));
+	EXPECT_LT(0, atomic_load(&sh.valid));
 	EXPECT_TRUE(rust_loaded());
 	close(sh.fd);
 }

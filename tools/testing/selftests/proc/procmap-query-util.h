@@ -14,16 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <linux/fs.h>
 
 enum impl { IMPL_C, IMPL_RUST };
-
-static inline const char *impl_name(enum impl impl)
-{
-	return impl == IMPL_RUST ? "rust" : "c";
-}
 
 static inline bool rust_loaded(void)
 {
@@ -32,14 +30,39 @@ static inline bool rust_loaded(void)
 	return stat("/sys/module/procmap_query", &st) == 0;
 }
 
+/* Loads the Rust module (finit_module); returns 0 or the errno. */
+static inline int load_rust(void)
+{
+	char path[256];
+	struct utsname uts;
+	int fd, ret;
+
+	if (uname(&uts))
+		return errno;
+	snprintf(path, sizeof(path),
+		 "/lib/modules/%s/kernel/fs/proc/procmap_query/procmap_query.ko", uts.release);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	ret = syscall(SYS_finit_module, fd, "", 0) ? errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* Unloads the Rust module (delete_module); returns 0 or the errno. */
+static inline int unload_rust(void)
+{
+	return syscall(SYS_delete_module, "procmap_query", O_NONBLOCK) ? errno : 0;
+}
+
 /* Loads or unloads the Rust module; returns false if that failed. */
 static inline bool use_impl(enum impl impl)
 {
 	if (impl == IMPL_RUST && !rust_loaded()) {
-		if (system("modprobe procmap_query") != 0)
+		if (load_rust())
 			return false;
 	} else if (impl == IMPL_C && rust_loaded()) {
-		if (system("rmmod procmap_query") != 0)
+		if (unload_rust())
 			return false;
 	}
 	return rust_loaded() == (impl == IMPL_RUST);
