@@ -18,7 +18,7 @@ use_flavour() {
 	*) die "unknown kernel flavour $1" ;;
 	esac
 	# Rust is always built through clippy, and any Rust or clippy warning fails the build.
-	KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-19 CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
+	KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-22 CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
 }
 # Fixed identity and dates: the same series always gives the same commits.
 export GIT_AUTHOR_NAME="procmap-query project" GIT_AUTHOR_EMAIL="procmap-query@localhost"
