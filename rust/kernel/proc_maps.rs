@@ -3,25 +3,27 @@
 //! Handlers for the ioctls on `/proc/<pid>/maps`.
 //!
 //! A module implements [`ProcMapsHandler`] and holds a pinned [`Registration`]; while it is
-//! registered, every ioctl on a `/proc/<pid>/maps` file (`PROCMAP_QUERY` and any unknown command)
-//! goes to the handler instead of the built-in one in `fs/proc/task_mmu.c`. Dropping the
-//! registration gives the ioctls back and waits for the calls still running in the handler.
+//! registered, `PROCMAP_QUERY` on a `/proc/<pid>/maps` file goes to the handler instead of the
+//! built-in one in `fs/proc/task_mmu.c` (other commands never leave the C code). Dropping the
+//! registration gives the ioctl back and waits for the calls still running in the handler.
 //!
 //! C header: [`include/linux/procmap_query.h`](srctree/include/linux/procmap_query.h)
 //!
 //! UAPI: [`include/uapi/linux/fs.h`](srctree/include/uapi/linux/fs.h)
 
 use crate::{
+    alloc::Flags,
     bindings,
     error::{to_result, VTABLE_DEFAULT_ERROR},
-    ffi::{c_char, c_long, c_uint, c_ulong},
+    ffi::{c_char, c_long, c_uint, c_void},
     fs::Path,
     mm::{virt::VmaRef, Mm},
     prelude::*,
     transmute::{AsBytes, FromBytes},
     types::Opaque,
+    uaccess::UserPtr,
 };
-use core::{marker::PhantomData, mem::size_of, ptr};
+use core::{marker::PhantomData, mem::size_of, ptr, slice};
 
 /// The argument of `PROCMAP_QUERY`: `struct procmap_query` from `include/uapi/linux/fs.h`.
 pub type ProcmapQuery = bindings::procmap_query;
@@ -83,15 +85,15 @@ pub enum VmaName<'a> {
 
 /// Returns the name `/proc/<pid>/maps` shows for `vma`, or `None` if it shows none.
 ///
-/// This is `get_vma_name()` of `fs/proc/task_mmu.c`, so the names are those of the text file.
+/// This is `proc_get_vma_name()` of `fs/proc/task_mmu.c`, so the names are those of the text file.
 /// The result borrows from `vma`, so it is only used while the VMA's lock is held.
 pub fn vma_name(vma: &VmaRef) -> Result<Option<VmaName<'_>>> {
     let mut path: *const bindings::path = ptr::null();
     let mut name: *const c_char = ptr::null();
     let mut fmt: *const c_char = ptr::null();
     // SAFETY: `vma` is valid and locked (mmap or VMA read lock) by the invariants of `VmaRef`,
-    // which is what `get_vma_name()` needs; the out pointers are valid for writes.
-    unsafe { bindings::get_vma_name(vma.as_ptr(), &mut path, &mut name, &mut fmt) };
+    // which is what `proc_get_vma_name()` needs; the out pointers are valid for writes.
+    unsafe { bindings::proc_get_vma_name(vma.as_ptr(), &mut path, &mut name, &mut fmt) };
 
     if !path.is_null() {
         // SAFETY: The path is the user path of the VMA's file, which the VMA pins while it is
@@ -127,26 +129,120 @@ pub fn vma_name(vma: &VmaRef) -> Result<Option<VmaName<'_>>> {
     })
 }
 
+/// A buffer a VMA name is built in, for `PROCMAP_QUERY`.
+///
+/// It is allocated as the C code allocates it: the size the caller asks for, not zeroed. The
+/// name and its terminating NUL are written at the end of the buffer, as `d_path()` writes
+/// them, and only those bytes can be read.
+///
+/// # Invariants
+///
+/// `buf` is empty (`buf.len() == 0`), `start <= buf.capacity()`, and the bytes
+/// `start..buf.capacity()` of its allocation are initialized.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::proc_maps::NameBuf;
+///
+/// let mut name = NameBuf::new(16, GFP_KERNEL)?;
+/// assert_eq!(name.concat(&[b"[anon:", b"jit", b"]"]), Ok(11));
+/// assert_eq!(name.as_bytes(), b"[anon:jit]\0");
+/// // Too long for the buffer: nothing is written.
+/// assert_eq!(name.concat(&[b"[anon:", b"a longer name", b"]"]), Err(ENAMETOOLONG));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct NameBuf {
+    buf: KVec<u8>,
+    start: usize,
+}
+
+impl NameBuf {
+    /// Allocates a buffer for a name of up to `size` bytes, its NUL included.
+    #[inline]
+    pub fn new(size: usize, flags: Flags) -> Result<Self> {
+        let buf = KVec::with_capacity(size, flags)?;
+        // INVARIANT: `buf` is empty, and no byte is claimed to be initialized yet.
+        Ok(Self {
+            start: buf.capacity(),
+            buf,
+        })
+    }
+
+    /// Builds the path name of `path` in the buffer, as `d_path()` does, and returns its size
+    /// (NUL included). Fails with [`ENAMETOOLONG`] if it does not fit.
+    #[inline]
+    pub fn d_path(&mut self, path: &Path) -> Result<usize> {
+        let size = path.d_path(self.buf.spare_capacity_mut())?.len();
+        // INVARIANT: `Path::d_path` initialized the last `size` bytes of the spare capacity,
+        // which is the whole allocation since `buf` is empty.
+        self.start = self.buf.capacity() - size;
+        Ok(size)
+    }
+
+    /// Builds the concatenation of `parts` in the buffer, as `snprintf()` does with a format
+    /// like `"[anon:%s]"`, and returns its size (NUL included).
+    ///
+    /// Fails with [`ENAMETOOLONG`] if the whole name does not fit (the size `snprintf()` would
+    /// need, not a truncated name, is what is checked); the buffer is then left as it was.
+    pub fn concat(&mut self, parts: &[&[u8]]) -> Result<usize> {
+        let size = parts
+            .iter()
+            .try_fold(1usize, |size, part| size.checked_add(part.len()))
+            .ok_or(ENAMETOOLONG)?;
+        let spare = self.buf.spare_capacity_mut();
+        let start = spare.len().checked_sub(size).ok_or(ENAMETOOLONG)?;
+        let mut dst = spare[start..].iter_mut();
+        for part in parts {
+            // `part` first: `zip` stops on it without taking a byte of `dst`.
+            for (&byte, slot) in part.iter().zip(dst.by_ref()) {
+                slot.write(byte);
+            }
+        }
+        if let Some(nul) = dst.next() {
+            nul.write(0);
+        }
+        // INVARIANT: The `size` bytes from `start` to the end of the allocation were written.
+        self.start = start;
+        Ok(size)
+    }
+
+    /// Returns the name built last, its NUL included (empty if none was built).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: By the type invariants, `start <= capacity` and the bytes from `start` to the
+        // end of the allocation are initialized; they are borrowed from `self` and are not
+        // written while the borrow lasts (every write takes `&mut self`).
+        unsafe {
+            slice::from_raw_parts(
+                self.buf.as_ptr().add(self.start),
+                self.buf.capacity() - self.start,
+            )
+        }
+    }
+}
+
 /// A handler of the ioctls on `/proc/<pid>/maps`.
 ///
 /// The methods are called with no lock held, in process context, and may sleep.
 #[vtable]
 pub trait ProcMapsHandler: 'static {
-    /// Handles the ioctl `cmd` with argument `arg` (a user pointer value).
+    /// Handles the ioctl `cmd` (one the C code delegates: [`PROCMAP_QUERY`]) with the argument
+    /// `arg`.
     ///
     /// `mm` is the address space the file was opened on, or `None` if the task had none (a
     /// kernel thread). The file holds an `mmgrab` reference for the whole call, not an `mmget`
     /// one: use [`Mm::mmget_not_zero`] to access the address space.
     ///
     /// Return [`ENOIOCTLCMD`] for a command the handler does not know: user space sees `ENOTTY`.
-    fn ioctl(mm: Option<&Mm>, cmd: u32, arg: usize) -> Result<isize>;
+    fn ioctl(mm: Option<&Mm>, cmd: u32, arg: UserPtr) -> Result<isize>;
 
-    /// Handles an ioctl of a 32-bit caller; `arg` is the caller's raw argument.
+    /// Handles an ioctl of a 32-bit caller; `arg` is already converted by `compat_ptr()`.
     ///
-    /// Optional: without it, 32-bit calls go to [`ProcMapsHandler::ioctl`] with `arg` converted
-    /// by `compat_ptr()`, as `compat_ptr_ioctl()` does.
+    /// Optional, for commands whose argument differs for 32-bit callers: without it, 32-bit
+    /// calls go to [`ProcMapsHandler::ioctl`].
     #[cfg(CONFIG_COMPAT)]
-    fn compat_ioctl(_mm: Option<&Mm>, _cmd: u32, _arg: usize) -> Result<isize> {
+    fn compat_ioctl(_mm: Option<&Mm>, _cmd: u32, _arg: UserPtr) -> Result<isize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -163,13 +259,18 @@ pub trait ProcMapsHandler: 'static {
 /// # Examples
 ///
 /// ```
-/// use kernel::{mm::Mm, prelude::*, proc_maps::{ProcMapsHandler, Registration}};
+/// use kernel::{
+///     mm::Mm,
+///     prelude::*,
+///     proc_maps::{ProcMapsHandler, Registration},
+///     uaccess::UserPtr,
+/// };
 ///
 /// struct Refuse;
 ///
 /// #[vtable]
 /// impl ProcMapsHandler for Refuse {
-///     fn ioctl(_mm: Option<&Mm>, _cmd: u32, _arg: usize) -> Result<isize> {
+///     fn ioctl(_mm: Option<&Mm>, _cmd: u32, _arg: UserPtr) -> Result<isize> {
 ///         Err(ENOIOCTLCMD)
 ///     }
 /// }
@@ -220,7 +321,8 @@ impl<T: ProcMapsHandler> PinnedDrop for Registration<T> {
 }
 
 /// The C entry points of a [`ProcMapsHandler`].
-struct Adapter<T: ProcMapsHandler>(PhantomData<T>);
+#[doc(hidden)]
+pub struct Adapter<T: ProcMapsHandler>(PhantomData<T>);
 
 impl<T: ProcMapsHandler> Adapter<T> {
     const OPS: bindings::procmap_query_ops = bindings::procmap_query_ops {
@@ -238,6 +340,7 @@ impl<T: ProcMapsHandler> Adapter<T> {
     /// # Safety
     ///
     /// `mm` is null or points at an `mm_struct` that stays allocated during the call.
+    #[inline]
     unsafe fn mm<'a>(mm: *mut bindings::mm_struct) -> Option<&'a Mm> {
         if mm.is_null() {
             None
@@ -251,10 +354,14 @@ impl<T: ProcMapsHandler> Adapter<T> {
     ///
     /// `mm` is null or points at an `mm_struct` that stays allocated during the call, as
     /// `procfs_procmap_ioctl()` guarantees: the open file holds an `mmgrab` reference.
-    unsafe extern "C" fn ioctl(mm: *mut bindings::mm_struct, cmd: c_uint, arg: c_ulong) -> c_long {
+    unsafe extern "C" fn ioctl(
+        mm: *mut bindings::mm_struct,
+        cmd: c_uint,
+        arg: *mut c_void,
+    ) -> c_long {
         // SAFETY: Guaranteed by the caller.
         let mm = unsafe { Self::mm(mm) };
-        match T::ioctl(mm, cmd, arg) {
+        match T::ioctl(mm, cmd, UserPtr::from_ptr(arg)) {
             Ok(ret) => ret as c_long,
             Err(err) => err.to_errno() as c_long,
         }
@@ -267,13 +374,85 @@ impl<T: ProcMapsHandler> Adapter<T> {
     unsafe extern "C" fn compat_ioctl(
         mm: *mut bindings::mm_struct,
         cmd: c_uint,
-        arg: c_ulong,
+        arg: *mut c_void,
     ) -> c_long {
         // SAFETY: Guaranteed by the caller.
         let mm = unsafe { Self::mm(mm) };
-        match T::compat_ioctl(mm, cmd, arg) {
+        match T::compat_ioctl(mm, cmd, UserPtr::from_ptr(arg)) {
             Ok(ret) => ret as c_long,
             Err(err) => err.to_errno() as c_long,
         }
     }
+
+    /// The entry point of a built-in handler, see [`procmap_query_builtin!`].
+    ///
+    /// # Safety
+    ///
+    /// As for [`Adapter::ioctl`].
+    #[doc(hidden)]
+    #[inline]
+    pub unsafe fn builtin_ioctl(
+        mm: *mut bindings::mm_struct,
+        cmd: c_uint,
+        arg: *mut c_void,
+        compat: bool,
+    ) -> c_long {
+        #[cfg(CONFIG_COMPAT)]
+        if compat && T::HAS_COMPAT_IOCTL {
+            // SAFETY: Guaranteed by the caller.
+            return unsafe { Self::compat_ioctl(mm, cmd, arg) };
+        }
+        let _ = compat;
+        // SAFETY: Guaranteed by the caller.
+        unsafe { Self::ioctl(mm, cmd, arg) }
+    }
+}
+
+/// Makes a [`ProcMapsHandler`] the built-in handler of `PROCMAP_QUERY`.
+///
+/// For a handler built into the kernel (`CONFIG_PROCMAP_QUERY_RUST=y`): this defines
+/// `procmap_query_builtin_ioctl()`, which `fs/proc/task_mmu.c` calls directly, with no
+/// registration, indirect call or SRCU section (a built-in handler cannot go away). A module
+/// uses a [`Registration`] instead.
+///
+/// # Examples
+///
+/// ```ignore
+/// use kernel::{mm::Mm, prelude::*, proc_maps::ProcMapsHandler, uaccess::UserPtr};
+///
+/// struct Refuse;
+///
+/// #[vtable]
+/// impl ProcMapsHandler for Refuse {
+///     fn ioctl(_mm: Option<&Mm>, _cmd: u32, _arg: UserPtr) -> Result<isize> {
+///         Err(ENOIOCTLCMD)
+///     }
+/// }
+///
+/// kernel::procmap_query_builtin!(Refuse);
+/// ```
+#[macro_export]
+macro_rules! procmap_query_builtin {
+    ($handler:ty) => {
+        const _: () = {
+            /// The built-in `PROCMAP_QUERY` handler, see `include/linux/procmap_query.h`.
+            ///
+            /// # Safety
+            ///
+            /// `mm` is null or points at an `mm_struct` that stays allocated during the call.
+            #[$crate::prelude::export]
+            unsafe extern "C" fn procmap_query_builtin_ioctl(
+                mm: *mut $crate::bindings::mm_struct,
+                cmd: $crate::ffi::c_uint,
+                uarg: *mut $crate::ffi::c_void,
+                compat: bool,
+            ) -> $crate::ffi::c_long {
+                // SAFETY: Guaranteed by the caller, `procfs_procmap_ioctl()`: the open file
+                // holds an `mmgrab` reference on `mm`.
+                unsafe {
+                    $crate::proc_maps::Adapter::<$handler>::builtin_ioctl(mm, cmd, uarg, compat)
+                }
+            }
+        };
+    };
 }

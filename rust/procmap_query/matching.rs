@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The parts of a `PROCMAP_QUERY` answer that need no live process: which VMA matches a query,
-//! the permission bits, and the size of a name. They follow `query_matching_vma()` and
+//! the permission bits, and the size of the name buffer. They follow `query_matching_vma()` and
 //! `do_procmap_query()` in `fs/proc/task_mmu.c`.
 
 use kernel::{
     mm::virt::{flags as vm, vm_flags_t},
-    prelude::*,
     proc_maps::flags,
 };
 
@@ -99,29 +98,4 @@ pub(crate) const PATH_MAX: usize = kernel::bindings::PATH_MAX as usize;
 /// The buffer the name is built in: the size user space gives, at most `PATH_MAX`.
 pub(crate) fn name_buf_size(vma_name_size: u32) -> usize {
     (vma_name_size as usize).min(PATH_MAX)
-}
-
-/// Checks that a name of `len` bytes plus its NUL fits a buffer of `buf_size` bytes, and
-/// returns the size reported to user space (including the NUL), or `ENAMETOOLONG`.
-pub(crate) fn name_size(len: usize, buf_size: usize) -> Result<usize> {
-    let size = len.checked_add(1).ok_or(ENAMETOOLONG)?;
-    if size > buf_size {
-        return Err(ENAMETOOLONG);
-    }
-    Ok(size)
-}
-
-/// Writes the concatenation of `parts` and a NUL at the start of `buf`, as `snprintf()` with
-/// `"[anon:%s]"`-style formats does, and returns its size (NUL included); `ENAMETOOLONG` if it
-/// does not fit (the C code checks the would-be size, not the truncated one).
-pub(crate) fn put_name(buf: &mut [u8], parts: &[&[u8]]) -> Result<usize> {
-    let len = parts.iter().map(|part| part.len()).sum();
-    let size = name_size(len, buf.len())?;
-    let mut at = 0;
-    for part in parts {
-        buf[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
-    }
-    buf[at] = 0;
-    Ok(size)
 }

@@ -8,24 +8,20 @@
 
 use core::ops::Deref;
 use kernel::{
-    fs::{
-        file::{File, BUILD_ID_SIZE_MAX},
-        path::Path,
-    },
+    fs::file::{File, BUILD_ID_SIZE_MAX},
     mm::{virt::VmaRef, Mm, MmWithUser},
     page::PAGE_SHIFT,
     prelude::*,
-    proc_maps::{self, ProcMapsHandler, ProcmapQuery, VmaName, PROCMAP_QUERY},
+    proc_maps::{self, NameBuf, ProcMapsHandler, ProcmapQuery, VmaName, PROCMAP_QUERY},
     sync::aref::ARef,
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
-    InPlaceModule,
 };
 
 mod args;
 mod matching;
 
-use matching::{Step, VmaFacts, PATH_MAX};
+use matching::{Step, VmaFacts};
 
 module! {
     type: ProcmapQueryModule,
@@ -35,13 +31,16 @@ module! {
     license: "GPL",
 }
 
+/// As a module, the handler takes `PROCMAP_QUERY` over while it is loaded.
+#[cfg(MODULE)]
 #[pin_data]
 struct ProcmapQueryModule {
     #[pin]
     _registration: proc_maps::Registration<RustProcmapQuery>,
 }
 
-impl InPlaceModule for ProcmapQueryModule {
+#[cfg(MODULE)]
+impl kernel::InPlaceModule for ProcmapQueryModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             _registration <- proc_maps::Registration::register(),
@@ -49,13 +48,27 @@ impl InPlaceModule for ProcmapQueryModule {
     }
 }
 
+/// Built in, the handler is the only one, and `fs/proc/task_mmu.c` calls it directly.
+#[cfg(not(MODULE))]
+struct ProcmapQueryModule;
+
+#[cfg(not(MODULE))]
+impl kernel::Module for ProcmapQueryModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        Ok(Self)
+    }
+}
+
+#[cfg(not(MODULE))]
+kernel::procmap_query_builtin!(RustProcmapQuery);
+
 struct RustProcmapQuery;
 
 #[vtable]
 impl ProcMapsHandler for RustProcmapQuery {
-    fn ioctl(mm: Option<&Mm>, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(mm: Option<&Mm>, cmd: u32, arg: UserPtr) -> Result<isize> {
         match cmd {
-            PROCMAP_QUERY => procmap_query(mm, UserPtr::from_addr(arg)).map(|()| 0),
+            PROCMAP_QUERY => procmap_query(mm, arg).map(|()| 0),
             _ => Err(ENOIOCTLCMD),
         }
     }
@@ -74,30 +87,17 @@ fn copy_in(uarg: UserPtr) -> Result<(ProcmapQuery, usize)> {
     Ok((query, size))
 }
 
-/// A name built under the VMA's lock: `buf[start..start + size]`, NUL included.
-struct Name {
-    buf: KBox<[u8; PATH_MAX]>,
-    start: usize,
-    size: usize,
-}
-
-impl Name {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.size]
-    }
-}
-
 /// What is taken from the VMA under its lock, for use after unlocking.
 struct Taken {
     /// The name, if asked for and the VMA has one.
-    name: Option<Name>,
+    name: Option<NameBuf>,
     /// A reference to the VMA's file, if the build ID is asked for and the VMA has a file.
     file: Option<ARef<File>>,
 }
 
 /// `PROCMAP_QUERY`: finds the VMA the query asks for and describes it.
 fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
-    let (mut query, usize) = copy_in(uarg)?;
+    let (mut query, user_size) = copy_in(uarg)?;
     let mm = mm.and_then(Mm::mmget_not_zero).ok_or(ESRCH)?;
     let taken = with_matching_vma(&mm, query.query_addr, query.query_flags, |vma| {
         describe(vma, &mut query)
@@ -106,7 +106,7 @@ fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
     drop(mm);
     let mut build_id = [0u8; BUILD_ID_SIZE_MAX];
     read_build_id(&mut query, taken.file, &mut build_id)?;
-    copy_out(uarg, usize, &query, taken.name.as_ref(), &build_id)
+    copy_out(uarg, user_size, &query, taken.name.as_ref(), &build_id)
 }
 
 /// Finds the VMA that answers the query and calls `describe` on it while it is locked.
@@ -204,7 +204,7 @@ fn describe(vma: &VmaRef, query: &mut ProcmapQuery) -> Result<Taken> {
     let name = if query.vma_name_size != 0 {
         let name = build_name(vma, query.vma_name_size)?;
         // At most `PATH_MAX`: it fits.
-        query.vma_name_size = name.as_ref().map_or(0, |name| name.size) as u32;
+        query.vma_name_size = name.as_ref().map_or(0, |name| name.as_bytes().len()) as u32;
         name
     } else {
         None
@@ -220,32 +220,22 @@ fn describe(vma: &VmaRef, query: &mut ProcmapQuery) -> Result<Taken> {
 
 /// Builds the name of `vma` as `/proc/<pid>/maps` shows it, in a buffer of `size` bytes but at
 /// most `PATH_MAX`, or `None` if the VMA has no name. `ENAMETOOLONG` if it does not fit.
-fn build_name(vma: &VmaRef, size: u32) -> Result<Option<Name>> {
+fn build_name(vma: &VmaRef, size: u32) -> Result<Option<NameBuf>> {
     let Some(name) = proc_maps::vma_name(vma)? else {
         return Ok(None);
     };
-    // Zeroed by the allocator (`__GFP_ZERO`), not element by element.
-    let mut buf = KBox::<[u8; PATH_MAX]>::zeroed(GFP_KERNEL)?;
-    let slice = &mut buf[..matching::name_buf_size(size)];
-    let (start, size) = match name {
-        VmaName::Path(path) => d_path(path, slice)?,
-        VmaName::Name(name) => (0, matching::put_name(slice, &[name.to_bytes()])?),
+    // As the C code: the size asked for, at most `PATH_MAX`, not zeroed.
+    let mut buf = NameBuf::new(matching::name_buf_size(size), GFP_KERNEL)?;
+    match name {
+        VmaName::Path(path) => buf.d_path(path)?,
+        VmaName::Name(name) => buf.concat(&[name.to_bytes()])?,
         VmaName::Formatted {
             prefix,
             arg,
             suffix,
-        } => (
-            0,
-            matching::put_name(slice, &[prefix, arg.to_bytes(), suffix])?,
-        ),
+        } => buf.concat(&[prefix, arg.to_bytes(), suffix])?,
     };
-    Ok(Some(Name { buf, start, size }))
-}
-
-/// The path name, at the end of `buf`: returns its start and size (NUL included).
-fn d_path(path: &Path, buf: &mut [u8]) -> Result<(usize, usize)> {
-    let start = path.d_path(buf)?;
-    Ok((start, buf.len() - start))
+    Ok(Some(buf))
 }
 
 /// Reads the build ID after unlocking, as upstream does (parsing may sleep and fault pages in,
@@ -275,33 +265,32 @@ fn read_build_id(
 /// gave (`min(sizeof, size)`).
 fn copy_out(
     uarg: UserPtr,
-    usize: usize,
+    user_size: usize,
     query: &ProcmapQuery,
-    name: Option<&Name>,
+    name: Option<&NameBuf>,
     build_id: &[u8; BUILD_ID_SIZE_MAX],
 ) -> Result {
     // A name was built exactly when a non-zero `vma_name_size` is reported.
     if let Some(name) = name {
-        UserSlice::new(user_ptr(query.vma_name_addr)?, name.size)
+        let name = name.as_bytes();
+        UserSlice::new(user_ptr(query.vma_name_addr), name.len())
             .writer()
-            .write_slice(name.bytes())?;
+            .write_slice(name)?;
     }
     if query.build_id_size != 0 {
         let len = query.build_id_size as usize;
-        UserSlice::new(user_ptr(query.build_id_addr)?, len)
+        UserSlice::new(user_ptr(query.build_id_addr), len)
             .writer()
             .write_slice(&build_id[..len])?;
     }
-    let len = usize.min(size_of::<ProcmapQuery>());
+    let len = user_size.min(size_of::<ProcmapQuery>());
     UserSlice::new(uarg, len)
         .writer()
         .write_slice(&query.as_bytes()[..len])
 }
 
-/// A user pointer from a `__u64` field (`u64_to_user_ptr()`); one that does not fit a pointer
-/// cannot be a valid user address: `EFAULT`.
-fn user_ptr(addr: u64) -> Result<UserPtr> {
-    usize::try_from(addr)
-        .map(UserPtr::from_addr)
-        .map_err(|_| EFAULT)
+/// A user pointer from a `__u64` field, as `u64_to_user_ptr()` makes it: on a 32-bit kernel
+/// the upper half is dropped.
+fn user_ptr(addr: u64) -> UserPtr {
+    UserPtr::from_addr(addr as usize)
 }

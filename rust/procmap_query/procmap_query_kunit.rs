@@ -100,10 +100,8 @@ mod tests {
 
 #[kunit_tests(rust_procmap_query_matching)]
 mod matching_tests {
-    use super::matching::{
-        name_buf_size, name_size, put_name, required_vm_flags, step, vma_flags, Step, VmaFacts,
-    };
-    use kernel::{mm::virt::flags as vm, prelude::*};
+    use super::matching::{name_buf_size, required_vm_flags, step, vma_flags, Step, VmaFacts};
+    use kernel::{mm::virt::flags as vm, prelude::*, proc_maps::NameBuf};
 
     // The UAPI flag values (include/uapi/linux/fs.h).
     const Q_R: u64 = 0x1;
@@ -191,34 +189,39 @@ mod matching_tests {
     }
 
     #[test]
-    fn name_sizes() {
-        // The buffer is min(PATH_MAX, size); the reported size includes the NUL.
+    fn name_buffer_sizes() {
+        // The buffer is min(PATH_MAX, size).
         assert_eq!(name_buf_size(1), 1);
         assert_eq!(name_buf_size(4096), 4096);
         assert_eq!(name_buf_size(4097), 4096);
         assert_eq!(name_buf_size(u32::MAX), 4096);
-        assert_eq!(name_size(6, 7), Ok(7));
-        assert_eq!(name_size(6, 100), Ok(7));
-        assert_eq!(name_size(6, 6), Err(ENAMETOOLONG));
-        assert_eq!(name_size(0, 1), Ok(1));
-        assert_eq!(name_size(usize::MAX, usize::MAX), Err(ENAMETOOLONG));
     }
 
     #[test]
-    fn names_are_built_as_snprintf_would() {
-        let mut buf = [0xffu8; 16];
-        // "[anon:" + "x" + "]" and a NUL: 9 bytes.
-        assert_eq!(put_name(&mut buf, &[b"[anon:", b"x", b"]"]), Ok(9));
-        assert_eq!(&buf[..9], b"[anon:x]\0");
+    fn names_are_built_as_snprintf_would() -> Result {
+        // "[anon:" + "x" + "]" and a NUL: 9 bytes; the size reported includes the NUL.
+        let mut buf = NameBuf::new(16, GFP_KERNEL)?;
+        assert_eq!(buf.concat(&[b"[anon:", b"x", b"]"]), Ok(9));
+        assert_eq!(buf.as_bytes(), b"[anon:x]\0");
         // Exactly fitting, NUL included.
-        let mut buf = [0xffu8; 8];
-        assert_eq!(put_name(&mut buf, &[b"[stack]"]), Ok(8));
-        assert_eq!(&buf, b"[stack]\0");
-        // One byte short: the would-be size decides, nothing is truncated silently.
-        let mut buf = [0u8; 7];
-        assert_eq!(put_name(&mut buf, &[b"[stack]"]), Err(ENAMETOOLONG));
-        let mut buf = [0u8; 1];
-        assert_eq!(put_name(&mut buf, &[b""]), Ok(1));
-        assert_eq!(buf, [0]);
+        let mut buf = NameBuf::new(8, GFP_KERNEL)?;
+        assert_eq!(buf.concat(&[b"[stack]"]), Ok(8));
+        assert_eq!(buf.as_bytes(), b"[stack]\0");
+        // One byte short: the would-be size decides, nothing is truncated silently, and the
+        // name built before stays.
+        assert_eq!(buf.concat(&[b"[stack]", b"x"]), Err(ENAMETOOLONG));
+        assert_eq!(buf.as_bytes(), b"[stack]\0");
+        let mut buf = NameBuf::new(7, GFP_KERNEL)?;
+        assert_eq!(buf.concat(&[b"[stack]"]), Err(ENAMETOOLONG));
+        assert_eq!(buf.as_bytes(), b"");
+        let mut buf = NameBuf::new(1, GFP_KERNEL)?;
+        assert_eq!(buf.concat(&[b""]), Ok(1));
+        assert_eq!(buf.as_bytes(), b"\0");
+        // A later, shorter name replaces the earlier one.
+        let mut buf = NameBuf::new(32, GFP_KERNEL)?;
+        assert_eq!(buf.concat(&[b"[anon:", b"long name", b"]"]), Ok(17));
+        assert_eq!(buf.concat(&[b"[heap]"]), Ok(7));
+        assert_eq!(buf.as_bytes(), b"[heap]\0");
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! [`include/linux/dcache.h`](srctree/include/linux/dcache.h)
 
 use crate::{bindings, error::from_err_ptr, ffi::c_int, prelude::*, types::Opaque};
+use core::mem::MaybeUninit;
 
 /// A borrowed `struct path`: a mount and a dentry.
 ///
@@ -37,27 +38,29 @@ impl Path {
         self.inner.get()
     }
 
-    /// Writes the path name into `buf`, as `d_path()` does, and returns where it starts.
+    /// Writes the path name into `buf`, as `d_path()` does, and returns it.
     ///
-    /// The name is built from the end of `buf`: on success it is `buf[start..]`, terminated by a
-    /// NUL byte at the end of `buf` (so its size including the NUL is `buf.len() - start`). An
-    /// unlinked file's name ends in `" (deleted)"`. Fails with [`ENAMETOOLONG`] if the name does
-    /// not fit.
+    /// `buf` need not be initialized. The name is built from its end: on success the returned
+    /// slice is the tail of `buf` that holds the name and its terminating NUL byte (so its length
+    /// is the size of the name including the NUL). An unlinked file's name ends in
+    /// `" (deleted)"`. Fails with [`ENAMETOOLONG`] if the name does not fit.
     ///
     /// # Examples
     ///
     /// ```no_run
+    /// use core::mem::MaybeUninit;
     /// use kernel::fs::path::Path;
     ///
-    /// fn name_len(path: &Path, buf: &mut [u8]) -> Result<usize> {
-    ///     let start = path.d_path(buf)?;
+    /// fn name_len(path: &Path) -> Result<usize> {
+    ///     let mut buf = [MaybeUninit::<u8>::uninit(); 256];
+    ///     let name = path.d_path(&mut buf)?;
     ///     // Without the NUL.
-    ///     Ok(buf.len() - start - 1)
+    ///     Ok(name.len() - 1)
     /// }
     /// ```
-    pub fn d_path(&self, buf: &mut [u8]) -> Result<usize> {
+    pub fn d_path<'a>(&self, buf: &'a mut [MaybeUninit<u8>]) -> Result<&'a mut [u8]> {
         let len = c_int::try_from(buf.len()).map_err(|_| ENAMETOOLONG)?;
-        let base = buf.as_mut_ptr();
+        let base = buf.as_mut_ptr().cast::<u8>();
         // SAFETY: `self` is a valid, pinned path by the type invariants, and `base` is valid for
         // writes of `len` bytes.
         let name = from_err_ptr(unsafe { bindings::d_path(self.as_raw(), base.cast(), len) })?;
@@ -66,6 +69,10 @@ impl Path {
         if start >= buf.len() {
             return Err(EINVAL);
         }
-        Ok(start)
+        // SAFETY: `d_path()` builds the name and its NUL at the end of the buffer, backwards
+        // (`prepend_path()`; the `d_dname()` operations do the same through `dynamic_dname()`
+        // and `simple_dname()`, and callers such as `do_procmap_query()` rely on it), so
+        // `buf[start..]` is initialized. `start < buf.len()`, and the slice borrows `buf` for `'a`.
+        Ok(unsafe { core::slice::from_raw_parts_mut(base.add(start), buf.len() - start) })
     }
 }
