@@ -25,6 +25,8 @@
 
 #define PAGE 4096UL
 static int maps_fd;
+/* Built-in kernel (CONFIG_PROCMAP_QUERY_RUST=y): Rust only, nothing to switch. */
+static int builtin;
 
 static double now_ns(void)
 {
@@ -81,7 +83,7 @@ static int query(uint64_t addr, uint64_t flags, int with_name, struct procmap_qu
 	(now_ns() - _t0) / (iters);					\
 })
 
-enum kind { EXACT, NAMED, FLOOR };
+enum kind { EXACT, NAMED, FLOOR, EARLY };
 
 static double measure(enum kind k, uint64_t addr, long iters)
 {
@@ -94,6 +96,11 @@ static double measure(enum kind k, uint64_t addr, long iters)
 		return TIME_LOOP(iters, query(addr, 0, 1, &q));
 	case FLOOR:
 		return TIME_LOOP(iters, ioctl(maps_fd, _IO('f', 99), NULL));
+	case EARLY:
+		/* PROCMAP_QUERY turned down at its first check: size 8 is EINVAL. */
+		memset(&q, 0, sizeof(q));
+		q.size = 8;
+		return TIME_LOOP(iters, ioctl(maps_fd, PROCMAP_QUERY, &q));
 	}
 	return 0;
 }
@@ -251,6 +258,11 @@ static void costs(void)
 	rust_vs_c(FLOOR, 0, 4000, &cf, &rf);
 	printf("| 2a | floor: bare ioctl, ENOTTY (ns/call) | %.0f | %.0f | %.3f |\n", cf, rf, rf / cf);
 	printf("| 2b | exact query / floor (x) | %.2f | %.2f | |\n", c / cf, r / rf);
+	rust_vs_c(EARLY, 0, 4000, &c, &r);
+	printf("| 2c | PROCMAP_QUERY turned down at once (size 8: EINVAL) (ns/call) | %.0f | %.0f | %.3f |\n",
+	       c, r, r / c);
+	if (builtin)
+		return;
 
 	/* 3: ~655 VMAs, 3244 addresses of which 464 unique. */
 	{
@@ -425,6 +437,7 @@ int main(int argc, char **argv)
 	if (maps_fd < 0)
 		return 1;
 	printf("kernel %s, %ld CPUs\n\n", u.release, sysconf(_SC_NPROCESSORS_ONLN));
+	builtin = argc > 1 && !strcmp(argv[1], "costs-builtin");
 	if (argc > 1 && !strcmp(argv[1], "contention"))
 		contention();
 	else

@@ -9,12 +9,14 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export RUST_LIB_SRC=/usr/src/rustc-$RUSTC_VER/library
 JOBS=${JOBS:-$(nproc)}
 
-# Selects the kernel config flavour (test, or bench: the test config without
-# debug options), each built in its own directory: sets KBUILD and KMAKE.
+# Selects the kernel config flavour (test; bench: the test config without debug
+# options; bench-builtin: bench with the Rust handler built in), each built in
+# its own directory: sets KBUILD and KMAKE.
 use_flavour() {
 	case "$1" in
 	test) KBUILD=$CACHE/build ;;
 	bench) KBUILD=$CACHE/build-bench ;;
+	bench-builtin) KBUILD=$CACHE/build-bench-builtin ;;
 	*) die "unknown kernel flavour $1" ;;
 	esac
 	# Rust is always built through clippy, and any Rust or clippy warning fails the build.
