@@ -6,7 +6,7 @@
 //! `procfs_procmap_ioctl()` in `fs/proc/task_mmu.c`; `rmmod` gives them back to the C code.
 //! The answers must be those of the C code, byte for byte and errno for errno.
 
-use core::ops::Deref;
+use core::{mem::MaybeUninit, ops::Deref};
 use kernel::{
     fs::file::{File, BUILD_ID_SIZE_MAX},
     mm::{virt::VmaRef, Mm, MmWithUser},
@@ -74,39 +74,41 @@ impl ProcMapsHandler for RustProcmapQuery {
     }
 }
 
-/// Reads the argument: its `size` first, then the size-extensible structure.
+/// Reads the argument into `slot`: its `size` first, then the size-extensible structure.
 ///
-/// Returns the query and the size user space gave for it.
-fn copy_in(uarg: UserPtr) -> Result<(ProcmapQuery, usize)> {
+/// Returns the query, in place in `slot`, and the size user space gave for it.
+fn copy_in(
+    uarg: UserPtr,
+    slot: &mut MaybeUninit<ProcmapQuery>,
+) -> Result<(&mut ProcmapQuery, usize)> {
     let size = UserSlice::new(uarg, size_of::<u64>())
         .reader()
         .read::<u64>()?;
     let size = args::check_size(size)?;
-    let query = UserSlice::new(uarg, size).read_extensible::<ProcmapQuery>()?;
-    args::check_query(&query)?;
+    let query = UserSlice::new(uarg, size).read_extensible(slot)?;
+    args::check_query(query)?;
     Ok((query, size))
 }
 
-/// What is taken from the VMA under its lock, for use after unlocking.
-struct Taken {
-    /// The name, if asked for and the VMA has one.
-    name: Option<NameBuf>,
-    /// A reference to the VMA's file, if the build ID is asked for and the VMA has a file.
-    file: Option<ARef<File>>,
-}
-
 /// `PROCMAP_QUERY`: finds the VMA the query asks for and describes it.
+///
+/// The answer is filled in place, in the copy of the argument on this stack frame.
 fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
-    let (mut query, user_size) = copy_in(uarg)?;
+    let mut slot = MaybeUninit::uninit();
+    let (query, user_size) = copy_in(uarg, &mut slot)?;
     let mm = mm.and_then(Mm::mmget_not_zero).ok_or(ESRCH)?;
-    let taken = with_matching_vma(&mm, query.query_addr, query.query_flags, |vma| {
-        describe(vma, &mut query)
+    // Taken under the lock, for use after unlocking: the name, if asked for and the VMA has
+    // one, and a reference to the VMA's file, if the build ID is asked for and it has a file.
+    let mut name = None;
+    let mut file = None;
+    with_matching_vma(&mm, query.query_addr, query.query_flags, |vma| {
+        describe(vma, query, &mut name, &mut file)
     })?;
     // Unlocked (the guard is gone); now drop the mm, before anything that may fault.
     drop(mm);
     let mut build_id = [0u8; BUILD_ID_SIZE_MAX];
-    read_build_id(&mut query, taken.file, &mut build_id)?;
-    copy_out(uarg, user_size, &query, taken.name.as_ref(), &build_id)
+    read_build_id(query, file, &mut build_id)?;
+    copy_out(uarg, user_size, query, name.as_ref(), &build_id)
 }
 
 /// Finds the VMA that answers the query and calls `describe` on it while it is locked.
@@ -116,12 +118,12 @@ fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
 /// the same address under the mmap read lock. Without per-VMA locks, the mmap read lock is
 /// taken killably (`EINTR`). Either way the lock lives in a guard on this stack frame, and the
 /// VMA cannot outlive it.
-fn with_matching_vma<R>(
+fn with_matching_vma(
     mm: &MmWithUser,
     addr: u64,
     query_flags: u64,
-    mut describe: impl FnMut(&VmaRef) -> Result<R>,
-) -> Result<R> {
+    mut describe: impl FnMut(&VmaRef) -> Result,
+) -> Result {
     // The C code passes the address as `unsigned long`: the same truncation on 32-bit kernels.
     let mut at = addr as usize;
     if cfg!(CONFIG_PER_VMA_LOCK) {
@@ -152,12 +154,12 @@ fn with_matching_vma<R>(
 /// long as the value it returns lives (a `VmaReadGuard`, or a VMA borrowed from an
 /// `MmapReadGuard`). Each VMA is dropped, so unlocked, before the next one is looked up.
 /// On an error from `lookup`, `*at` is where the search stopped.
-fn search<V: Deref<Target = VmaRef>, R>(
+fn search<V: Deref<Target = VmaRef>>(
     mut lookup: impl FnMut(usize) -> Result<Option<V>>,
     at: &mut usize,
     query_flags: u64,
-    mut describe: impl FnMut(&VmaRef) -> Result<R>,
-) -> Result<R> {
+    mut describe: impl FnMut(&VmaRef) -> Result,
+) -> Result {
     loop {
         let vma = lookup(*at)?.ok_or(ENOENT)?;
         match matching::step(&facts(&vma), *at, query_flags) {
@@ -177,9 +179,14 @@ fn facts(vma: &VmaRef) -> VmaFacts {
     }
 }
 
-/// Fills the answer for `vma` into `query`, builds the name and takes the file reference the
-/// build ID needs. Runs under the VMA's lock.
-fn describe(vma: &VmaRef, query: &mut ProcmapQuery) -> Result<Taken> {
+/// Fills the answer for `vma` into `query`, builds the name into `name` and takes the file
+/// reference the build ID needs into `file`. Runs under the VMA's lock.
+fn describe(
+    vma: &VmaRef,
+    query: &mut ProcmapQuery,
+    name: &mut Option<NameBuf>,
+    file_ref: &mut Option<ARef<File>>,
+) -> Result {
     query.vma_start = vma.start() as u64;
     query.vma_end = vma.end() as u64;
     query.vma_flags = matching::vma_flags(vma.flags());
@@ -201,21 +208,15 @@ fn describe(vma: &VmaRef, query: &mut ProcmapQuery) -> Result<Taken> {
         }
     }
 
-    let name = if query.vma_name_size != 0 {
-        let name = build_name(vma, query.vma_name_size)?;
+    if query.vma_name_size != 0 {
+        *name = build_name(vma, query.vma_name_size)?;
         // At most `PATH_MAX`: it fits.
         query.vma_name_size = name.as_ref().map_or(0, |name| name.as_bytes().len()) as u32;
-        name
-    } else {
-        None
-    };
-
-    let file = if query.build_id_size != 0 {
-        file.map(ARef::from)
-    } else {
-        None
-    };
-    Ok(Taken { name, file })
+    }
+    if query.build_id_size != 0 {
+        *file_ref = file.map(ARef::from);
+    }
+    Ok(())
 }
 
 /// Builds the name of `vma` as `/proc/<pid>/maps` shows it, in a buffer of `size` bytes but at

@@ -52,6 +52,8 @@ static double median(double *v, int n)
 /* Rust (module loaded) or C (unloaded); the run is void if that fails. */
 static void use_rust(int on)
 {
+	if (builtin)
+		return;
 	if (!use_impl(on ? IMPL_RUST : IMPL_C)) {
 		fprintf(stderr, "cannot %s procmap_query\n", on ? "load" : "unload");
 		exit(1);
@@ -261,8 +263,6 @@ static void costs(void)
 	rust_vs_c(EARLY, 0, 4000, &c, &r);
 	printf("| 2c | PROCMAP_QUERY turned down at once (size 8: EINVAL) (ns/call) | %.0f | %.0f | %.3f |\n",
 	       c, r, r / c);
-	if (builtin)
-		return;
 
 	/* 3: ~655 VMAs, 3244 addresses of which 464 unique. */
 	{
