@@ -9,7 +9,7 @@
 use core::{mem::MaybeUninit, ops::Deref};
 use kernel::{
     fs::file::{File, BUILD_ID_SIZE_MAX},
-    mm::{virt::VmaRef, Mm, MmWithUser},
+    mm::{virt::VmaRef, Mm},
     page::PAGE_SHIFT,
     prelude::*,
     proc_maps::{self, NameBuf, ProcMapsHandler, ProcmapQuery, VmaName, PROCMAP_QUERY},
@@ -66,6 +66,8 @@ struct RustProcmapQuery;
 
 #[vtable]
 impl ProcMapsHandler for RustProcmapQuery {
+    // Inlined into the C entry point, so that the result does not go through memory.
+    #[inline]
     fn ioctl(mm: Option<&Mm>, cmd: u32, arg: UserPtr) -> Result<isize> {
         match cmd {
             PROCMAP_QUERY => procmap_query(mm, arg).map(|()| 0),
@@ -101,9 +103,36 @@ fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
     // one, and a reference to the VMA's file, if the build ID is asked for and it has a file.
     let mut name = None;
     let mut file = None;
-    with_matching_vma(&mm, query.query_addr, query.query_flags, |vma| {
-        describe(vma, query, &mut name, &mut file)
-    })?;
+    {
+        // The C code passes the address as `unsigned long`: the same truncation on 32-bit
+        // kernels.
+        let mut at = query.query_addr as usize;
+        let flags = query.query_flags;
+        // The lock is held by one of these guards until the end of this block; the VMA cannot
+        // outlive it.
+        let vma_guard;
+        let mmap_guard;
+        let vma: &VmaRef = if cfg!(CONFIG_PER_VMA_LOCK) {
+            // Each candidate is looked up under RCU and read-locked on its own
+            // (`lock_next_vma()`); if one cannot be locked that way (`EAGAIN`), the search
+            // goes on from the same address under the mmap read lock.
+            match search(|a| mm.lock_next_vma(a), &mut at, flags) {
+                Err(e) if e == EAGAIN => {
+                    mmap_guard = mm.mmap_read_lock();
+                    search(|a| Ok(mmap_guard.find_vma(a)), &mut at, flags)?
+                }
+                found => {
+                    vma_guard = found?;
+                    &vma_guard
+                }
+            }
+        } else {
+            // Without per-VMA locks, the mmap read lock is taken killably (`EINTR`).
+            mmap_guard = mm.mmap_read_lock_killable()?;
+            search(|a| Ok(mmap_guard.find_vma(a)), &mut at, flags)?
+        };
+        describe(vma, query, &mut name, &mut file)?;
+    }
     // Unlocked (the guard is gone); now drop the mm, before anything that may fault.
     drop(mm);
     let mut build_id = [0u8; BUILD_ID_SIZE_MAX];
@@ -111,59 +140,20 @@ fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
     copy_out(uarg, user_size, query, name.as_ref(), &build_id)
 }
 
-/// Finds the VMA that answers the query and calls `describe` on it while it is locked.
-///
-/// With per-VMA locks, each candidate is looked up under RCU and read-locked on its own
-/// (`lock_next_vma()`); if a VMA cannot be locked that way (`EAGAIN`), the search goes on from
-/// the same address under the mmap read lock. Without per-VMA locks, the mmap read lock is
-/// taken killably (`EINTR`). Either way the lock lives in a guard on this stack frame, and the
-/// VMA cannot outlive it.
-fn with_matching_vma(
-    mm: &MmWithUser,
-    addr: u64,
-    query_flags: u64,
-    mut describe: impl FnMut(&VmaRef) -> Result,
-) -> Result {
-    // The C code passes the address as `unsigned long`: the same truncation on 32-bit kernels.
-    let mut at = addr as usize;
-    if cfg!(CONFIG_PER_VMA_LOCK) {
-        let mut fall_back = false;
-        let per_vma = search(
-            |a| match mm.lock_next_vma(a) {
-                Err(e) if e == EAGAIN => {
-                    fall_back = true;
-                    Err(e)
-                }
-                found => found,
-            },
-            &mut at,
-            query_flags,
-            &mut describe,
-        );
-        if !fall_back {
-            return per_vma;
-        }
-        let guard = mm.mmap_read_lock();
-        return search(|a| Ok(guard.find_vma(a)), &mut at, query_flags, describe);
-    }
-    let guard = mm.mmap_read_lock_killable()?;
-    search(|a| Ok(guard.find_vma(a)), &mut at, query_flags, describe)
-}
-
-/// The search from `*at`: `lookup` gives the first VMA ending above an address, locked for as
-/// long as the value it returns lives (a `VmaReadGuard`, or a VMA borrowed from an
-/// `MmapReadGuard`). Each VMA is dropped, so unlocked, before the next one is looked up.
-/// On an error from `lookup`, `*at` is where the search stopped.
+/// The search from `*at` for the VMA that answers a query with `query_flags`: `lookup` gives
+/// the first VMA ending above an address, locked for as long as the value it returns lives (a
+/// `VmaReadGuard`, or a VMA borrowed from an `MmapReadGuard`). Each VMA that does not answer is
+/// dropped, so unlocked, before the next one is looked up; the one that does is returned,
+/// still locked. On an error from `lookup`, `*at` is where the search stopped.
 fn search<V: Deref<Target = VmaRef>>(
     mut lookup: impl FnMut(usize) -> Result<Option<V>>,
     at: &mut usize,
     query_flags: u64,
-    mut describe: impl FnMut(&VmaRef) -> Result,
-) -> Result {
+) -> Result<V> {
     loop {
         let vma = lookup(*at)?.ok_or(ENOENT)?;
         match matching::step(&facts(&vma), *at, query_flags) {
-            Step::Answer => return describe(&vma),
+            Step::Answer => return Ok(vma),
             Step::Next(next) => *at = next,
             Step::NotFound => return Err(ENOENT),
         }
@@ -181,6 +171,7 @@ fn facts(vma: &VmaRef) -> VmaFacts {
 
 /// Fills the answer for `vma` into `query`, builds the name into `name` and takes the file
 /// reference the build ID needs into `file`. Runs under the VMA's lock.
+#[inline]
 fn describe(
     vma: &VmaRef,
     query: &mut ProcmapQuery,
