@@ -87,6 +87,7 @@ pub enum VmaName<'a> {
 ///
 /// This is `proc_get_vma_name()` of `fs/proc/task_mmu.c`, so the names are those of the text file.
 /// The result borrows from `vma`, so it is only used while the VMA's lock is held.
+#[inline]
 pub fn vma_name(vma: &VmaRef) -> Result<Option<VmaName<'_>>> {
     let mut path: *const bindings::path = ptr::null();
     let mut name: *const c_char = ptr::null();

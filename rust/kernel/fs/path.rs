@@ -58,6 +58,7 @@ impl Path {
     ///     Ok(name.len() - 1)
     /// }
     /// ```
+    #[inline]
     pub fn d_path<'a>(&self, buf: &'a mut [MaybeUninit<u8>]) -> Result<&'a mut [u8]> {
         let len = c_int::try_from(buf.len()).map_err(|_| ENAMETOOLONG)?;
         let base = buf.as_mut_ptr().cast::<u8>();
