@@ -293,7 +293,7 @@ impl ProcMaps {
             Err(Error::Os { errno, .. }) if errno == libc::ENOTTY || errno == libc::EINVAL => {
                 maps.backend = Backend::Text;
             }
-            Err(Error::NoSuchProcess(p)) => return Err(Error::NoSuchProcess(p)),
+            // ESRCH: no address space (a kernel thread or a zombie), but the ioctl is there.
             _ => {}
         }
         Ok(maps)
@@ -320,7 +320,27 @@ impl ProcMaps {
         match self.backend {
             Backend::Ioctl => match self.ioctl(addr, query) {
                 Ok(vma) => Ok(Some(vma)),
+                // ESRCH: the process has no address space (a kernel thread, a zombie, or
+                // exited since the open), which the text shows as empty.
+                Err(Error::NoSuchProcess(_)) => Ok(None),
                 Err(Error::Os { errno, .. }) if errno == libc::ENOENT => Ok(None),
+                // The name is longer than PATH_MAX: ask again without it, and take the name
+                // from the text, which has no such limit.
+                Err(Error::Os { errno, .. }) if errno == libc::ENAMETOOLONG && query.name => {
+                    let mut vma = match self.ioctl(addr, query.name(false)) {
+                        Ok(vma) => vma,
+                        Err(Error::NoSuchProcess(_)) => return Ok(None),
+                        Err(Error::Os { errno, .. }) if errno == libc::ENOENT => return Ok(None),
+                        Err(e) => return Err(e),
+                    };
+                    self.reload_text()?;
+                    vma.name = self
+                        .text
+                        .iter()
+                        .find(|t| t.start == vma.start && t.end == vma.end)
+                        .and_then(|t| t.name.clone());
+                    Ok(Some(vma))
+                }
                 Err(e) => Err(e),
             },
             Backend::Text => {
@@ -341,6 +361,7 @@ impl ProcMaps {
             query: query.or_next(true),
             done: false,
             started: false,
+            started_walk: false,
         }
     }
 
@@ -366,8 +387,12 @@ impl ProcMaps {
                 reread = false;
             }
             if let Some(vma) = current.as_ref().filter(|v| v.contains(addr)) {
+                // Crafted text can make this overflow: leave such an address unresolved.
+                let Some(file_offset) = (addr - vma.start).checked_add(vma.offset) else {
+                    continue;
+                };
                 out[i] = Some(Resolved {
-                    file_offset: addr - vma.start + vma.offset,
+                    file_offset,
                     vma: vma.clone(),
                 });
             }
@@ -455,6 +480,8 @@ pub struct VmaIter<'a> {
     done: bool,
     /// Whether the first VMA was looked up (after it, the text backend reuses its snapshot).
     started: bool,
+    /// Whether a VMA was answered (after it, each must end above the last).
+    started_walk: bool,
 }
 
 impl Iterator for VmaIter<'_> {
@@ -467,11 +494,14 @@ impl Iterator for VmaIter<'_> {
         let reread = !self.started;
         self.started = true;
         match self.maps.lookup(self.next, self.query, reread) {
+            // Each answer must end above the last: anything else (crafted text) would loop.
+            Ok(Some(vma)) if vma.end <= self.next && self.started_walk => {
+                self.done = true;
+                None
+            }
             Ok(Some(vma)) => {
+                self.started_walk = true;
                 self.next = vma.end;
-                if vma.end == 0 {
-                    self.done = true;
-                }
                 Some(Ok(vma))
             }
             Ok(None) => {
@@ -490,4 +520,43 @@ impl Iterator for VmaIter<'_> {
 fn matches(vma: &Vma, query: &Query) -> bool {
     let want = Perms::from_flags(query.flags);
     (query.flags & abi::FILE_BACKED_VMA == 0 || vma.file_backed()) && vma.perms.contains(&want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A text backend over `text` (a memfd: the ioctl is not there, ENOTTY).
+    pub(crate) fn text_maps(text: &[u8]) -> ProcMaps {
+        // SAFETY: a valid C string; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"procmap-test".as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        f.write_all(text).unwrap();
+        let maps = ProcMaps::from_fd(f.into()).unwrap();
+        assert_eq!(maps.backend(), Backend::Text);
+        maps
+    }
+
+    #[test]
+    fn crafted_text_does_not_panic_or_loop() {
+        let mut maps = text_maps(
+            b"1000-3000 r--p fffffffffffff000 08:01 5 /overflowing\n\
+              a000-b000 r--p 00000000 00:00 0\n",
+        );
+        // The file offset of 0x2fff does not fit in 64 bits.
+        let r = maps
+            .resolve(&[0x1000, 0x2fff, u64::MAX], Query::new())
+            .unwrap();
+        assert_eq!(r[0].as_ref().map(|r| r.file_offset), Some(u64::MAX - 0xfff));
+        assert_eq!(r[1], None);
+        assert_eq!(r[2], None);
+        // A walk over crafted text ends.
+        let mut maps =
+            text_maps(b"1000-5000 r--p 0 0:0 0\n2000-3000 r--p 0 0:0 0\n9000-8000 r--p 0 0:0 0\n");
+        let n = maps.iter(Query::new()).take(10).count();
+        assert!(n < 10, "the walk loops");
+    }
 }

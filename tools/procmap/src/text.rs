@@ -30,6 +30,9 @@ fn parse_line(line: &[u8]) -> Result<Vma> {
     let dash = range.iter().position(|&b| b == b'-').ok_or_else(bad)?;
     let start = hex(&range[..dash]).ok_or_else(bad)?;
     let end = hex(&range[dash + 1..]).ok_or_else(bad)?;
+    if end < start {
+        return Err(bad());
+    }
     let perms = field(&mut rest).ok_or_else(bad)?;
     if perms.len() != 4 {
         return Err(bad());
@@ -37,8 +40,8 @@ fn parse_line(line: &[u8]) -> Result<Vma> {
     let offset = hex(field(&mut rest).ok_or_else(bad)?).ok_or_else(bad)?;
     let dev = field(&mut rest).ok_or_else(bad)?;
     let colon = dev.iter().position(|&b| b == b':').ok_or_else(bad)?;
-    let dev_major = hex(&dev[..colon]).ok_or_else(bad)? as u32;
-    let dev_minor = hex(&dev[colon + 1..]).ok_or_else(bad)? as u32;
+    let dev_major = u32::try_from(hex(&dev[..colon]).ok_or_else(bad)?).map_err(|_| bad())?;
+    let dev_minor = u32::try_from(hex(&dev[colon + 1..]).ok_or_else(bad)?).map_err(|_| bad())?;
     let inode = std::str::from_utf8(field(&mut rest).ok_or_else(bad)?)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -60,9 +63,27 @@ fn parse_line(line: &[u8]) -> Result<Vma> {
         dev_minor,
         inode,
         page_size: None,
-        name: (!name.is_empty()).then(|| name.to_vec()),
+        name: (!name.is_empty()).then(|| unescape(name)),
         build_id: None,
     })
+}
+
+/// Undoes the one escape of the maps text: a newline in a path is shown as `\012`
+/// (`seq_path(m, path, "\n")`); the ioctl gives it raw. The kernel does not escape a
+/// backslash, so a name that holds `\012` literally reads as a newline: the text is ambiguous.
+fn unescape(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(&b) = rest.first() {
+        if rest.starts_with(b"\\012") {
+            out.push(b'\n');
+            rest = &rest[4..];
+        } else {
+            out.push(b);
+            rest = &rest[1..];
+        }
+    }
+    out
 }
 
 /// The kernel's query over parsed VMAs: the first VMA ending above `addr` that passes the
@@ -113,8 +134,16 @@ mod tests {
     }
 
     #[test]
+    fn unescapes_newlines() {
+        let v = parse_maps(b"1000-2000 r--p 0 0:0 1 /a\\012b\\01 \\\\012 (deleted)\n").unwrap();
+        assert_eq!(v[0].name.as_deref(), Some(&b"/a\nb\\01 \\\n (deleted)"[..]));
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(parse_maps(b"hello world\n").is_err());
         assert!(parse_maps(b"1000-2000 rw 0 0:0 0\n").is_err());
+        assert!(parse_maps(b"2000-1000 rw-p 0 0:0 0\n").is_err());
+        assert!(parse_maps(b"1000-2000 rw-p 0 100000000:0 0\n").is_err());
     }
 }

@@ -6,96 +6,8 @@
 use procmap::{parse_maps, Backend, Perms, ProcMaps, Query, Vma};
 use std::io::Read;
 
-const PAGE: usize = 4096;
-
-/// A child process that sets up mappings and waits; killed on drop.
-struct Child {
-    pid: libc::pid_t,
-    /// Whether the kernel named the anonymous VMA (`CONFIG_ANON_VMA_NAME`).
-    anon_named: bool,
-}
-
-impl Child {
-    fn spawn() -> Child {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` is valid for two ints.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let path =
-            std::ffi::CString::new(format!("/tmp/procmap-test-{}", std::process::id())).unwrap();
-        // SAFETY: plain fork; the child only makes async-signal-safe calls and exits.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            // SAFETY: only async-signal-safe system calls on valid arguments.
-            unsafe {
-                let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600);
-                libc::ftruncate(fd, 8 * PAGE as i64);
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    2 * PAGE,
-                    libc::PROT_READ,
-                    libc::MAP_PRIVATE,
-                    fd,
-                    0,
-                );
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    PAGE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd,
-                    4 * PAGE as i64,
-                );
-                libc::unlink(path.as_ptr());
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    2 * PAGE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                );
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    3 * PAGE,
-                    libc::PROT_READ,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                );
-                libc::mprotect(p.cast::<u8>().add(PAGE).cast(), PAGE, libc::PROT_NONE);
-                let named = libc::prctl(0x53564d41, 0, p, PAGE, c"procmap-test".as_ptr()) == 0;
-                let msg: &[u8] = if named { b"r" } else { b"n" };
-                libc::write(fds[1], msg.as_ptr().cast(), 1);
-                loop {
-                    libc::pause();
-                }
-            }
-        }
-        let mut b = [0u8; 1];
-        // SAFETY: `b` is valid for one byte.
-        assert_eq!(unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) }, 1);
-        // SAFETY: closing our pipe ends.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
-        Child {
-            pid,
-            anon_named: b[0] == b'r',
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        // SAFETY: killing and reaping our own child.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
-    }
-}
+mod common;
+use common::{Child, Zombie, PAGE};
 
 fn text_of(pid: &str) -> Vec<Vma> {
     let mut s = Vec::new();
@@ -262,10 +174,60 @@ fn bad_pid_is_a_typed_error() {
 }
 
 #[test]
-fn gone_process_is_esrch() {
+fn gone_process_is_empty() {
+    // Like the text of /proc/PID/maps (empty once the process has exited), not an error.
     let child = Child::spawn();
     let mut maps = ProcMaps::open(child.pid as u32).unwrap();
     drop(child);
-    let err = maps.query(0, Query::new().or_next(true)).unwrap_err();
-    assert_eq!(err.errno(), Some(libc::ESRCH), "{err}");
+    assert_eq!(maps.query(0, Query::new().or_next(true)).unwrap(), None);
+    assert_eq!(walk(&mut maps, Query::new()), vec![]);
+}
+
+#[test]
+fn zombie_is_an_empty_address_space() {
+    // A zombie (like a kernel thread) has no mm: the text is empty and the ioctl says ESRCH.
+    let z = Zombie::spawn();
+    assert_eq!(text_of(&z.pid.to_string()), vec![]);
+    let mut maps = ProcMaps::open(z.pid as u32).unwrap();
+    assert_eq!(maps.backend(), Backend::Ioctl);
+    assert_eq!(walk(&mut maps, Query::new().name(true)), vec![]);
+    assert_eq!(maps.query(0, Query::new().or_next(true)).unwrap(), None);
+}
+
+#[test]
+fn long_path_does_not_end_the_walk() {
+    // A name longer than PATH_MAX: the ioctl answers ENAMETOOLONG for that VMA.
+    let child = Child::spawn_long_path();
+    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
+    let ioctl = walk(&mut maps, Query::new().name(true));
+    let text = text_of(&child.pid.to_string());
+    assert_eq!(comparable(ioctl.clone()), comparable(text));
+    let long = ioctl
+        .iter()
+        .find(|v| v.name_lossy().ends_with("/long-file"))
+        .expect("the long-named VMA is there");
+    assert!(long.name.as_ref().unwrap().len() > 4096);
+    assert!(ioctl.iter().any(|v| v.name_lossy().ends_with("/after")));
+    // A single query for it, too.
+    let one = maps.query(long.start, Query::new().name(true)).unwrap();
+    assert_eq!(one.as_ref(), Some(long));
+}
+
+#[test]
+fn odd_names_are_the_same_from_both_backends() {
+    // The ioctl gives names raw; the text escapes a newline as \012.
+    let child = Child::spawn_odd_names();
+    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
+    let ioctl = walk(&mut maps, Query::new().name(true));
+    let text = text_of(&child.pid.to_string());
+    assert_eq!(comparable(ioctl.clone()), comparable(text));
+    let names: Vec<_> = ioctl.iter().filter_map(|v| v.name.clone()).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with(b"/new\nline")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with(b"/gone\nnl x (deleted)")),
+        "{names:?}"
+    );
 }
