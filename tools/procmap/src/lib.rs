@@ -1,88 +1,149 @@
-//! `procmap`: which VMA of a process covers (or follows) an address, through the
-//! `PROCMAP_QUERY` ioctl on `/proc/<pid>/maps`, one syscall per VMA, with a fallback that
-//! parses the text of the same file when the kernel lacks the ioctl (`ENOTTY`, before 6.11).
+//! Which VMA of a process covers (or follows) an address: the `PROCMAP_QUERY` ioctl on
+//! `/proc/<pid>/maps` (Linux 6.11 and later), one system call per VMA, with a fallback that
+//! parses the text of the same file when the kernel lacks the ioctl.
 //!
-//! ```no_run
+//! ```
 //! use procmap::{ProcMaps, Query};
 //!
-//! fn show(addr: u64) -> procmap::Result<()> {
-//!     let mut maps = ProcMaps::open_self()?;
-//!     if let Some(vma) = maps.query(addr, Query::new().name(true))? {
-//!         println!("{addr:#x} is in {:#x}-{:#x} {}", vma.start, vma.end, vma.name_lossy());
-//!     }
-//!     Ok(())
-//! }
+//! static HERE: u8 = 0;
+//! let maps = ProcMaps::open_self()?;
+//! let addr = &HERE as *const u8 as u64;
+//! let vma = maps.query(addr, Query::new().name(true))?.expect("our own data is mapped");
+//! assert!(vma.contains(addr));
+//! println!("{addr:#x} is in {:#x}-{:#x} {}", vma.start, vma.end, vma.name_lossy());
+//! # Ok::<(), procmap::Error>(())
 //! ```
+//!
+//! All VMAs, as `/proc/<pid>/maps` lists them (minus the `[vsyscall]` gate area, which is not
+//! a VMA of the process and which the ioctl never answers):
+//!
+//! ```
+//! # use procmap::{ProcMaps, Query};
+//! let maps = ProcMaps::open_self()?;
+//! for vma in maps.iter(Query::new().name(true)) {
+//!     let vma = vma?;
+//!     println!("{:x}-{:x} {} {}", vma.start, vma.end, vma.perms, vma.name_lossy());
+//! }
+//! # Ok::<(), procmap::Error>(())
+//! ```
+//!
+//! A batch of addresses (say, a stack sample) maps to deduplicated VMAs and, per address, the
+//! index of its VMA and its offset in the mapped file, with at most one query per VMA:
+//! see [`ProcMaps::resolve`].
+//!
+//! A [`ProcMaps`] answers through `&self` (the buffers are on the stack), so one handle can
+//! serve several threads.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
-pub mod abi;
+mod abi;
 mod text;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 pub use text::parse_maps;
 
-/// An error, with the errno where the kernel gave one.
+/// An error: what was being done and the kernel's errno, or text that could not be parsed.
+///
+/// [`Error::errno`] gives the errno as the kernel returned it. An `Error` converts into an
+/// [`io::Error`] of the same [`io::ErrorKind`], with the `Error` as its inner error.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
-    /// The process does not exist (or is gone): `ESRCH` or `ENOENT` on open.
-    NoSuchProcess(String),
-    /// Not allowed to read the process's maps (`EACCES`/`EPERM`).
-    PermissionDenied(String),
-    /// A system call failed.
-    Os {
-        /// What was being done.
-        op: &'static str,
-        /// The errno.
-        errno: i32,
+    /// Opening the maps file failed (`ENOENT` for a process that does not exist, `EACCES`
+    /// when not allowed, ...).
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The error, with its errno.
+        source: io::Error,
     },
-    /// The kernel's text could not be parsed.
-    Parse(String),
+    /// A system call on the open file failed.
+    Os {
+        /// What was being done, e.g. `"ioctl(PROCMAP_QUERY)"`.
+        op: &'static str,
+        /// The error, with its errno.
+        source: io::Error,
+    },
+    /// A line of the maps text could not be parsed.
+    Parse {
+        /// The line, lossily as UTF-8.
+        line: String,
+    },
 }
 
 impl Error {
     /// The errno behind the error, if there is one.
+    ///
+    /// ```
+    /// let err = procmap::ProcMaps::open(u32::MAX).unwrap_err();
+    /// assert_eq!(err.errno(), Some(libc::ENOENT));
+    /// ```
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Os { errno, .. } => Some(*errno),
-            Error::NoSuchProcess(_) => Some(libc::ESRCH),
-            Error::PermissionDenied(_) => Some(libc::EACCES),
-            Error::Parse(_) => None,
+            Error::Open { source, .. } | Error::Os { source, .. } => source.raw_os_error(),
+            Error::Parse { .. } => None,
         }
     }
 
-    fn os(op: &'static str, errno: i32) -> Self {
-        Error::Os { op, errno }
+    /// The kind of error, as [`io::Error::kind`] tells it (`NotFound` for a process that
+    /// does not exist, `PermissionDenied`, `InvalidData` for text that does not parse, ...).
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Open { source, .. } | Error::Os { source, .. } => source.kind(),
+            Error::Parse { .. } => io::ErrorKind::InvalidData,
+        }
+    }
+
+    fn os(op: &'static str, source: io::Error) -> Self {
+        Error::Os { op, source }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NoSuchProcess(p) => write!(f, "no such process: {p}"),
-            Error::PermissionDenied(p) => write!(f, "permission denied: {p}"),
-            Error::Os { op, errno } => write!(
-                f,
-                "{op}: {} (errno {errno})",
-                std::io::Error::from_raw_os_error(*errno)
-            ),
-            Error::Parse(l) => write!(f, "cannot parse maps line: {l:?}"),
+            Error::Open { path, source } => write!(f, "cannot open {}: {source}", path.display()),
+            Error::Os { op, source } => write!(f, "{op}: {source}"),
+            Error::Parse { line } => write!(f, "cannot parse maps line: {line:?}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Open { source, .. } | Error::Os { source, .. } => Some(source),
+            Error::Parse { .. } => None,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        io::Error::new(e.kind(), e)
+    }
+}
 
 /// A `Result` with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// What a query looks for and what it asks back: the kernel's query flags and the optional
 /// name and build ID.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// ```
+/// use procmap::Query;
+/// // The next executable, file-backed VMA at or above an address, with its name.
+/// let q = Query::new().or_next(true).executable(true).file_backed(true).name(true);
+/// assert!(q.name_wanted() && !q.build_id_wanted());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Query {
     flags: u64,
     name: bool,
@@ -104,7 +165,7 @@ impl Query {
         self.set(abi::FILE_BACKED_VMA, on);
         self
     }
-    /// Only VMAs that have all these permissions (the kernel's subset match).
+    /// Only VMAs that have all the permissions set in `want` (the kernel's subset match).
     pub fn perms(mut self, want: Perms) -> Self {
         self.set(abi::VMA_READABLE, want.read);
         self.set(abi::VMA_WRITABLE, want.write);
@@ -112,7 +173,27 @@ impl Query {
         self.set(abi::VMA_SHARED, want.shared);
         self
     }
-    /// Ask for the name (as `/proc/<pid>/maps` shows it).
+    /// Only readable VMAs.
+    pub fn readable(mut self, on: bool) -> Self {
+        self.set(abi::VMA_READABLE, on);
+        self
+    }
+    /// Only writable VMAs.
+    pub fn writable(mut self, on: bool) -> Self {
+        self.set(abi::VMA_WRITABLE, on);
+        self
+    }
+    /// Only executable VMAs.
+    pub fn executable(mut self, on: bool) -> Self {
+        self.set(abi::VMA_EXECUTABLE, on);
+        self
+    }
+    /// Only shared VMAs.
+    pub fn shared(mut self, on: bool) -> Self {
+        self.set(abi::VMA_SHARED, on);
+        self
+    }
+    /// Ask for the name (as `/proc/<pid>/maps` shows it, unescaped).
     pub fn name(mut self, on: bool) -> Self {
         self.name = on;
         self
@@ -122,9 +203,13 @@ impl Query {
         self.build_id = on;
         self
     }
-    /// The raw `query_flags`.
+    /// The raw `query_flags` (`PROCMAP_QUERY_*` of `<linux/fs.h>`).
     pub fn flags(&self) -> u64 {
         self.flags
+    }
+    /// Whether any filter (permissions, file-backed) is set.
+    pub fn filters(&self) -> bool {
+        self.flags & !abi::COVERING_OR_NEXT_VMA != 0
     }
     /// Whether the name is asked for.
     pub fn name_wanted(&self) -> bool {
@@ -144,7 +229,17 @@ impl Query {
 }
 
 /// Permissions of a VMA.
+///
+/// More may come as the kernel's `vma_flags` grow, so build one from
+/// [`Perms::default`] (all clear):
+///
+/// ```
+/// let mut p = procmap::Perms::default();
+/// p.read = true;
+/// assert_eq!(p.to_string(), "r--p");
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Perms {
     /// Readable.
     pub read: bool,
@@ -174,6 +269,7 @@ impl Perms {
 }
 
 impl fmt::Display for Perms {
+    /// The four letters of `/proc/<pid>/maps`, e.g. `r-xp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = |b, ch| if b { ch } else { '-' };
         write!(
@@ -188,7 +284,8 @@ impl fmt::Display for Perms {
 }
 
 /// A VMA, as the ioctl or the text describes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Vma {
     /// First address.
     pub start: u64,
@@ -196,7 +293,7 @@ pub struct Vma {
     pub end: u64,
     /// Permissions.
     pub perms: Perms,
-    /// Offset in the mapped file (0 for anonymous memory).
+    /// Offset in the mapped file, in bytes (the page offset for anonymous memory).
     pub offset: u64,
     /// Major number of the file's device.
     pub dev_major: u32,
@@ -206,7 +303,11 @@ pub struct Vma {
     pub inode: u64,
     /// Page size the kernel uses for the VMA; `None` from the text fallback.
     pub page_size: Option<u64>,
-    /// The name, if asked for and the VMA has one (raw bytes: paths need not be UTF-8).
+    /// The name, if asked for and the VMA has one: raw bytes (paths need not be UTF-8), the
+    /// same from both backends (a newline is a newline, not the text's `\012`), with the
+    /// kernel's ` (deleted)` suffix where it puts one. For a path longer than `PATH_MAX`,
+    /// which the ioctl cannot return, the name is taken from the text; it is `None` only if
+    /// the VMA is gone from the text by then.
     pub name: Option<Vec<u8>>,
     /// The ELF build ID, if asked for and found; always `None` from the text fallback.
     pub build_id: Option<Vec<u8>>,
@@ -220,8 +321,8 @@ impl Vma {
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default()
     }
-    /// Whether the VMA maps a file (the kernel's `vm_file`). From the text this is judged by a
-    /// non-zero inode, which also holds for shared anonymous memory, backed by shmem.
+    /// Whether the VMA maps a file (the kernel's `vm_file`), judged by a non-zero inode: this
+    /// includes shared anonymous memory, which is backed by shmem.
     pub fn file_backed(&self) -> bool {
         self.inode != 0
     }
@@ -229,74 +330,123 @@ impl Vma {
     pub fn contains(&self, addr: u64) -> bool {
         self.start <= addr && addr < self.end
     }
+    /// The offset of `addr` in the mapped file (`addr - start + offset`), for a file-backed
+    /// VMA that contains `addr`; `None` otherwise, or if it does not fit in 64 bits.
+    pub fn file_offset(&self, addr: u64) -> Option<u64> {
+        if !self.file_backed() || !self.contains(addr) {
+            return None;
+        }
+        addr.checked_sub(self.start)?.checked_add(self.offset)
+    }
 }
 
 /// Where the answers come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Backend {
     /// The `PROCMAP_QUERY` ioctl.
     Ioctl,
-    /// Parsing the text of `/proc/<pid>/maps` (no page size, no build ID).
+    /// Parsing the text of `/proc/<pid>/maps` (no page size, no build ID). Each query reads
+    /// the whole text; a walk or a [`ProcMaps::resolve`] reads it once.
     Text,
 }
 
+/// How to open: by default the backend is chosen by a probe (one ioctl); [`Options::backend`]
+/// chooses it instead, without the probe.
+///
+/// ```
+/// use procmap::{Backend, Options};
+/// let maps = Options::new().backend(Backend::Text).open_self()?;
+/// assert_eq!(maps.backend(), Backend::Text);
+/// # Ok::<(), procmap::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    backend: Option<Backend>,
+}
+
+impl Options {
+    /// Probe for the ioctl, fall back to the text.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Use this backend, without probing.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+    /// Opens `/proc/<pid>/maps`.
+    pub fn open(&self, pid: u32) -> Result<ProcMaps> {
+        self.open_path(format!("/proc/{pid}/maps").as_ref())
+    }
+    /// Opens `/proc/self/maps`.
+    pub fn open_self(&self) -> Result<ProcMaps> {
+        self.open_path("/proc/self/maps".as_ref())
+    }
+    /// Opens a maps file by path (e.g. `/proc/<pid>/task/<tid>/maps`).
+    pub fn open_path(&self, path: &Path) -> Result<ProcMaps> {
+        let file = File::open(path).map_err(|source| Error::Open {
+            path: path.into(),
+            source,
+        })?;
+        Ok(self.from_fd(file.into()))
+    }
+    /// Uses an already open maps file descriptor (e.g. one received over a Unix socket).
+    pub fn from_fd(&self, fd: OwnedFd) -> ProcMaps {
+        let mut maps = ProcMaps {
+            file: File::from(fd),
+            backend: Backend::Ioctl,
+        };
+        maps.backend = match self.backend {
+            Some(b) => b,
+            None => maps.probe(),
+        };
+        maps
+    }
+}
+
 /// An open `/proc/<pid>/maps`.
+#[derive(Debug)]
 pub struct ProcMaps {
     file: File,
     backend: Backend,
-    name_buf: Vec<u8>,
-    build_id_buf: Vec<u8>,
-    /// The parsed text, for the text backend (re-read for each walk or query).
-    text: Vec<Vma>,
 }
 
-const NAME_BUF: usize = 4096; // PATH_MAX: the kernel never answers longer
+/// `PATH_MAX`: the kernel never answers a longer name (it says `ENAMETOOLONG`).
+const NAME_BUF: usize = 4096;
+/// More than `BUILD_ID_SIZE_MAX` (20): a longer build ID would be `ENAMETOOLONG` too.
 const BUILD_ID_BUF: usize = 64;
 
 impl ProcMaps {
-    /// Opens the maps of process `pid`.
+    /// Opens the maps of process `pid`, probing for the ioctl.
+    ///
+    /// ```
+    /// let maps = procmap::ProcMaps::open(std::process::id())?;
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
     pub fn open(pid: u32) -> Result<Self> {
-        Self::open_path(&format!("/proc/{pid}/maps"))
+        Options::new().open(pid)
     }
 
-    /// Opens the maps of the calling process.
+    /// Opens the maps of the calling process, probing for the ioctl.
     pub fn open_self() -> Result<Self> {
-        Self::open_path("/proc/self/maps")
+        Options::new().open_self()
     }
 
-    fn open_path(path: &str) -> Result<Self> {
-        let file = File::open(path).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchProcess(path.into()),
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied(path.into()),
-            Some(errno) => Error::os("open", errno),
-            None => Error::os("open", libc::EIO),
-        })?;
-        Self::from_file(file)
+    /// Uses an already open maps file descriptor, probing for the ioctl.
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Options::new().from_fd(fd)
     }
 
-    /// Uses an already open maps file descriptor (e.g. one received over a Unix socket).
-    pub fn from_fd(fd: OwnedFd) -> Result<Self> {
-        Self::from_file(File::from(fd))
-    }
-
-    fn from_file(file: File) -> Result<Self> {
-        let mut maps = ProcMaps {
-            file,
-            backend: Backend::Ioctl,
-            name_buf: vec![0; NAME_BUF],
-            build_id_buf: vec![0; BUILD_ID_BUF],
-            text: Vec::new(),
-        };
-        // Probe: a query for address 0 with COVERING_OR_NEXT either answers, or ENOENT
-        // (empty address space), or ENOTTY when the kernel lacks the ioctl.
-        match maps.ioctl(0, Query::new().or_next(true)) {
-            Err(Error::Os { errno, .. }) if errno == libc::ENOTTY || errno == libc::EINVAL => {
-                maps.backend = Backend::Text;
-            }
-            // ESRCH: no address space (a kernel thread or a zombie), but the ioctl is there.
-            _ => {}
+    /// One ioctl: `ENOTTY` (or `EINVAL`) means the kernel lacks it. Anything else, including
+    /// `ESRCH` (no address space: a kernel thread or a zombie), means it is there.
+    fn probe(&self) -> Backend {
+        let mut name = [];
+        let mut bid = [];
+        match self.ioctl(0, Query::new().or_next(true), &mut name, &mut bid) {
+            Err(e) if e == libc::ENOTTY || e == libc::EINVAL => Backend::Text,
+            _ => Backend::Ioctl,
         }
-        Ok(maps)
     }
 
     /// The backend in use.
@@ -304,149 +454,175 @@ impl ProcMaps {
         self.backend
     }
 
-    /// Forces a backend (e.g. the text one, to compare or to avoid the ioctl).
+    /// Switches to another backend (e.g. the text one, to compare).
     pub fn set_backend(&mut self, backend: Backend) {
         self.backend = backend;
     }
 
-    /// The VMA that `query` finds for `addr`, or `None` (the kernel's `ENOENT`).
-    pub fn query(&mut self, addr: u64, query: Query) -> Result<Option<Vma>> {
-        self.lookup(addr, query, true)
-    }
-
-    /// [`ProcMaps::query`]; with the text backend, `reread` reads and parses the file again,
-    /// otherwise the text read last is used (one snapshot for a whole walk).
-    fn lookup(&mut self, addr: u64, query: Query, reread: bool) -> Result<Option<Vma>> {
+    /// The VMA that `query` finds for `addr`, or `None` (the kernel's `ENOENT`; also for a
+    /// process without an address space, whose text is empty).
+    ///
+    /// ```
+    /// # use procmap::{ProcMaps, Query};
+    /// let maps = ProcMaps::open_self()?;
+    /// // The lowest VMA of the process.
+    /// let first = maps.query(0, Query::new().or_next(true))?;
+    /// assert!(first.is_some());
+    /// assert_eq!(maps.query(0, Query::new())?, None);
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn query(&self, addr: u64, query: Query) -> Result<Option<Vma>> {
         match self.backend {
-            Backend::Ioctl => match self.ioctl(addr, query) {
-                Ok(vma) => Ok(Some(vma)),
-                // ESRCH: the process has no address space (a kernel thread, a zombie, or
-                // exited since the open), which the text shows as empty.
-                Err(Error::NoSuchProcess(_)) => Ok(None),
-                Err(Error::Os { errno, .. }) if errno == libc::ENOENT => Ok(None),
-                // The name is longer than PATH_MAX: ask again without it, and take the name
-                // from the text, which has no such limit.
-                Err(Error::Os { errno, .. }) if errno == libc::ENAMETOOLONG && query.name => {
-                    let mut vma = match self.ioctl(addr, query.name(false)) {
-                        Ok(vma) => vma,
-                        Err(Error::NoSuchProcess(_)) => return Ok(None),
-                        Err(Error::Os { errno, .. }) if errno == libc::ENOENT => return Ok(None),
-                        Err(e) => return Err(e),
-                    };
-                    self.reload_text()?;
-                    vma.name = self
-                        .text
-                        .iter()
-                        .find(|t| t.start == vma.start && t.end == vma.end)
-                        .and_then(|t| t.name.clone());
-                    Ok(Some(vma))
-                }
-                Err(e) => Err(e),
-            },
+            Backend::Ioctl => self.ioctl_vma(addr, query, &mut TextCache::default()),
             Backend::Text => {
-                if reread {
-                    self.reload_text()?;
-                }
-                Ok(text::query(&self.text, addr, query))
+                let vmas = self.read_text()?;
+                Ok(text::query(&vmas, addr, query).map(|i| text::answer(&vmas[i], query)))
             }
         }
     }
 
     /// All VMAs that `query`'s filters let through, in address order: one
     /// `COVERING_OR_NEXT` query per VMA with the ioctl, one read of the text otherwise.
-    pub fn iter(&mut self, query: Query) -> VmaIter<'_> {
-        VmaIter {
+    pub fn iter(&self, query: Query) -> Vmas<'_> {
+        Vmas {
             maps: self,
             next: 0,
             query: query.or_next(true),
             done: false,
-            started: false,
-            started_walk: false,
+            text: None,
+            cache: TextCache::default(),
         }
     }
 
-    /// Maps many addresses to their VMA and the offset in the mapped file, with as few
-    /// queries as possible: the addresses are sorted and walked with `COVERING_OR_NEXT`, so
-    /// each VMA is asked for at most once (with the text backend, the text is read once).
-    /// The answer is in the order of `addrs`.
-    pub fn resolve(&mut self, addrs: &[u64], query: Query) -> Result<Vec<Option<Resolved>>> {
+    /// Maps many addresses to their VMA and the offset in the mapped file, with at most one
+    /// query per VMA that holds one of them (and one for all the addresses above the last
+    /// VMA): the addresses are sorted and walked with `COVERING_OR_NEXT`. With the text
+    /// backend, the text is read once.
+    ///
+    /// The answer holds each VMA once, in address order, and for each address (in the order
+    /// of `addrs`) the index of its VMA and its file offset: the shape of blazesym's
+    /// normalizer. An address is `None` if no VMA that passes `query`'s filters holds it.
+    ///
+    /// ```
+    /// # use procmap::{ProcMaps, Query};
+    /// fn f() {}
+    /// static DATA: u8 = 0;
+    /// let (code, data) = (f as usize as u64, &DATA as *const u8 as u64);
+    /// let maps = ProcMaps::open_self()?;
+    /// let r = maps.resolve(&[code, data, code + 1, 8], Query::new().name(true))?;
+    /// let loc = r.addrs[0].expect("code is mapped");
+    /// assert!(r.vmas[loc.vma].perms.exec);
+    /// assert_eq!(r.addrs[2].map(|l| l.vma), Some(loc.vma));
+    /// assert_eq!(r.addrs[3], None); // page zero is not mapped
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn resolve(&self, addrs: &[u64], query: Query) -> Result<Resolution> {
         let mut order: Vec<usize> = (0..addrs.len()).collect();
-        order.sort_by_key(|&i| addrs[i]);
-        let mut out = vec![None; addrs.len()];
-        let mut current: Option<Vma> = None;
-        let mut reread = true;
+        order.sort_unstable_by_key(|&i| addrs.get(i).copied().unwrap_or(0));
+        let query = query.or_next(true);
+        let mut res = Resolution {
+            vmas: Vec::new(),
+            addrs: vec![None; addrs.len()],
+        };
+        let text = match self.backend {
+            Backend::Text => Some(self.read_text()?),
+            Backend::Ioctl => None,
+        };
+        let mut cache = TextCache::default();
+        // The VMA at or above the addresses seen so far, and its index in `res.vmas` once an
+        // address was found in it.
+        let mut current: Option<(Vma, Option<usize>)> = None;
         for i in order {
-            let addr = addrs[i];
-            let have = current.as_ref().is_some_and(|v| v.contains(addr));
-            if !have {
-                if current.as_ref().is_some_and(|v| addr < v.start) {
-                    // In the gap below the VMA found last: not mapped.
-                    continue;
-                }
-                current = self.lookup(addr, query.or_next(true), reread)?;
-                reread = false;
-            }
-            if let Some(vma) = current.as_ref().filter(|v| v.contains(addr)) {
-                // Crafted text can make this overflow: leave such an address unresolved.
-                let Some(file_offset) = (addr - vma.start).checked_add(vma.offset) else {
-                    continue;
+            let Some(&addr) = addrs.get(i) else { continue };
+            let stale = match &current {
+                Some((v, _)) => addr >= v.end,
+                None => true,
+            };
+            if stale {
+                let next = match &text {
+                    Some(vmas) => {
+                        text::query(vmas, addr, query).map(|j| text::answer(&vmas[j], query))
+                    }
+                    None => self.ioctl_vma(addr, query, &mut cache)?,
                 };
-                out[i] = Some(Resolved {
-                    file_offset,
-                    vma: vma.clone(),
+                match next {
+                    Some(v) if v.end > addr => current = Some((v, None)),
+                    // Nothing at or above this address: none of the rest is mapped.
+                    _ => break,
+                }
+            }
+            let Some((vma, index)) = current.as_mut() else {
+                break;
+            };
+            if !vma.contains(addr) {
+                continue; // in the gap below `vma`
+            }
+            let k = match *index {
+                Some(k) => k,
+                None => {
+                    res.vmas.push(vma.clone());
+                    let k = res.vmas.len() - 1;
+                    *index = Some(k);
+                    k
+                }
+            };
+            if let Some(slot) = res.addrs.get_mut(i) {
+                *slot = Some(Location {
+                    vma: k,
+                    file_offset: vma.file_offset(addr),
                 });
             }
         }
-        Ok(out)
+        Ok(res)
     }
 
-    fn reload_text(&mut self) -> Result<()> {
+    /// Reads and parses the whole text, from offset 0 (`pread`, so `&self` suffices).
+    fn read_text(&self) -> Result<Vec<Vma>> {
         let mut s = Vec::new();
-        self.file
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| Error::os("lseek", e.raw_os_error().unwrap_or(libc::EIO)))?;
-        self.file
-            .read_to_end(&mut s)
-            .map_err(|e| Error::os("read", e.raw_os_error().unwrap_or(libc::EIO)))?;
-        self.text = parse_maps(&s)?;
-        Ok(())
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let off = s.len() as u64;
+            match self.file.read_at(&mut buf, off) {
+                Ok(0) => break,
+                Ok(n) => s.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::os("read", e)),
+            }
+        }
+        parse_maps(&s)
     }
 
-    fn ioctl(&mut self, addr: u64, query: Query) -> Result<Vma> {
-        let mut q = abi::new_query();
-        q.query_addr = addr;
-        q.query_flags = query.flags;
-        if query.name {
-            q.vma_name_size = self.name_buf.len() as u32;
-            q.vma_name_addr = self.name_buf.as_mut_ptr() as u64;
-        }
-        if query.build_id {
-            q.build_id_size = self.build_id_buf.len() as u32;
-            q.build_id_addr = self.build_id_buf.as_mut_ptr() as u64;
-        }
-        // SAFETY: `q` is a valid `struct procmap_query` of the size it declares, and the name
-        // and build-ID buffers it points to are owned by `self`, live across the call and are
-        // as large as the sizes given.
-        let ret = unsafe {
-            libc::ioctl(
-                self.file.as_raw_fd(),
-                abi::PROCMAP_QUERY as _,
-                &mut q as *mut abi::procmap_query,
-            )
+    /// One query through the ioctl, `ENOENT` and `ESRCH` as `None`, and a name longer than
+    /// `PATH_MAX` taken from the text (read once per `cache`).
+    fn ioctl_vma(&self, addr: u64, query: Query, cache: &mut TextCache) -> Result<Option<Vma>> {
+        let mut name = [0u8; NAME_BUF];
+        let mut bid = [0u8; BUILD_ID_BUF];
+        let (name_buf, bid_buf) = (
+            if query.name {
+                &mut name[..]
+            } else {
+                &mut [][..]
+            },
+            if query.build_id {
+                &mut bid[..]
+            } else {
+                &mut [][..]
+            },
+        );
+        let (q, long_name) = match self.ioctl(addr, query, name_buf, bid_buf) {
+            Ok(q) => (q, false),
+            Err(libc::ENAMETOOLONG) if query.name => {
+                match self.ioctl(addr, query.name(false), &mut [], bid_buf) {
+                    Ok(q) => (q, true),
+                    Err(e) => return none_or_error(e),
+                }
+            }
+            Err(e) => return none_or_error(e),
         };
-        if ret != 0 {
-            let errno = std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO);
-            return Err(match errno {
-                libc::ESRCH => Error::NoSuchProcess("process exited".into()),
-                _ => Error::os("ioctl(PROCMAP_QUERY)", errno),
-            });
-        }
         // Never trust sizes beyond the buffers given.
-        let name_len = (q.vma_name_size as usize).min(self.name_buf.len());
-        let bid_len = (q.build_id_size as usize).min(self.build_id_buf.len());
-        Ok(Vma {
+        let name_len = usize::try_from(q.vma_name_size).unwrap_or(usize::MAX);
+        let bid_len = usize::try_from(q.build_id_size).unwrap_or(usize::MAX);
+        let mut vma = Vma {
             start: q.vma_start,
             end: q.vma_end,
             perms: Perms::from_flags(q.vma_flags),
@@ -455,56 +631,187 @@ impl ProcMaps {
             dev_minor: q.dev_minor,
             inode: q.inode,
             page_size: Some(q.vma_page_size),
-            // The size includes the NUL.
-            name: (query.name && name_len > 0).then(|| self.name_buf[..name_len - 1].to_vec()),
-            build_id: (query.build_id && bid_len > 0)
-                .then(|| self.build_id_buf[..bid_len].to_vec()),
-        })
+            // The size includes the NUL; 0 means no name.
+            name: name_len
+                .checked_sub(1)
+                .and_then(|n| name.get(..n))
+                .filter(|_| query.name && !long_name)
+                .map(<[u8]>::to_vec),
+            build_id: bid
+                .get(..bid_len)
+                .filter(|b| query.build_id && !b.is_empty())
+                .map(<[u8]>::to_vec),
+        };
+        if long_name {
+            vma.name = cache.name_of(self, &vma)?;
+        }
+        Ok(Some(vma))
+    }
+
+    /// The ioctl itself; the errno on failure.
+    fn ioctl(
+        &self,
+        addr: u64,
+        query: Query,
+        name: &mut [u8],
+        build_id: &mut [u8],
+    ) -> std::result::Result<abi::procmap_query, i32> {
+        let mut q = abi::new_query();
+        q.query_addr = addr;
+        q.query_flags = query.flags;
+        if !name.is_empty() {
+            q.vma_name_size = u32::try_from(name.len()).unwrap_or(u32::MAX);
+            q.vma_name_addr = name.as_mut_ptr() as u64;
+        }
+        if !build_id.is_empty() {
+            q.build_id_size = u32::try_from(build_id.len()).unwrap_or(u32::MAX);
+            q.build_id_addr = build_id.as_mut_ptr() as u64;
+        }
+        #[cfg(test)]
+        tests::IOCTLS.with(|c| c.set(c.get() + 1));
+        // SAFETY: `q` is a valid `struct procmap_query` of the size it declares, and the name
+        // and build-ID buffers it points to (if any) are exclusively borrowed for the call
+        // and at least as large as the sizes given.
+        let ret = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                abi::PROCMAP_QUERY as _,
+                &mut q as *mut abi::procmap_query,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO));
+        }
+        // The kernel writes no more than it was given; clamp anyway.
+        q.vma_name_size = q.vma_name_size.min(name.len() as u32);
+        q.build_id_size = q.build_id_size.min(build_id.len() as u32);
+        Ok(q)
     }
 }
 
-/// An address resolved by [`ProcMaps::resolve`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
-    /// The VMA containing the address.
-    pub vma: Vma,
-    /// The address's offset in the mapped file (`addr - start + offset`).
-    pub file_offset: u64,
+/// `ENOENT` (no such VMA) and `ESRCH` (no address space: a kernel thread, a zombie, or a
+/// process that exited since the open; its text is empty) are `None`.
+fn none_or_error(errno: i32) -> Result<Option<Vma>> {
+    match errno {
+        libc::ENOENT | libc::ESRCH => Ok(None),
+        e => Err(Error::os(
+            "ioctl(PROCMAP_QUERY)",
+            io::Error::from_raw_os_error(e),
+        )),
+    }
+}
+
+/// The text, read when the ioctl first cannot give a name.
+#[derive(Default)]
+struct TextCache(Option<Vec<Vma>>);
+
+impl TextCache {
+    fn name_of(&mut self, maps: &ProcMaps, vma: &Vma) -> Result<Option<Vec<u8>>> {
+        let vmas = match &mut self.0 {
+            Some(v) => v,
+            None => self.0.insert(maps.read_text()?),
+        };
+        let i = vmas.partition_point(|t| t.start < vma.start);
+        Ok(vmas
+            .get(i)
+            .filter(|t| t.start == vma.start && t.end == vma.end)
+            .and_then(|t| t.name.clone()))
+    }
+}
+
+impl AsFd for ProcMaps {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// The answer of [`ProcMaps::resolve`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resolution {
+    /// Each VMA that holds one of the addresses, once, in address order.
+    pub vmas: Vec<Vma>,
+    /// For each address, in the order given: where it is, or `None`.
+    pub addrs: Vec<Option<Location>>,
+}
+
+impl Resolution {
+    /// The VMA and location of the `i`th address, if it was found.
+    pub fn get(&self, i: usize) -> Option<(&Vma, Location)> {
+        let loc = (*self.addrs.get(i)?)?;
+        Some((self.vmas.get(loc.vma)?, loc))
+    }
+}
+
+/// Where an address is: see [`Resolution`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Location {
+    /// Index of the VMA in [`Resolution::vmas`].
+    pub vma: usize,
+    /// The offset in the mapped file ([`Vma::file_offset`]): `None` for anonymous memory.
+    pub file_offset: Option<u64>,
 }
 
 /// Iterator over VMAs, from [`ProcMaps::iter`].
-pub struct VmaIter<'a> {
-    maps: &'a mut ProcMaps,
+#[derive(Debug)]
+pub struct Vmas<'a> {
+    maps: &'a ProcMaps,
     next: u64,
     query: Query,
     done: bool,
-    /// Whether the first VMA was looked up (after it, the text backend reuses its snapshot).
-    started: bool,
-    /// Whether a VMA was answered (after it, each must end above the last).
-    started_walk: bool,
+    /// The text backend's snapshot, read at the first step, and the position in it.
+    text: Option<(Vec<Vma>, usize)>,
+    cache: TextCache,
 }
 
-impl Iterator for VmaIter<'_> {
+impl fmt::Debug for TextCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextCache")
+            .field("read", &self.0.is_some())
+            .finish()
+    }
+}
+
+impl Vmas<'_> {
+    fn step(&mut self) -> Result<Option<Vma>> {
+        match self.maps.backend {
+            Backend::Ioctl => self.maps.ioctl_vma(self.next, self.query, &mut self.cache),
+            Backend::Text => {
+                let (vmas, pos) = match &mut self.text {
+                    Some(t) => t,
+                    None => self.text.insert((self.maps.read_text()?, 0)),
+                };
+                let Some(rest) = vmas.get(*pos..) else {
+                    return Ok(None);
+                };
+                let Some(i) = text::query(rest, self.next, self.query) else {
+                    return Ok(None);
+                };
+                *pos += i + 1;
+                Ok(rest.get(i).map(|v| text::answer(v, self.query)))
+            }
+        }
+    }
+}
+
+impl Iterator for Vmas<'_> {
     type Item = Result<Vma>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
         }
-        let reread = !self.started;
-        self.started = true;
-        match self.maps.lookup(self.next, self.query, reread) {
-            // Each answer must end above the last: anything else (crafted text) would loop.
-            Ok(Some(vma)) if vma.end <= self.next && self.started_walk => {
-                self.done = true;
-                None
-            }
-            Ok(Some(vma)) => {
-                self.started_walk = true;
+        match self.step() {
+            // Each answer must end above the address asked: anything else (crafted text)
+            // would loop.
+            Ok(Some(vma)) if vma.end > self.next => {
                 self.next = vma.end;
                 Some(Ok(vma))
             }
-            Ok(None) => {
+            Ok(_) => {
                 self.done = true;
                 None
             }
@@ -516,16 +823,22 @@ impl Iterator for VmaIter<'_> {
     }
 }
 
+impl std::iter::FusedIterator for Vmas<'_> {}
+
 /// Applies a query's filters the way the kernel does, for the text backend.
 fn matches(vma: &Vma, query: &Query) -> bool {
     let want = Perms::from_flags(query.flags);
     (query.flags & abi::FILE_BACKED_VMA == 0 || vma.file_backed()) && vma.perms.contains(&want)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    thread_local! {
+        /// The ioctls this thread made.
+        pub(crate) static IOCTLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
 
     /// A text backend over `text` (a memfd: the ioctl is not there, ENOTTY).
     pub(crate) fn text_maps(text: &[u8]) -> ProcMaps {
@@ -535,14 +848,14 @@ mod tests {
         // SAFETY: `fd` was just opened and is owned by nobody else.
         let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         f.write_all(text).unwrap();
-        let maps = ProcMaps::from_fd(f.into()).unwrap();
+        let maps = ProcMaps::from_fd(f.into());
         assert_eq!(maps.backend(), Backend::Text);
         maps
     }
 
     #[test]
     fn crafted_text_does_not_panic_or_loop() {
-        let mut maps = text_maps(
+        let maps = text_maps(
             b"1000-3000 r--p fffffffffffff000 08:01 5 /overflowing\n\
               a000-b000 r--p 00000000 00:00 0\n",
         );
@@ -550,13 +863,73 @@ mod tests {
         let r = maps
             .resolve(&[0x1000, 0x2fff, u64::MAX], Query::new())
             .unwrap();
-        assert_eq!(r[0].as_ref().map(|r| r.file_offset), Some(u64::MAX - 0xfff));
-        assert_eq!(r[1], None);
-        assert_eq!(r[2], None);
+        let off = |i: usize| r.addrs[i].map(|l| l.file_offset);
+        assert_eq!(off(0), Some(Some(u64::MAX - 0xfff)));
+        assert_eq!(off(1), Some(None));
+        assert_eq!(off(2), None);
         // A walk over crafted text ends.
-        let mut maps =
+        let maps =
             text_maps(b"1000-5000 r--p 0 0:0 0\n2000-3000 r--p 0 0:0 0\n9000-8000 r--p 0 0:0 0\n");
         let n = maps.iter(Query::new()).take(10).count();
         assert!(n < 10, "the walk loops");
+    }
+
+    /// Synthetic maps text: `n` one-page VMAs with gaps between them.
+    fn synthetic(n: u64) -> Vec<u8> {
+        let mut t = Vec::new();
+        for i in 0..n {
+            let s = 0x10000 + i * 0x2000;
+            t.extend(format!("{s:x}-{:x} r--p 00000000 08:01 {i} /lib/x{i}\n", s + 0x1000).bytes());
+        }
+        t
+    }
+
+    /// Best of three timings of `f(n)` and `f(4n)`: linear work gives a ratio near 4,
+    /// quadratic near 16. The bound is generous for noisy machines.
+    fn assert_linear(what: &str, n: u64, f: impl Fn(u64)) {
+        let time = |n| {
+            (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    f(n);
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let (small, big) = (time(n), time(4 * n));
+        eprintln!("{what}: {small:?} {big:?}");
+        assert!(
+            big < small * 7 + std::time::Duration::from_millis(5),
+            "{what}: {n} took {small:?}, {} took {big:?}",
+            4 * n
+        );
+    }
+
+    #[test]
+    fn text_walk_and_resolve_are_not_quadratic() {
+        assert_linear("text walk", 8000, |n| {
+            let maps = text_maps(&synthetic(n));
+            assert_eq!(maps.iter(Query::new().name(true)).count() as u64, n);
+        });
+        assert_linear("text resolve", 4000, |n| {
+            let maps = text_maps(&synthetic(n));
+            let addrs: Vec<u64> = (0..n).map(|i| 0x10000 + i * 0x2000 + 0x800).collect();
+            let r = maps.resolve(&addrs, Query::new()).unwrap();
+            assert!(r.addrs.iter().all(|r| r.is_some()));
+        });
+    }
+
+    #[test]
+    fn resolve_above_the_last_vma_is_not_one_query_each() {
+        // Kernel addresses in a stack: none is mapped, and one query says so for all.
+        let maps = ProcMaps::open_self().unwrap();
+        let mut addrs: Vec<u64> = (0..100_000).map(|i| u64::MAX - i * 8).collect();
+        addrs.push(0);
+        let before = IOCTLS.with(|c| c.get());
+        let r = maps.resolve(&addrs, Query::new()).unwrap();
+        assert!(r.addrs.iter().all(|r| r.is_none()));
+        let n = IOCTLS.with(|c| c.get()) - before;
+        assert!(n <= 2, "{n} ioctls");
     }
 }

@@ -2,7 +2,16 @@
 
 use crate::{matches, Error, Perms, Query, Result, Vma};
 
-/// Parses the whole text of a maps file.
+/// Parses the whole text of a maps file, in its order. Names are unescaped (a newline is
+/// shown as `\\012` in the text).
+///
+/// ```
+/// let v = procmap::parse_maps(b"00400000-00401000 r-xp 00001000 08:01 42   /bin/a\\012b\n")?;
+/// assert_eq!((v[0].start, v[0].end, v[0].offset, v[0].inode), (0x400000, 0x401000, 0x1000, 42));
+/// assert_eq!(v[0].perms.to_string(), "r-xp");
+/// assert_eq!(v[0].name.as_deref(), Some(&b"/bin/a\nb"[..]));
+/// # Ok::<(), procmap::Error>(())
+/// ```
 pub fn parse_maps(text: &[u8]) -> Result<Vec<Vma>> {
     text.split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -24,7 +33,9 @@ fn hex(b: &[u8]) -> Option<u64> {
 
 /// `start-end perms offset major:minor inode [name]`
 fn parse_line(line: &[u8]) -> Result<Vma> {
-    let bad = || Error::Parse(String::from_utf8_lossy(line).into_owned());
+    let bad = || Error::Parse {
+        line: String::from_utf8_lossy(line).into_owned(),
+    };
     let mut rest = line;
     let range = field(&mut rest).ok_or_else(bad)?;
     let dash = range.iter().position(|&b| b == b'-').ok_or_else(bad)?;
@@ -86,27 +97,45 @@ fn unescape(name: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The kernel's query over parsed VMAs: the first VMA ending above `addr` that passes the
-/// filters, covering `addr` or, with `COVERING_OR_NEXT_VMA`, above it. The gate VMA
+/// The kernel's query over parsed VMAs (in address order): the index of the first VMA ending
+/// above `addr` that passes the filters, covering `addr` or, with `COVERING_OR_NEXT_VMA`,
+/// above it. A binary search, then a scan only over VMAs the filters reject. The gate VMA
 /// (`[vsyscall]`) is not in the kernel's VMA tree and is never answered.
-pub(crate) fn query(vmas: &[Vma], addr: u64, q: Query) -> Option<Vma> {
+pub(crate) fn query(vmas: &[Vma], addr: u64, q: Query) -> Option<usize> {
     let or_next = q.flags() & crate::abi::COVERING_OR_NEXT_VMA != 0;
-    for vma in vmas.iter().filter(|v| v.end > addr) {
+    let first = vmas.partition_point(|v| v.end <= addr);
+    for (i, vma) in vmas.iter().enumerate().skip(first) {
         if vma.name.as_deref() == Some(b"[vsyscall]") {
             return None;
         }
         if matches(vma, &q) && (or_next || vma.start <= addr) {
-            let mut v = vma.clone();
-            if !q.name_wanted() {
-                v.name = None;
-            }
-            return Some(v);
+            return Some(i);
         }
         if !or_next {
             return None;
         }
     }
     None
+}
+
+/// A parsed VMA as a query answers it: the name only if asked for.
+pub(crate) fn answer(v: &Vma, q: Query) -> Vma {
+    Vma {
+        start: v.start,
+        end: v.end,
+        perms: v.perms,
+        offset: v.offset,
+        dev_major: v.dev_major,
+        dev_minor: v.dev_minor,
+        inode: v.inode,
+        page_size: None,
+        name: if q.name_wanted() {
+            v.name.clone()
+        } else {
+            None
+        },
+        build_id: None,
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ fn comparable(mut v: Vec<Vma>) -> Vec<Vma> {
     v
 }
 
-fn walk(maps: &mut ProcMaps, q: Query) -> Vec<Vma> {
+fn walk(maps: &ProcMaps, q: Query) -> Vec<Vma> {
     maps.iter(q).collect::<Result<_, _>>().unwrap()
 }
 
@@ -41,9 +41,9 @@ fn ioctl_is_available_and_chosen() {
 #[test]
 fn child_ioctl_equals_text() {
     let child = Child::spawn();
-    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
+    let maps = ProcMaps::open(child.pid as u32).unwrap();
     assert_eq!(maps.backend(), Backend::Ioctl);
-    let ioctl = walk(&mut maps, Query::new().name(true).build_id(true));
+    let ioctl = walk(&maps, Query::new().name(true).build_id(true));
     let text = text_of(&child.pid.to_string());
     assert_eq!(comparable(ioctl.clone()), comparable(text));
     // The prepared mappings are there.
@@ -69,8 +69,8 @@ fn self_ioctl_equals_text() {
     // same before and after the walk.
     for _ in 0..20 {
         let before = text_of("self");
-        let mut maps = ProcMaps::open_self().unwrap();
-        let ioctl = walk(&mut maps, Query::new().name(true));
+        let maps = ProcMaps::open_self().unwrap();
+        let ioctl = walk(&maps, Query::new().name(true));
         let after = text_of("self");
         if before == after {
             assert_eq!(comparable(ioctl), comparable(before));
@@ -83,36 +83,30 @@ fn self_ioctl_equals_text() {
 #[test]
 fn forced_text_fallback_equals_ioctl() {
     let child = Child::spawn();
-    let mut ioctl = ProcMaps::open(child.pid as u32).unwrap();
+    let ioctl = ProcMaps::open(child.pid as u32).unwrap();
     let mut text = ProcMaps::open(child.pid as u32).unwrap();
     text.set_backend(Backend::Text);
-    let vmas = walk(&mut ioctl, Query::new());
+    let vmas = walk(&ioctl, Query::new());
     // A whole walk (one snapshot of the text) gives the same VMAs.
     assert_eq!(
-        comparable(walk(&mut text, Query::new().name(true))),
-        comparable(walk(&mut ioctl, Query::new().name(true)))
+        comparable(walk(&text, Query::new().name(true))),
+        comparable(walk(&ioctl, Query::new().name(true)))
     );
     let mut addrs = vec![0u64, 1, u64::MAX, 1 << 47];
     for v in &vmas {
         addrs.extend([v.start.wrapping_sub(1), v.start, v.end - 1, v.end]);
     }
+    let mut perms = Perms::default();
+    perms.read = true;
+    perms.write = true;
     let filters = [
         Query::new(),
         Query::new().or_next(true),
         Query::new().or_next(true).file_backed(true),
-        Query::new().or_next(true).perms(Perms {
-            write: true,
-            ..Default::default()
-        }),
-        Query::new().perms(Perms {
-            read: true,
-            exec: true,
-            ..Default::default()
-        }),
-        Query::new().or_next(true).perms(Perms {
-            shared: true,
-            ..Default::default()
-        }),
+        Query::new().or_next(true).writable(true),
+        Query::new().readable(true).executable(true),
+        Query::new().or_next(true).shared(true),
+        Query::new().or_next(true).perms(perms),
     ];
     for q in filters {
         for &a in &addrs {
@@ -128,9 +122,12 @@ fn forced_text_fallback_equals_ioctl() {
         }
     }
     // So does the batch resolver.
-    let strip_all = |r: Vec<Option<procmap::Resolved>>| -> Vec<_> {
-        r.into_iter()
-            .map(|r| r.map(|r| (comparable(vec![r.vma]).pop(), r.file_offset)))
+    let strip_all = |r: procmap::Resolution| -> Vec<_> {
+        (0..addrs.len())
+            .map(|i| {
+                r.get(i)
+                    .map(|(v, l)| (comparable(vec![v.clone()]).pop(), l))
+            })
             .collect()
     };
     assert_eq!(
@@ -142,8 +139,8 @@ fn forced_text_fallback_equals_ioctl() {
 #[test]
 fn resolve_equals_single_queries() {
     let child = Child::spawn();
-    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
-    let vmas = walk(&mut maps, Query::new());
+    let maps = ProcMaps::open(child.pid as u32).unwrap();
+    let vmas = walk(&maps, Query::new());
     let mut addrs = Vec::new();
     for (i, v) in vmas.iter().enumerate() {
         addrs.extend([
@@ -155,20 +152,33 @@ fn resolve_equals_single_queries() {
         addrs.push(v.start ^ (i as u64) << 12);
     }
     let resolved = maps.resolve(&addrs, Query::new().name(true)).unwrap();
-    for (a, r) in addrs.iter().zip(resolved) {
+    assert_eq!(resolved.addrs.len(), addrs.len());
+    for (i, a) in addrs.iter().enumerate() {
         let single = maps.query(*a, Query::new().name(true)).unwrap();
-        assert_eq!(r.as_ref().map(|r| &r.vma), single.as_ref(), "{a:#x}");
-        if let Some(r) = r {
-            assert_eq!(r.file_offset, a - r.vma.start + r.vma.offset);
+        let r = resolved.get(i);
+        assert_eq!(r.map(|r| r.0), single.as_ref(), "{a:#x}");
+        if let Some((v, loc)) = r {
+            let off = a - v.start + v.offset;
+            assert_eq!(loc.file_offset, v.file_backed().then_some(off));
         }
     }
+    // Each VMA once, in address order.
+    assert!(resolved.vmas.windows(2).all(|w| w[0].end <= w[1].start));
 }
 
 #[test]
 fn bad_pid_is_a_typed_error() {
     match ProcMaps::open(u32::MAX) {
-        Err(procmap::Error::NoSuchProcess(_)) => {}
-        Err(e) => panic!("unexpected error {e}"),
+        Err(e) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(e.errno(), Some(libc::ENOENT));
+            assert_eq!(
+                e.to_string(),
+                "cannot open /proc/4294967295/maps: No such file or directory (os error 2)"
+            );
+            let io: std::io::Error = e.into();
+            assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        }
         Ok(_) => panic!("opened a process that cannot exist"),
     }
 }
@@ -177,10 +187,10 @@ fn bad_pid_is_a_typed_error() {
 fn gone_process_is_empty() {
     // Like the text of /proc/PID/maps (empty once the process has exited), not an error.
     let child = Child::spawn();
-    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
+    let maps = ProcMaps::open(child.pid as u32).unwrap();
     drop(child);
     assert_eq!(maps.query(0, Query::new().or_next(true)).unwrap(), None);
-    assert_eq!(walk(&mut maps, Query::new()), vec![]);
+    assert_eq!(walk(&maps, Query::new()), vec![]);
 }
 
 #[test]
@@ -188,9 +198,9 @@ fn zombie_is_an_empty_address_space() {
     // A zombie (like a kernel thread) has no mm: the text is empty and the ioctl says ESRCH.
     let z = Zombie::spawn();
     assert_eq!(text_of(&z.pid.to_string()), vec![]);
-    let mut maps = ProcMaps::open(z.pid as u32).unwrap();
+    let maps = ProcMaps::open(z.pid as u32).unwrap();
     assert_eq!(maps.backend(), Backend::Ioctl);
-    assert_eq!(walk(&mut maps, Query::new().name(true)), vec![]);
+    assert_eq!(walk(&maps, Query::new().name(true)), vec![]);
     assert_eq!(maps.query(0, Query::new().or_next(true)).unwrap(), None);
 }
 
@@ -198,8 +208,8 @@ fn zombie_is_an_empty_address_space() {
 fn long_path_does_not_end_the_walk() {
     // A name longer than PATH_MAX: the ioctl answers ENAMETOOLONG for that VMA.
     let child = Child::spawn_long_path();
-    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
-    let ioctl = walk(&mut maps, Query::new().name(true));
+    let maps = ProcMaps::open(child.pid as u32).unwrap();
+    let ioctl = walk(&maps, Query::new().name(true));
     let text = text_of(&child.pid.to_string());
     assert_eq!(comparable(ioctl.clone()), comparable(text));
     let long = ioctl
@@ -217,8 +227,8 @@ fn long_path_does_not_end_the_walk() {
 fn odd_names_are_the_same_from_both_backends() {
     // The ioctl gives names raw; the text escapes a newline as \012.
     let child = Child::spawn_odd_names();
-    let mut maps = ProcMaps::open(child.pid as u32).unwrap();
-    let ioctl = walk(&mut maps, Query::new().name(true));
+    let maps = ProcMaps::open(child.pid as u32).unwrap();
+    let ioctl = walk(&maps, Query::new().name(true));
     let text = text_of(&child.pid.to_string());
     assert_eq!(comparable(ioctl.clone()), comparable(text));
     let names: Vec<_> = ioctl.iter().filter_map(|v| v.name.clone()).collect();
@@ -230,4 +240,19 @@ fn odd_names_are_the_same_from_both_backends() {
         names.iter().any(|n| n.ends_with(b"/gone\nnl x (deleted)")),
         "{names:?}"
     );
+}
+
+#[test]
+fn one_handle_serves_many_threads() {
+    let child = Child::spawn();
+    let maps = ProcMaps::open(child.pid as u32).unwrap();
+    let want = walk(&maps, Query::new().name(true));
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| walk(&maps, Query::new().name(true))))
+            .collect();
+        for h in hs {
+            assert_eq!(h.join().unwrap(), want);
+        }
+    });
 }

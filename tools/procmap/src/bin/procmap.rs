@@ -2,7 +2,7 @@
 //! file offset of given addresses.
 
 use clap::Parser;
-use procmap::{Backend, Perms, ProcMaps, Query, Resolved, Vma};
+use procmap::{Backend, ProcMaps, Query, Vma};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
@@ -68,12 +68,10 @@ fn run(args: &Args) -> Result<(), String> {
         maps.set_backend(Backend::Text);
     }
     let query = Query::new()
-        .perms(Perms {
-            read: args.readable,
-            write: args.writable,
-            exec: args.executable,
-            shared: args.shared,
-        })
+        .readable(args.readable)
+        .writable(args.writable)
+        .executable(args.executable)
+        .shared(args.shared)
         .file_backed(args.file_backed)
         .name(true)
         .build_id(true);
@@ -102,9 +100,14 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     let resolved = maps.resolve(&addrs, query).map_err(|e| e.to_string())?;
-    for (addr, r) in addrs.iter().zip(resolved) {
-        match r {
-            Some(r) => print_vma(&mut out, args.json, &r.vma, Some((*addr, &r))),
+    for (i, addr) in addrs.iter().enumerate() {
+        match resolved.get(i) {
+            Some((v, loc)) => print_vma(
+                &mut out,
+                args.json,
+                v,
+                Some((*addr, loc.file_offset.unwrap_or(0))),
+            ),
             None if args.json => writeln!(out, "{{\"addr\":\"{addr:#x}\",\"vma\":null}}"),
             None => writeln!(out, "{addr:#x} unmapped"),
         }
@@ -143,7 +146,7 @@ fn print_vma(
     out: &mut impl Write,
     json: bool,
     v: &Vma,
-    addr: Option<(u64, &Resolved)>,
+    addr: Option<(u64, u64)>,
 ) -> std::io::Result<()> {
     let name = v.name_lossy();
     let build_id = v.build_id.as_deref().map(hex).unwrap_or_default();
@@ -153,12 +156,7 @@ fn print_vma(
         .unwrap_or_else(|| "-".into());
     if json {
         let a = addr
-            .map(|(a, r)| {
-                format!(
-                    "\"addr\":\"{a:#x}\",\"file_offset\":\"{:#x}\",",
-                    r.file_offset
-                )
-            })
+            .map(|(a, r)| format!("\"addr\":\"{a:#x}\",\"file_offset\":\"{:#x}\",", r))
             .unwrap_or_default();
         writeln!(
             out,
@@ -183,7 +181,7 @@ fn print_vma(
         )
     } else {
         if let Some((a, r)) = addr {
-            write!(out, "{a:#x} +{:#x} ", r.file_offset)?;
+            write!(out, "{a:#x} +{:#x} ", r)?;
         }
         writeln!(
             out,
