@@ -1,41 +1,103 @@
-//! `procmap PID`: the VMAs of a process through PROCMAP_QUERY, one per line, or the VMA and
-//! file offset of given addresses.
+//! `procmap PID`: the VMAs of a process through PROCMAP_QUERY, in the format of
+//! `/proc/PID/maps` (or JSON), or the VMA and file offset of given addresses.
 
-use clap::Parser;
-use procmap::{Backend, ProcMaps, Query, Vma};
-use std::io::{BufRead, Write};
+use procmap::{Backend, Options, ProcMaps, Query, Vma};
+use std::io::{self, BufRead, BufWriter, Write};
 use std::process::ExitCode;
 
-#[derive(Parser)]
-#[command(name = "procmap", about = "VMAs of a process through PROCMAP_QUERY")]
+const USAGE: &str = "\
+Usage: procmap [OPTIONS] PID
+       procmap [OPTIONS] PID --addr ADDR [--addr ADDR]...
+
+The VMAs of process PID (or \"self\") through the PROCMAP_QUERY ioctl, in the format
+of /proc/PID/maps; or, with --addr, the VMA and file offset of each address.
+
+Options:
+  -a, --addr ADDR    Resolve ADDR (hex, with or without 0x). Repeatable. \"-\" reads
+                     addresses from standard input, one per line, and answers each
+                     line as soon as it is read.
+  -r, --readable     Only readable VMAs.
+  -w, --writable     Only writable VMAs.
+  -x, --executable   Only executable VMAs.
+  -s, --shared       Only shared VMAs.
+  -f, --file-backed  Only file-backed VMAs.
+      --page-size    Add a page-size column before the name.
+      --build-id     Add a build-ID column before the name.
+      --json         One JSON object per line, with every field.
+      --text         Parse the text of /proc/PID/maps instead of using the ioctl.
+  -h, --help         Print this help.
+  -V, --version      Print the version.
+
+Exit status: 0 on success, 1 on an error, 2 on a usage error.
+";
+
+#[derive(Default)]
 struct Args {
-    /// Process ID, or "self".
-    pid: String,
-    /// Resolve these addresses (hex with 0x, or decimal) to VMA and file offset; "-" reads
-    /// them from standard input, one per line.
-    #[arg(long, num_args = 1..)]
-    addr: Vec<String>,
-    /// Only readable VMAs.
-    #[arg(short = 'r', long)]
-    readable: bool,
-    /// Only writable VMAs.
-    #[arg(short = 'w', long)]
-    writable: bool,
-    /// Only executable VMAs.
-    #[arg(short = 'x', long)]
-    executable: bool,
-    /// Only shared VMAs.
-    #[arg(short = 's', long)]
-    shared: bool,
-    /// Only file-backed VMAs.
-    #[arg(long)]
-    file_backed: bool,
-    /// Print JSON (one object per line).
-    #[arg(long)]
+    pid: Option<String>,
+    addrs: Vec<String>,
+    query: Query,
+    page_size: bool,
+    build_id: bool,
     json: bool,
-    /// Parse the text of /proc/PID/maps instead of using the ioctl.
-    #[arg(long)]
     text: bool,
+}
+
+enum Parsed {
+    Run(Args),
+    Help,
+    Version,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut a = Args::default();
+    let mut positional = Vec::new();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let q = a.query;
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            "-a" | "--addr" => match inline.or_else(|| it.next()) {
+                Some(v) => a.addrs.push(v),
+                None => return Err("--addr needs a value".into()),
+            },
+            "--" => positional.extend(it.by_ref()),
+            _ if inline.is_some() => return Err(format!("{flag} takes no value")),
+            "--readable" => a.query = q.readable(true),
+            "--writable" => a.query = q.writable(true),
+            "--executable" => a.query = q.executable(true),
+            "--shared" => a.query = q.shared(true),
+            "--file-backed" => a.query = q.file_backed(true),
+            "--page-size" => a.page_size = true,
+            "--build-id" => a.build_id = true,
+            "--json" => a.json = true,
+            "--text" => a.text = true,
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s if s.starts_with('-') && s.len() > 1 => {
+                // Short flags, possibly together (-rx).
+                for c in s.chars().skip(1) {
+                    a.query = match c {
+                        'r' => a.query.readable(true),
+                        'w' => a.query.writable(true),
+                        'x' => a.query.executable(true),
+                        's' => a.query.shared(true),
+                        'f' => a.query.file_backed(true),
+                        _ => return Err(format!("unknown option -{c} in {s}")),
+                    };
+                }
+            }
+            _ => positional.push(arg),
+        }
+    }
+    match positional.len() {
+        0 => return Err("no PID given".into()),
+        1 => a.pid = positional.pop(),
+        _ => return Err(format!("one PID expected, got {positional:?}")),
+    }
+    Ok(Parsed::Run(a))
 }
 
 fn main() -> ExitCode {
@@ -43,9 +105,39 @@ fn main() -> ExitCode {
     // (e.g. `procmap 1 | head`), instead of reporting EPIPE.
     // SAFETY: Restoring the default disposition of SIGPIPE before any thread is started.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Parsed::Run(a)) => a,
+        Ok(Parsed::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("procmap {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&e),
+    };
+    let pid = match args.pid.as_deref() {
+        Some("self") => None,
+        Some(p) => match p.parse::<u32>() {
+            Ok(p) => Some(p),
+            Err(_) => return usage_error(&format!("not a PID: {p:?}")),
+        },
+        None => return usage_error("no PID given"),
+    };
+    let mut addrs = Vec::new();
+    for a in &args.addrs {
+        match a.as_str() {
+            "-" => addrs.push(None),
+            s => match parse_addr(s) {
+                Some(v) => addrs.push(Some(v)),
+                None => return usage_error(&format!("not a hex address: {s:?}")),
+            },
+        }
+    }
+    match run(&args, pid, &addrs) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("procmap: {e}");
             ExitCode::FAILURE
@@ -53,88 +145,261 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<(), String> {
-    let mut maps = if args.pid == "self" {
-        ProcMaps::open_self()
-    } else {
-        let pid: u32 = args
-            .pid
-            .parse()
-            .map_err(|_| format!("not a pid: {:?}", args.pid))?;
-        ProcMaps::open(pid)
-    }
-    .map_err(|e| e.to_string())?;
-    if args.text {
-        maps.set_backend(Backend::Text);
-    }
-    let query = Query::new()
-        .readable(args.readable)
-        .writable(args.writable)
-        .executable(args.executable)
-        .shared(args.shared)
-        .file_backed(args.file_backed)
-        .name(true)
-        .build_id(true);
-    let out = std::io::stdout();
-    let mut out = out.lock();
-
-    if args.addr.is_empty() {
-        for vma in maps.iter(query) {
-            let vma = vma.map_err(|e| e.to_string())?;
-            print_vma(&mut out, args.json, &vma, None).map_err(|e| e.to_string())?;
-        }
-        return Ok(());
-    }
-
-    let mut addrs = Vec::new();
-    for a in &args.addr {
-        if a == "-" {
-            for line in std::io::stdin().lock().lines() {
-                let line = line.map_err(|e| e.to_string())?;
-                if !line.trim().is_empty() {
-                    addrs.push(parse_addr(line.trim())?);
-                }
-            }
-        } else {
-            addrs.push(parse_addr(a)?);
-        }
-    }
-    let resolved = maps.resolve(&addrs, query).map_err(|e| e.to_string())?;
-    for (i, addr) in addrs.iter().enumerate() {
-        match resolved.get(i) {
-            Some((v, loc)) => print_vma(
-                &mut out,
-                args.json,
-                v,
-                Some((*addr, loc.file_offset.unwrap_or(0))),
-            ),
-            None if args.json => writeln!(out, "{{\"addr\":\"{addr:#x}\",\"vma\":null}}"),
-            None => writeln!(out, "{addr:#x} unmapped"),
-        }
-        .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("procmap: {msg}\nTry 'procmap --help'.");
+    ExitCode::from(2)
 }
 
-fn parse_addr(s: &str) -> Result<u64, String> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
+/// Runs; `Ok(false)` if some input line was not an address.
+fn run(
+    args: &Args,
+    pid: Option<u32>,
+    addrs: &[Option<u64>],
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let mut opts = Options::new();
+    if args.text {
+        opts = opts.backend(Backend::Text);
+    }
+    let maps = match pid {
+        Some(p) => opts.open(p)?,
+        None => opts.open_self()?,
     };
-    r.map_err(|_| format!("not an address: {s:?}"))
+    let query = args.query.name(true).build_id(args.build_id || args.json);
+    let p = Printer {
+        args,
+        maps: &maps,
+        query,
+    };
+    let mut out = BufWriter::new(io::stdout().lock());
+
+    if addrs.is_empty() {
+        for vma in maps.iter(query) {
+            p.vma(&mut out, &vma?, None)?;
+        }
+        out.flush()?;
+        return Ok(true);
+    }
+    if addrs.iter().all(Option::is_some) {
+        // All at once: one query per VMA.
+        let addrs: Vec<u64> = addrs.iter().flatten().copied().collect();
+        let r = maps.resolve(&addrs, query)?;
+        // For the addresses not found, whether they are mapped at all.
+        let missed: Vec<u64> = (0..addrs.len())
+            .filter(|&i| r.addrs[i].is_none())
+            .map(|i| addrs[i])
+            .collect();
+        let mapped = if query.filters() && !missed.is_empty() {
+            maps.resolve(&missed, Query::new())?
+                .addrs
+                .iter()
+                .map(Option::is_some)
+                .collect()
+        } else {
+            vec![false; missed.len()]
+        };
+        let mut mapped = mapped.into_iter();
+        for (i, &a) in addrs.iter().enumerate() {
+            match r.get(i) {
+                Some((v, _)) => p.vma(&mut out, v, Some(a))?,
+                None => p.missing(&mut out, a, mapped.next().unwrap_or(false))?,
+            }
+        }
+        out.flush()?;
+        return Ok(true);
+    }
+    // In order, answering each line of standard input as it comes (a coprocess).
+    let mut ok = true;
+    for a in addrs {
+        match a {
+            Some(a) => p.one(&mut out, *a)?,
+            None => {
+                for line in io::stdin().lock().lines() {
+                    let line = line?;
+                    let s = line.trim();
+                    if s.is_empty() {
+                        continue;
+                    }
+                    match parse_addr(s) {
+                        Some(a) => p.one(&mut out, a)?,
+                        None => {
+                            ok = false;
+                            if args.json {
+                                writeln!(
+                                    out,
+                                    "{{\"input\":{},\"error\":\"not a hex address\"}}",
+                                    json_str(s.as_bytes())
+                                )?;
+                            } else {
+                                writeln!(out, "{s} invalid")?;
+                            }
+                        }
+                    }
+                    out.flush()?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ok)
+}
+
+/// Hex, with or without `0x`, as the output prints addresses.
+fn parse_addr(s: &str) -> Option<u64> {
+    let h = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(h, 16).ok()
+}
+
+struct Printer<'a> {
+    args: &'a Args,
+    maps: &'a ProcMaps,
+    query: Query,
+}
+
+impl Printer<'_> {
+    /// One address, on its own: one query (and one more if filtered out, to say whether it
+    /// is mapped at all).
+    fn one(&self, out: &mut impl Write, addr: u64) -> io::Result<()> {
+        let found = self.maps.query(addr, self.query).map_err(io::Error::from)?;
+        match found {
+            Some(v) => self.vma(out, &v, Some(addr)),
+            None => {
+                let mapped = self.query.filters()
+                    && self
+                        .maps
+                        .query(addr, Query::new())
+                        .map_err(io::Error::from)?
+                        .is_some();
+                self.missing(out, addr, mapped)
+            }
+        }
+    }
+
+    fn missing(&self, out: &mut impl Write, addr: u64, mapped: bool) -> io::Result<()> {
+        let why = if mapped { "filtered" } else { "unmapped" };
+        if self.args.json {
+            writeln!(
+                out,
+                "{{\"addr\":\"{addr:#x}\",\"vma\":null,\"reason\":\"{why}\"}}"
+            )
+        } else if mapped {
+            writeln!(out, "{addr:#x} not in a VMA that matches the filters")
+        } else {
+            writeln!(out, "{addr:#x} unmapped")
+        }
+    }
+
+    fn vma(&self, out: &mut impl Write, v: &Vma, addr: Option<u64>) -> io::Result<()> {
+        if self.args.json {
+            return self.json(out, v, addr);
+        }
+        let mut line = Vec::with_capacity(160);
+        if let Some(a) = addr {
+            write!(line, "{a:#x} ")?;
+            match v.file_offset(a) {
+                Some(o) => write!(line, "{o:#x} ")?,
+                None => line.extend_from_slice(b"- "),
+            }
+        }
+        let start = line.len();
+        // As the kernel's show_vma_header_prefix() and show_map_vma() print it.
+        write!(
+            line,
+            "{:08x}-{:08x} {} {:08x} {:02x}:{:02x} {} ",
+            v.start, v.end, v.perms, v.offset, v.dev_major, v.dev_minor, v.inode
+        )?;
+        if self.args.page_size {
+            match v.page_size {
+                Some(p) => write!(line, "{p} ")?,
+                None => line.extend_from_slice(b"- "),
+            }
+        }
+        if self.args.build_id {
+            match &v.build_id {
+                Some(b) => write!(line, "{} ", hex(b))?,
+                None => line.extend_from_slice(b"- "),
+            }
+        }
+        if let Some(name) = &v.name {
+            // seq_setwidth(m, 25 + sizeof(void *) * 6 - 1), then seq_pad(m, ' ').
+            let width = start + 72;
+            if line.len() < width {
+                line.resize(width, b' ');
+            }
+            line.push(b' ');
+            // seq_path(m, path, "\n"): a newline is the one byte escaped.
+            for &b in name {
+                if b == b'\n' {
+                    line.extend_from_slice(b"\\012");
+                } else {
+                    line.push(b);
+                }
+            }
+        }
+        line.push(b'\n');
+        out.write_all(&line)
+    }
+
+    fn json(&self, out: &mut impl Write, v: &Vma, addr: Option<u64>) -> io::Result<()> {
+        let mut s = String::with_capacity(256);
+        s.push('{');
+        if let Some(a) = addr {
+            s += &format!("\"addr\":\"{a:#x}\",");
+            if let Some(o) = v.file_offset(a) {
+                s += &format!("\"file_offset\":\"{o:#x}\",");
+            }
+        }
+        s += &format!(
+            "\"start\":\"{:#x}\",\"end\":\"{:#x}\",\"perms\":\"{}\",\"offset\":\"{:#x}\",\
+             \"dev\":\"{:02x}:{:02x}\",\"inode\":{},\"page_size\":{},\"name\":",
+            v.start,
+            v.end,
+            v.perms,
+            v.offset,
+            v.dev_major,
+            v.dev_minor,
+            v.inode,
+            v.page_size.map_or("null".into(), |p| p.to_string()),
+        );
+        match &v.name {
+            None => s += "null",
+            Some(n) => {
+                s += &json_str(n);
+                // Lossless for names that are not UTF-8: the bytes, in hex.
+                if std::str::from_utf8(n).is_err() {
+                    s += &format!(",\"name_hex\":\"{}\"", hex(n));
+                }
+            }
+        }
+        s += ",\"build_id\":";
+        match &v.build_id {
+            Some(b) => s += &format!("\"{}\"", hex(b)),
+            None => s += "null",
+        }
+        s.push('}');
+        writeln!(out, "{s}")
+    }
 }
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn json_str(s: &str) -> String {
+/// A JSON string of the bytes, lossily as UTF-8 (see `name_hex`).
+fn json_str(b: &[u8]) -> String {
     let mut o = String::from("\"");
-    for c in s.chars() {
+    for c in String::from_utf8_lossy(b).chars() {
         match c {
             '"' => o.push_str("\\\""),
             '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => o.push_str(&format!("\\u{:04x}", c as u32)),
             c => o.push(c),
         }
     }
@@ -142,60 +407,39 @@ fn json_str(s: &str) -> String {
     o
 }
 
-fn print_vma(
-    out: &mut impl Write,
-    json: bool,
-    v: &Vma,
-    addr: Option<(u64, u64)>,
-) -> std::io::Result<()> {
-    let name = v.name_lossy();
-    let build_id = v.build_id.as_deref().map(hex).unwrap_or_default();
-    let page = v
-        .page_size
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "-".into());
-    if json {
-        let a = addr
-            .map(|(a, r)| format!("\"addr\":\"{a:#x}\",\"file_offset\":\"{:#x}\",", r))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "{{{a}\"start\":\"{:#x}\",\"end\":\"{:#x}\",\"perms\":\"{}\",\"offset\":\"{:#x}\",\
-             \"dev\":\"{:02x}:{:02x}\",\"inode\":{},\"page_size\":{},\"name\":{},\"build_id\":{}}}",
-            v.start,
-            v.end,
-            v.perms,
-            v.offset,
-            v.dev_major,
-            v.dev_minor,
-            v.inode,
-            v.page_size
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "null".into()),
-            json_str(&name),
-            if build_id.is_empty() {
-                "null".into()
-            } else {
-                json_str(&build_id)
-            },
-        )
-    } else {
-        if let Some((a, r)) = addr {
-            write!(out, "{a:#x} +{:#x} ", r)?;
-        }
-        writeln!(
-            out,
-            "{:08x}-{:08x} {} {:08x} {:02x}:{:02x} {} {} {} {}",
-            v.start,
-            v.end,
-            v.perms,
-            v.offset,
-            v.dev_major,
-            v.dev_minor,
-            v.inode,
-            page,
-            name,
-            build_id
-        )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Result<Parsed, String> {
+        parse_args(s.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn addr_does_not_swallow_the_pid() {
+        let Ok(Parsed::Run(a)) = args(&["--addr", "7f00", "1234", "-a", "0x10", "-rx"]) else {
+            panic!()
+        };
+        assert_eq!(a.pid.as_deref(), Some("1234"));
+        assert_eq!(a.addrs, ["7f00", "0x10"]);
+        assert!(a.query.filters());
+        assert!(args(&["1", "2"]).is_err());
+        assert!(args(&["--addr"]).is_err());
+        assert!(args(&["--bogus", "1"]).is_err());
+    }
+
+    #[test]
+    fn addresses_are_hex() {
+        assert_eq!(parse_addr("10"), Some(0x10));
+        assert_eq!(parse_addr("0x7fff0000"), Some(0x7fff_0000));
+        assert_eq!(parse_addr("ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_addr("1ffffffffffffffff"), None);
+        assert_eq!(parse_addr("+1"), None);
+        assert_eq!(parse_addr("0x"), None);
+    }
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(json_str(b"a\"\\\n\x01"), r#""a\"\\\n\u0001""#);
     }
 }

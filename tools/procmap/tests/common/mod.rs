@@ -174,20 +174,24 @@ impl Child {
         child
     }
 
-    /// A child that maps files whose names hold a newline, a space and a backslash, one of
-    /// them deleted.
+    /// A child that maps files whose names hold a newline, a space, a backslash, a tab and a
+    /// byte that is not UTF-8, one of them deleted.
     pub fn spawn_odd_names() -> Child {
         let base = tmp("odd");
         std::fs::create_dir(&base).unwrap();
         let nl = CString::new(format!("{base}/new\nline")).unwrap();
         let deleted = CString::new(format!("{base}/gone\nnl x")).unwrap();
         let odd = CString::new(format!("{base}/sp ace\\tab\t\u{e9}")).unwrap();
+        let mut raw = format!("{base}/not-utf8-").into_bytes();
+        raw.push(0xff);
+        let not_utf8 = CString::new(raw).unwrap();
         let (pid, _) = fork_with(|| {
             // SAFETY: only async-signal-safe system calls on valid arguments.
             unsafe {
                 map_file(&nl, PAGE, false);
                 map_file(&deleted, PAGE, true);
                 map_file(&odd, PAGE, false);
+                map_file(&not_utf8, PAGE, false);
             }
             b'r'
         });

@@ -1,0 +1,186 @@
+//! The `procmap` command against prepared processes (host only: it needs the built binary).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+mod common;
+use common::{Child, Zombie};
+
+fn procmap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_procmap"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The maps text, without the gate area (not a VMA: the ioctl never answers it).
+fn maps_text(pid: i32) -> Vec<u8> {
+    let t = std::fs::read(format!("/proc/{pid}/maps")).unwrap();
+    let mut out = Vec::new();
+    for line in t.split_inclusive(|&b| b == b'\n') {
+        if !line.ends_with(b" [vsyscall]\n") {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+fn assert_drop_in(child: &Child) {
+    let pid = child.pid.to_string();
+    for backend in [&[][..], &["--text"][..]] {
+        let mut args = backend.to_vec();
+        args.push(&pid);
+        let out = procmap(&args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let want = maps_text(child.pid);
+        assert!(
+            out.stdout == want,
+            "{args:?}:\n{}\n--- /proc/{pid}/maps:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&want)
+        );
+    }
+}
+
+#[test]
+fn default_output_is_the_maps_text() {
+    // Anonymous (trailing space), named anonymous, shared, deleted.
+    assert_drop_in(&Child::spawn());
+}
+
+#[test]
+fn default_output_is_the_maps_text_with_odd_names() {
+    // A newline (escaped as \012 by the kernel), a space, a tab, a byte not UTF-8.
+    let child = Child::spawn_odd_names();
+    assert_drop_in(&child);
+    let out = procmap(&[&child.pid.to_string()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/new\\012line\n"));
+}
+
+#[test]
+fn default_output_is_the_maps_text_with_a_long_path() {
+    assert_drop_in(&Child::spawn_long_path());
+}
+
+#[test]
+fn zombie_lists_nothing() {
+    let z = Zombie::spawn();
+    let out = procmap(&[&z.pid.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &[][..],
+        &["x"],
+        &["1", "2"],
+        &["--nope", "1"],
+        &["1", "--addr", "zz"],
+    ] {
+        let out = procmap(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
+    let out = procmap(&["4294967295"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err,
+        "procmap: cannot open /proc/4294967295/maps: No such file or directory (os error 2)\n"
+    );
+    let out = procmap(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("procmap "));
+}
+
+fn first_vma(pid: i32, pred: impl Fn(&str) -> bool) -> (u64, String) {
+    let t = String::from_utf8_lossy(&maps_text(pid)).into_owned();
+    let line = t.lines().find(|l| pred(l)).unwrap().to_string();
+    let start = u64::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
+    (start, line)
+}
+
+#[test]
+fn addresses() {
+    let child = Child::spawn();
+    let pid = child.pid.to_string();
+    let (file, file_line) = first_vma(child.pid, |l| l.contains(" (deleted)"));
+    let (anon, _) = first_vma(child.pid, |l| {
+        l.contains("[anon:procmap-test]") || l.ends_with(" 0 ")
+    });
+    // --addr before the PID, bare hex, as the output prints it.
+    let a = format!("{:x}", file + 0x10);
+    let out = procmap(&["--addr", &a, &pid, "-a", "0"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("{:#x} {:#x} {file_line}", file + 0x10, 0x10)
+    );
+    assert_eq!(lines.next().unwrap(), "0x0 unmapped");
+    // Filtered out is not unmapped; JSON has file_offset only for file-backed VMAs.
+    let out = procmap(&[&pid, "-x", "-a", &format!("{file:#x}")]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{file:#x} not in a VMA that matches the filters\n")
+    );
+    let out = procmap(&[
+        &pid,
+        "--json",
+        "-a",
+        &format!("{anon:x}"),
+        "-a",
+        &format!("{file:x}"),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let l = lines.next().unwrap();
+    assert!(!l.contains("file_offset"), "{l}");
+    let l = lines.next().unwrap();
+    assert!(l.contains("\"file_offset\":\"0x0\""), "{l}");
+    assert!(l.contains(" (deleted)\""), "{l}");
+}
+
+#[test]
+fn json_keeps_names_that_are_not_utf8() {
+    let child = Child::spawn_odd_names();
+    let out = procmap(&["--json", &child.pid.to_string()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let l = text.lines().find(|l| l.contains("not-utf8-")).unwrap();
+    assert!(l.contains("\"name_hex\":\""), "{l}");
+    assert!(l.contains("6e6f742d757466382dff\""), "{l}");
+    assert!(text.lines().any(|l| l.contains("/new\\nline\"")), "{text}");
+}
+
+#[test]
+fn addresses_from_stdin_are_answered_line_by_line() {
+    let child = Child::spawn();
+    let (file, _) = first_vma(child.pid, |l| l.contains(" (deleted)"));
+    let mut p = Command::new(env!("CARGO_BIN_EXE_procmap"))
+        .args([&child.pid.to_string(), "--addr", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = p.stdin.take().unwrap();
+    let mut output = BufReader::new(p.stdout.take().unwrap());
+    // Each answer comes before the next question is asked (stdin still open).
+    for (q, want) in [
+        ("0".to_string(), "0x0 unmapped".to_string()),
+        (format!("{file:x}"), format!("{file:#x} 0x0 ")),
+        ("nonsense".to_string(), "nonsense invalid".to_string()),
+    ] {
+        writeln!(input, "{q}").unwrap();
+        input.flush().unwrap();
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        assert!(line.starts_with(&want), "{q}: {line:?}");
+    }
+    drop(input);
+    assert_eq!(p.wait().unwrap().code(), Some(1)); // one line was not an address
+}
