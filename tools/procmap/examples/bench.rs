@@ -1,0 +1,87 @@
+//! Times the crate's walk and `resolve()` on this process with N extra one-page VMAs, for
+//! the ioctl and the text backends: `cargo run --release --example bench -- 10000 100000`.
+//! (More VMAs than `vm.max_map_count`, 65530 by default, need it raised.)
+
+use procmap::{Backend, Options, Query};
+use std::time::{Duration, Instant};
+
+const PAGE: usize = 4096;
+
+/// Best of `runs`.
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a number of VMAs"))
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        sizes
+    };
+    println!("| VMAs | backend | walk | per VMA | resolve (1 addr/VMA) | per addr |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for n in sizes {
+        // One mapping of n pages, every other page made writable: n VMAs.
+        // SAFETY: a fresh anonymous mapping, only ever touched through mprotect here.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                n * PAGE,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        for i in (1..n).step_by(2) {
+            // SAFETY: a page of the mapping above.
+            let r = unsafe {
+                libc::mprotect(
+                    base.cast::<u8>().add(i * PAGE).cast(),
+                    PAGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            assert_eq!(
+                r,
+                0,
+                "mprotect: {} (vm.max_map_count?)",
+                std::io::Error::last_os_error()
+            );
+        }
+        // One address in each of our VMAs, in a scrambled order.
+        let mut addrs: Vec<u64> = (0..n)
+            .map(|i| base as u64 + ((i * 7919) % n * PAGE + 8) as u64)
+            .collect();
+        addrs.rotate_left(n / 3);
+        for backend in [Backend::Ioctl, Backend::Text] {
+            let maps = Options::new().backend(backend).open_self().unwrap();
+            let total = maps.iter(Query::new()).count();
+            let walk = time(5, || maps.iter(Query::new().name(true)).count());
+            let resolve = time(5, || maps.resolve(&addrs, Query::new().name(true)).unwrap());
+            let r = maps.resolve(&addrs, Query::new()).unwrap();
+            assert!(r.addrs.iter().all(Option::is_some) && r.vmas.len() == n);
+            println!(
+                "| {total} | {backend:?} | {:.1} ms | {:.0} ns | {:.1} ms | {:.0} ns |",
+                walk.as_secs_f64() * 1e3,
+                walk.as_secs_f64() * 1e9 / total as f64,
+                resolve.as_secs_f64() * 1e3,
+                resolve.as_secs_f64() * 1e9 / n as f64,
+            );
+        }
+        // SAFETY: unmapping what was mapped above.
+        unsafe { libc::munmap(base, n * PAGE) };
+    }
+}
