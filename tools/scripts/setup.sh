@@ -109,5 +109,27 @@ if ! bindgen --version 2>/dev/null | grep -q "$BINDGEN_VER"; then
 	cargo install --locked --quiet bindgen-cli --version "$BINDGEN_VER" || die "cargo install bindgen-cli failed"
 fi
 
+# The procmap crate's declared minimum Rust (rust-version), to test it with:
+# Debian's rustc-web/cargo-web 1.85 (bookworm), unpacked into the cache rather
+# than installed over the machine's Rust; the shared libraries they need are
+# ordinary packages.
+MSRV_PKG_VER=1.85.0+dfsg3-1~deb12u3
+MSRV_DIR=${PROCMAP_CACHE:-$HOME/.cache/procmap-query}/rust-1.85
+apt_install default libllvm19 libpcre3 libhttp-parser2.9 libcurl4 libsqlite3-0 libssh2-1
+if [ ! -x "$MSRV_DIR/usr/bin/cargo" ]; then
+	apt_update_once
+	log "unpacking Rust 1.85 (rustc-web, cargo-web) into $MSRV_DIR"
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp" # readable by apt's download user
+	(cd "$tmp" && apt-get download -q "rustc-web=$MSRV_PKG_VER" "cargo-web=$MSRV_PKG_VER" \
+		"libstd-rust-web-dev=$MSRV_PKG_VER" "libstd-rust-web-1.85=$MSRV_PKG_VER" >/dev/null) ||
+		die "apt-get download of Rust $MSRV_PKG_VER failed"
+	mkdir -p "$MSRV_DIR"
+	for d in "$tmp"/*.deb; do dpkg -x "$d" "$MSRV_DIR"; done
+	rm -rf "$tmp"
+fi
+LD_LIBRARY_PATH=$MSRV_DIR/usr/lib/x86_64-linux-gnu "$MSRV_DIR/usr/bin/cargo" --version >/dev/null ||
+	die "Rust 1.85 in $MSRV_DIR does not run"
+
 ls /usr/src/linux-source-7.3.tar.* >/dev/null 2>&1 || die "linux-source-7.3 tarball missing in /usr/src"
 log "ok (rustc $RUSTC_VER, $(bindgen --version), $(ls /usr/src/linux-source-7.3.tar.*))"
