@@ -9,6 +9,7 @@
 
 #include <linux/compiler_types.h>
 #include <linux/types.h>
+#include <uapi/linux/procmap_query.h>
 
 struct mm_struct;
 struct path;
@@ -20,7 +21,9 @@ struct vm_area_struct;
  *	on (may be NULL, e.g. for a kernel thread; the file holds an mm_count
  *	reference but no mm_users one), @uarg the user's argument. Returns
  *	like &file_operations.unlocked_ioctl; -ENOIOCTLCMD leaves the call to
- *	the built-in handler.
+ *	the built-in handler (for PROCMAP_QUERY) or fails with ENOTTY (for
+ *	the commands of <uapi/linux/procmap_query.h>, which only this handler
+ *	implements).
  * @compat_ioctl: optional, called instead of @ioctl for 32-bit callers;
  *	@uarg is already converted by compat_ptr().
  *

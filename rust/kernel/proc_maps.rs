@@ -4,12 +4,14 @@
 //!
 //! A module implements [`ProcMapsHandler`] and holds a pinned [`Registration`]; while it is
 //! registered, `PROCMAP_QUERY` on a `/proc/<pid>/maps` file goes to the handler instead of the
-//! built-in one in `fs/proc/task_mmu.c` (other commands never leave the C code). Dropping the
+//! built-in one in `fs/proc/task_mmu.c`, and so do the commands of
+//! `include/uapi/linux/procmap_query.h`, which only a Rust handler answers. Dropping the
 //! registration gives the ioctl back and waits for the calls still running in the handler.
 //!
 //! C header: [`include/linux/procmap_query.h`](srctree/include/linux/procmap_query.h)
 //!
-//! UAPI: [`include/uapi/linux/fs.h`](srctree/include/uapi/linux/fs.h)
+//! UAPI: [`include/uapi/linux/fs.h`](srctree/include/uapi/linux/fs.h),
+//! [`include/uapi/linux/procmap_query.h`](srctree/include/uapi/linux/procmap_query.h)
 
 use crate::{
     alloc::Flags,
@@ -23,7 +25,11 @@ use crate::{
     types::Opaque,
     uaccess::UserPtr,
 };
-use core::{marker::PhantomData, mem::size_of, ptr, slice};
+use core::{
+    marker::PhantomData,
+    mem::{size_of, MaybeUninit},
+    ptr, slice,
+};
 
 /// The argument of `PROCMAP_QUERY`: `struct procmap_query` from `include/uapi/linux/fs.h`.
 pub type ProcmapQuery = bindings::procmap_query;
@@ -42,6 +48,64 @@ unsafe impl AsBytes for ProcmapQuery {}
 
 /// The `PROCMAP_QUERY` ioctl command: `_IOWR('f', 17, struct procmap_query)`.
 pub const PROCMAP_QUERY: u32 = crate::ioctl::_IOWR::<ProcmapQuery>(b'f' as u32, 17);
+
+/// The argument of `PROCMAP_QUERY_BATCH`: `struct procmap_batch` from
+/// `include/uapi/linux/procmap_query.h`.
+pub type ProcmapBatch = bindings::procmap_batch;
+
+/// One VMA of a `PROCMAP_QUERY_BATCH` answer: `struct procmap_batch_vma`.
+pub type ProcmapBatchVma = bindings::procmap_batch_vma;
+
+// Neither structure has padding: every byte is a field's byte.
+const _: () = assert!(
+    size_of::<ProcmapBatch>() == 13 * size_of::<u64>()
+        && size_of::<ProcmapBatch>() == bindings::PROCMAP_BATCH_SIZE_VER0 as usize
+);
+const _: () = assert!(
+    size_of::<ProcmapBatchVma>() == 6 * size_of::<u64>() + 5 * size_of::<u32>() + 20
+        && size_of::<ProcmapBatchVma>() == bindings::PROCMAP_BATCH_VMA_SIZE_VER0 as usize
+);
+
+// SAFETY: `struct procmap_batch` consists of `u64` and `u32` fields only, so any bit pattern is a
+// valid value.
+unsafe impl FromBytes for ProcmapBatch {}
+
+// SAFETY: `struct procmap_batch` consists of `u64` and `u32` fields only and has no padding (see
+// the assertion above), so all of its bytes are always initialized.
+unsafe impl AsBytes for ProcmapBatch {}
+
+// SAFETY: `struct procmap_batch_vma` consists of integer fields and a byte array only, so any
+// bit pattern is a valid value.
+unsafe impl FromBytes for ProcmapBatchVma {}
+
+// SAFETY: `struct procmap_batch_vma` consists of integer fields and a byte array only and has no
+// padding (see the assertion above), so all of its bytes are always initialized.
+unsafe impl AsBytes for ProcmapBatchVma {}
+
+/// The `PROCMAP_QUERY_BATCH` ioctl command: `_IOWR('f', 0xe0, struct procmap_batch)`.
+pub const PROCMAP_QUERY_BATCH: u32 = crate::ioctl::_IOWR::<ProcmapBatch>(b'f' as u32, 0xe0);
+
+/// The `PROCMAP_QUERY_GENERATION` ioctl command: `_IOR('f', 0xe1, __u64)`.
+pub const PROCMAP_QUERY_GENERATION: u32 = crate::ioctl::_IOR::<u64>(b'f' as u32, 0xe1);
+
+/// The generation reported by a kernel that cannot tell (`PROCMAP_GENERATION_UNKNOWN`).
+pub const GENERATION_UNKNOWN: u64 = u64::MAX;
+
+/// Bits and limits of `PROCMAP_QUERY_BATCH`.
+pub mod batch {
+    use crate::bindings;
+
+    /// `flags`: answer an array of addresses instead of walking from an address.
+    pub const LOOKUP: u64 = bindings::procmap_batch_flags_PROCMAP_BATCH_LOOKUP as u64;
+    /// `flags`: fill the build IDs.
+    pub const BUILD_ID: u64 = bindings::procmap_batch_flags_PROCMAP_BATCH_BUILD_ID as u64;
+    /// `out_flags`: the walk reached the last VMA, or every address was answered.
+    pub const DONE: u64 = bindings::procmap_batch_out_flags_PROCMAP_BATCH_DONE as u64;
+    /// In the `addr_vmas` array: no VMA answers the address.
+    pub const NO_VMA: u32 = u32::MAX;
+    /// The most VMAs one call examines or reports.
+    pub const MAX_VMAS: usize = bindings::PROCMAP_BATCH_MAX_VMAS as usize;
+}
 
 /// Bits of `procmap_query::query_flags` and `procmap_query::vma_flags`.
 pub mod flags {
@@ -62,6 +126,9 @@ pub mod flags {
     /// Query: only file-backed VMAs match.
     pub const FILE_BACKED_VMA: u64 =
         bindings::procmap_query_flags_PROCMAP_QUERY_FILE_BACKED_VMA as u64;
+    /// Query: the permission bits match a VMA that has any of them, not all (an extension of
+    /// `include/uapi/linux/procmap_query.h`).
+    pub const VMA_PERM_ANY: u64 = 1 << 63;
 }
 
 /// The name `/proc/<pid>/maps` shows for a VMA.
@@ -193,17 +260,7 @@ impl NameBuf {
             .ok_or(ENAMETOOLONG)?;
         let spare = self.buf.spare_capacity_mut();
         let start = spare.len().checked_sub(size).ok_or(ENAMETOOLONG)?;
-        let mut dst = spare[start..].iter_mut();
-        for part in parts {
-            // `part` first: `zip` stops on it without taking a byte of `dst`.
-            for (&byte, slot) in part.iter().zip(dst.by_ref()) {
-                slot.write(byte);
-            }
-        }
-        if let Some(nul) = dst.next() {
-            nul.write(0);
-        }
-        // INVARIANT: The `size` bytes from `start` to the end of the allocation were written.
+        concat_into(&mut spare[start..], parts)?;
         self.start = start;
         Ok(size)
     }
@@ -223,13 +280,130 @@ impl NameBuf {
     }
 }
 
+/// Names built one after the other in one buffer, for `PROCMAP_QUERY_BATCH`.
+///
+/// Each name is built as [`NameBuf`] builds it (the bytes `/proc/<pid>/maps` shows and a NUL)
+/// and packed right after the previous one. The buffer is allocated once and never grows, so
+/// names can be added where allocating is not allowed (under RCU).
+///
+/// # Invariants
+///
+/// The first `buf.len()` bytes are the names added since the last [`NameArena::clear`].
+///
+/// # Examples
+///
+/// ```
+/// use kernel::proc_maps::{NameArena, VmaName};
+///
+/// let mut names = NameArena::new(32, GFP_KERNEL)?;
+/// assert_eq!(names.push(&VmaName::Name(c"[heap]"), 32), Ok((0, 7)));
+/// let anon = VmaName::Formatted { prefix: b"[anon:", arg: c"jit", suffix: b"]" };
+/// assert_eq!(names.push(&anon, 32), Ok((7, 11)));
+/// assert_eq!(names.as_bytes(), b"[heap]\0[anon:jit]\0");
+/// // At most 13 more bytes are allowed: too few, nothing is added.
+/// assert_eq!(names.push(&VmaName::Name(c"[a longer one]"), 13), Err(ENAMETOOLONG));
+/// assert_eq!(names.len(), 18);
+/// # Ok::<(), Error>(())
+/// ```
+pub struct NameArena {
+    buf: KVec<u8>,
+}
+
+impl NameArena {
+    /// Allocates a buffer for names of `size` bytes in all.
+    #[inline]
+    pub fn new(size: usize, flags: Flags) -> Result<Self> {
+        Ok(Self {
+            buf: KVec::with_capacity(size, flags)?,
+        })
+    }
+
+    /// Adds the name `name`, if it fits in `limit` more bytes (and in the buffer), and returns
+    /// its offset and size (NUL included). Fails with [`ENAMETOOLONG`] if it does not fit, and
+    /// then adds nothing.
+    pub fn push(&mut self, name: &VmaName<'_>, limit: usize) -> Result<(usize, usize)> {
+        let off = self.buf.len();
+        let spare = self.buf.spare_capacity_mut();
+        let room = spare.len().min(limit);
+        let spare = &mut spare[..room];
+        let size = match name {
+            VmaName::Path(path) => {
+                // `d_path()` builds the name at the end of the buffer: move it to the start.
+                let size = path.d_path(spare)?.len();
+                spare.copy_within(room - size.., 0);
+                size
+            }
+            VmaName::Name(name) => concat_into(spare, &[name.to_bytes()])?,
+            VmaName::Formatted {
+                prefix,
+                arg,
+                suffix,
+            } => concat_into(spare, &[prefix, arg.to_bytes(), suffix])?,
+        };
+        // SAFETY: The first `size` bytes of the spare capacity were just written, and
+        // `size <= room <= spare capacity`.
+        unsafe { self.buf.inc_len(size) };
+        // INVARIANT: The name was added after the previous ones.
+        Ok((off, size))
+    }
+
+    /// Returns the names added since the last [`NameArena::clear`].
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Returns the number of bytes used.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Returns `true` if no name was added since the last [`NameArena::clear`].
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Removes every name; the buffer is kept.
+    #[inline]
+    pub fn clear(&mut self) {
+        // INVARIANT: No name is left.
+        self.buf.clear();
+    }
+}
+
+/// Writes the concatenation of `parts` and a NUL at the start of `dst`, as `snprintf()` with a
+/// format like `"[anon:%s]"` would, and returns its size. [`ENAMETOOLONG`] (and nothing
+/// written) if it does not fit.
+fn concat_into(dst: &mut [MaybeUninit<u8>], parts: &[&[u8]]) -> Result<usize> {
+    let size = parts
+        .iter()
+        .try_fold(1usize, |size, part| size.checked_add(part.len()))
+        .ok_or(ENAMETOOLONG)?;
+    if size > dst.len() {
+        return Err(ENAMETOOLONG);
+    }
+    let mut dst = dst.iter_mut();
+    for part in parts {
+        for (&byte, slot) in part.iter().zip(dst.by_ref()) {
+            slot.write(byte);
+        }
+    }
+    if let Some(nul) = dst.next() {
+        nul.write(0);
+    }
+    Ok(size)
+}
+
 /// A handler of the ioctls on `/proc/<pid>/maps`.
 ///
 /// The methods are called with no lock held, in process context, and may sleep.
 #[vtable]
 pub trait ProcMapsHandler: 'static {
-    /// Handles the ioctl `cmd` (one the C code delegates: [`PROCMAP_QUERY`]) with the argument
-    /// `arg`.
+    /// Handles the ioctl `cmd` (one the C code delegates: [`PROCMAP_QUERY`], or a command it does
+    /// not know, such as [`PROCMAP_QUERY_BATCH`] and [`PROCMAP_QUERY_GENERATION`]) with the
+    /// argument `arg`.
     ///
     /// `mm` is the address space the file was opened on, or `None` if the task had none (a
     /// kernel thread). The file holds an `mmgrab` reference for the whole call, not an `mmget`

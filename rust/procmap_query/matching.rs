@@ -54,18 +54,33 @@ pub(crate) fn required_vm_flags(query_flags: u64) -> vm_flags_t {
     perm
 }
 
+/// Whether a VMA with `vm_flags` passes the permission filter of `query_flags`: it has all the
+/// permission bits asked for, or any of them with `VMA_PERM_ANY` (which requires at least one).
+#[inline]
+pub(crate) fn perm_match(vm_flags: vm_flags_t, query_flags: u64) -> bool {
+    let perm = required_vm_flags(query_flags);
+    if query_flags & flags::VMA_PERM_ANY != 0 {
+        vm_flags & perm != 0
+    } else {
+        vm_flags & perm == perm
+    }
+}
+
+/// Whether `vma` passes the filters of `query_flags`: file-backed, and the permissions.
+#[inline]
+pub(crate) fn passes(vma: &VmaFacts, query_flags: u64) -> bool {
+    (query_flags & flags::FILE_BACKED_VMA == 0 || vma.file_backed)
+        && perm_match(vma.flags, query_flags)
+}
+
 /// Decides about `vma`, the first VMA that ends above `addr`.
 ///
-/// It is the answer if it passes the filters (file-backed, and a subset match of the
-/// permissions) and covers `addr`, or lies above it with `COVERING_OR_NEXT_VMA`. Otherwise,
+/// It is the answer if it passes the filters (file-backed, and a match of the permissions:
+/// all of them, or any with `VMA_PERM_ANY`) and covers `addr`, or lies above it with `COVERING_OR_NEXT_VMA`. Otherwise,
 /// only `COVERING_OR_NEXT_VMA` goes on, from the end of this VMA.
 pub(crate) fn step(vma: &VmaFacts, addr: usize, query_flags: u64) -> Step {
     let or_next = query_flags & flags::COVERING_OR_NEXT_VMA != 0;
-    let file_ok = query_flags & flags::FILE_BACKED_VMA == 0 || vma.file_backed;
-    let perm = required_vm_flags(query_flags);
-    let perm_ok = vma.flags & perm == perm;
-
-    if file_ok && perm_ok && (or_next || vma.start <= addr) {
+    if passes(vma, query_flags) && (or_next || vma.start <= addr) {
         Step::Answer
     } else if or_next {
         Step::Next(vma.end)

@@ -12,13 +12,17 @@ use kernel::{
     mm::{virt::VmaRef, Mm},
     page::PAGE_SHIFT,
     prelude::*,
-    proc_maps::{self, NameBuf, ProcMapsHandler, ProcmapQuery, VmaName, PROCMAP_QUERY},
+    proc_maps::{
+        self, NameBuf, ProcMapsHandler, ProcmapQuery, VmaName, PROCMAP_QUERY, PROCMAP_QUERY_BATCH,
+        PROCMAP_QUERY_GENERATION,
+    },
     sync::aref::ARef,
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
 
 mod args;
+mod batch;
 mod matching;
 
 use matching::{Step, VmaFacts};
@@ -71,6 +75,8 @@ impl ProcMapsHandler for RustProcmapQuery {
     fn ioctl(mm: Option<&Mm>, cmd: u32, arg: UserPtr) -> Result<isize> {
         match cmd {
             PROCMAP_QUERY => procmap_query(mm, arg).map(|()| 0),
+            PROCMAP_QUERY_BATCH => batch::procmap_batch(mm, arg).map(|()| 0),
+            PROCMAP_QUERY_GENERATION => batch::procmap_generation(mm, arg).map(|()| 0),
             _ => Err(ENOIOCTLCMD),
         }
     }
@@ -160,7 +166,7 @@ fn search<V: Deref<Target = VmaRef>>(
     }
 }
 
-fn facts(vma: &VmaRef) -> VmaFacts {
+pub(crate) fn facts(vma: &VmaRef) -> VmaFacts {
     VmaFacts {
         start: vma.start(),
         end: vma.end(),
@@ -182,22 +188,11 @@ fn describe(
     query.vma_end = vma.end() as u64;
     query.vma_flags = matching::vma_flags(vma.flags());
     query.vma_page_size = vma.kernel_pagesize() as u64;
-    let file = vma.file();
-    match file {
-        Some(file) => {
-            let id = file.user_inode_id();
-            query.vma_offset = (vma.pgoff() as u64) << PAGE_SHIFT;
-            query.dev_major = id.dev_major;
-            query.dev_minor = id.dev_minor;
-            query.inode = id.ino;
-        }
-        None => {
-            query.vma_offset = 0;
-            query.dev_major = 0;
-            query.dev_minor = 0;
-            query.inode = 0;
-        }
-    }
+    let fields = file_fields(vma);
+    query.vma_offset = fields.offset;
+    query.dev_major = fields.dev_major;
+    query.dev_minor = fields.dev_minor;
+    query.inode = fields.inode;
 
     if query.vma_name_size != 0 {
         *name = build_name(vma, query.vma_name_size)?;
@@ -205,9 +200,39 @@ fn describe(
         query.vma_name_size = name.as_ref().map_or(0, |name| name.as_bytes().len()) as u32;
     }
     if query.build_id_size != 0 {
-        *file_ref = file.map(ARef::from);
+        *file_ref = vma.file().map(ARef::from);
     }
     Ok(())
+}
+
+/// The fields of an answer that come from a VMA's file: all zero for an anonymous VMA.
+pub(crate) struct FileFields {
+    pub(crate) offset: u64,
+    pub(crate) inode: u64,
+    pub(crate) dev_major: u32,
+    pub(crate) dev_minor: u32,
+}
+
+/// The offset, inode and device of `vma`'s file, as `PROCMAP_QUERY` reports them.
+#[inline]
+pub(crate) fn file_fields(vma: &VmaRef) -> FileFields {
+    match vma.file() {
+        Some(file) => {
+            let id = file.user_inode_id();
+            FileFields {
+                offset: (vma.pgoff() as u64) << PAGE_SHIFT,
+                inode: id.ino,
+                dev_major: id.dev_major,
+                dev_minor: id.dev_minor,
+            }
+        }
+        None => FileFields {
+            offset: 0,
+            inode: 0,
+            dev_major: 0,
+            dev_minor: 0,
+        },
+    }
 }
 
 /// Builds the name of `vma` as `/proc/<pid>/maps` shows it, in a buffer of `size` bytes but at
@@ -283,6 +308,6 @@ fn copy_out(
 
 /// A user pointer from a `__u64` field, as `u64_to_user_ptr()` makes it: on a 32-bit kernel
 /// the upper half is dropped.
-fn user_ptr(addr: u64) -> UserPtr {
+pub(crate) fn user_ptr(addr: u64) -> UserPtr {
     UserPtr::from_addr(addr as usize)
 }

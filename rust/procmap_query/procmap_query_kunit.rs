@@ -71,8 +71,21 @@ mod tests {
     }
 
     #[test]
+    fn perm_any_needs_a_permission_bit() {
+        // PROCMAP_QUERY_VMA_PERM_ANY (include/uapi/linux/procmap_query.h): the top bit.
+        const ANY: u64 = 1 << 63;
+        for bit in 0..4 {
+            assert_eq!(check_query(&query(ANY | (1 << bit))), Ok(()));
+        }
+        assert_eq!(check_query(&query(ANY | 0x3f)), Ok(()));
+        // Without a permission bit it would match nothing: refused.
+        assert_eq!(check_query(&query(ANY)), Err(EINVAL));
+        assert_eq!(check_query(&query(ANY | 0x30)), Err(EINVAL));
+    }
+
+    #[test]
     fn unknown_flags_rejected() {
-        for bit in 6..64 {
+        for bit in 6..63 {
             assert_eq!(check_query(&query(1u64 << bit)), Err(EINVAL));
             assert_eq!(check_query(&query(0x3f | (1u64 << bit))), Err(EINVAL));
         }
@@ -95,6 +108,151 @@ mod tests {
         assert_eq!(check_query(&q), Ok(()));
         q.build_id_addr = 0;
         assert_eq!(check_query(&q), Err(EINVAL));
+    }
+}
+
+#[kunit_tests(rust_procmap_query_batch_args)]
+mod batch_tests {
+    use super::args::{check_batch, check_batch_size};
+    use kernel::{page::PAGE_SIZE, prelude::*, proc_maps::ProcmapBatch};
+
+    /// `sizeof(struct procmap_batch)` and `sizeof(struct procmap_batch_vma)`, version 0
+    /// (include/uapi/linux/procmap_query.h).
+    const SIZE: u64 = 104;
+    const VMA_SIZE: u32 = 88;
+    // PROCMAP_BATCH_LOOKUP, PROCMAP_BATCH_BUILD_ID; PROCMAP_QUERY_VMA_PERM_ANY.
+    const LOOKUP: u64 = 1;
+    const BUILD_ID: u64 = 2;
+    const ANY: u64 = 1 << 63;
+
+    /// A walk from 0 into 16 records, with names.
+    fn walk() -> ProcmapBatch {
+        ProcmapBatch {
+            size: SIZE,
+            vma_count: 16,
+            vmas: 0x10000,
+            vma_size: VMA_SIZE,
+            names_size: 4096,
+            names: 0x20000,
+            ..Default::default()
+        }
+    }
+
+    /// A lookup of 8 addresses.
+    fn lookup() -> ProcmapBatch {
+        ProcmapBatch {
+            flags: LOOKUP,
+            addrs: 0x30000,
+            addr_vmas: 0x40000,
+            addr_count: 8,
+            ..walk()
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(check_batch_size(SIZE), Ok(104));
+        assert_eq!(check_batch_size(SIZE - 8), Err(EINVAL));
+        assert_eq!(check_batch_size(0), Err(EINVAL));
+        assert_eq!(check_batch_size(PAGE_SIZE as u64), Ok(PAGE_SIZE));
+        assert_eq!(check_batch_size(PAGE_SIZE as u64 + 1), Err(E2BIG));
+        assert_eq!(check_batch_size(u64::MAX), Err(E2BIG));
+        assert_eq!(check_batch_size((1u64 << 32) + SIZE), Err(E2BIG));
+    }
+
+    #[test]
+    fn flags_and_filters() {
+        assert_eq!(check_batch(&walk()), Ok(()));
+        assert_eq!(check_batch(&lookup()), Ok(()));
+        let with = |flags, query_flags| ProcmapBatch {
+            flags,
+            query_flags,
+            ..walk()
+        };
+        assert_eq!(check_batch(&with(BUILD_ID, 0x2f)), Ok(()));
+        assert_eq!(check_batch(&with(0, ANY | 0x5)), Ok(()));
+        for bit in 2..64 {
+            assert_eq!(check_batch(&with(1 << bit, 0)), Err(EINVAL));
+        }
+        // COVERING_OR_NEXT_VMA (0x10) has no meaning in a batch; PERM_ANY needs a permission.
+        assert_eq!(check_batch(&with(0, 0x10)), Err(EINVAL));
+        assert_eq!(check_batch(&with(0, ANY)), Err(EINVAL));
+        assert_eq!(check_batch(&with(0, ANY | 0x20)), Err(EINVAL));
+        for bit in 6..63 {
+            assert_eq!(check_batch(&with(0, 1 << bit)), Err(EINVAL));
+        }
+    }
+
+    #[test]
+    fn record_sizes() {
+        let with = |vma_size| ProcmapBatch {
+            vma_size,
+            ..walk()
+        };
+        assert_eq!(check_batch(&with(VMA_SIZE + 8)), Ok(()));
+        assert_eq!(check_batch(&with(PAGE_SIZE as u32)), Ok(()));
+        assert_eq!(check_batch(&with(VMA_SIZE - 8)), Err(EINVAL));
+        assert_eq!(check_batch(&with(0)), Err(EINVAL));
+        assert_eq!(check_batch(&with(VMA_SIZE + 4)), Err(EINVAL));
+        assert_eq!(check_batch(&with(PAGE_SIZE as u32 + 8)), Err(E2BIG));
+    }
+
+    #[test]
+    fn buffers_set_by_half_rejected() {
+        let mut b = walk();
+        b.vmas = 0;
+        assert_eq!(check_batch(&b), Err(EINVAL));
+        b.vma_count = 0;
+        assert_eq!(check_batch(&b), Ok(()));
+        let mut b = walk();
+        b.names = 0;
+        assert_eq!(check_batch(&b), Err(EINVAL));
+        b.names_size = 0;
+        assert_eq!(check_batch(&b), Ok(()));
+        let mut b = lookup();
+        b.addr_vmas = 0;
+        assert_eq!(check_batch(&b), Err(EINVAL));
+        let mut b = lookup();
+        b.addrs = 0;
+        assert_eq!(check_batch(&b), Err(EINVAL));
+        let mut b = lookup();
+        b.addr_count = 0;
+        assert_eq!(check_batch(&b), Err(EINVAL));
+        b.addrs = 0;
+        b.addr_vmas = 0;
+        assert_eq!(check_batch(&b), Ok(()));
+    }
+
+    #[test]
+    fn fields_of_the_other_mode_rejected() {
+        // A walk takes no addresses; a lookup no start address.
+        for b in [
+            ProcmapBatch {
+                addrs: 0x30000,
+                ..walk()
+            },
+            ProcmapBatch {
+                addr_vmas: 0x30000,
+                ..walk()
+            },
+            ProcmapBatch {
+                addr_count: 1,
+                ..walk()
+            },
+            ProcmapBatch {
+                addr: 0x1000,
+                ..lookup()
+            },
+        ] {
+            assert_eq!(check_batch(&b), Err(EINVAL));
+        }
+        assert_eq!(
+            check_batch(&ProcmapBatch {
+                addr: 0x1000,
+                ..walk()
+            }),
+            Ok(())
+        );
     }
 }
 
@@ -171,6 +329,31 @@ mod matching_tests {
             ..ANON_RX
         };
         assert_eq!(step(&ro_shared_file, 0x10000, Q_S), Step::Answer);
+    }
+
+    #[test]
+    fn permission_filter_any_of() {
+        const ANY: u64 = 1 << 63;
+        // r OR x, what blazesym wants: r-x, r-- and --x match, -w- and --- do not.
+        let with = |flags| VmaFacts { flags, ..ANON_RX };
+        let r_or_x = ANY | Q_R | Q_X;
+        assert_eq!(step(&ANON_RX, 0x10000, r_or_x), Step::Answer);
+        assert_eq!(step(&with(vm::READ), 0x10000, r_or_x), Step::Answer);
+        assert_eq!(step(&with(vm::EXEC), 0x10000, r_or_x), Step::Answer);
+        assert_eq!(step(&with(vm::WRITE), 0x10000, r_or_x), Step::NotFound);
+        assert_eq!(step(&with(0), 0x10000, r_or_x), Step::NotFound);
+        assert_eq!(
+            step(&with(vm::WRITE | vm::MAYREAD), 0x10000, r_or_x | Q_NEXT),
+            Step::Next(0x20000)
+        );
+        // The subset match would refuse r-- and --x for r AND x.
+        assert_eq!(step(&with(vm::READ), 0x10000, Q_R | Q_X), Step::NotFound);
+        // VM_MAY* bits do not count; SHARED is VM_MAYSHARE.
+        assert_eq!(
+            step(&with(vm::MAYREAD | vm::MAYEXEC), 0x10000, r_or_x),
+            Step::NotFound
+        );
+        assert_eq!(step(&with(vm::MAYSHARE), 0x10000, ANY | Q_S), Step::Answer);
     }
 
     #[test]

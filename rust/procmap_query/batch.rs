@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `PROCMAP_QUERY_BATCH` and `PROCMAP_QUERY_GENERATION`, the extensions of
+//! `include/uapi/linux/procmap_query.h`.
+//!
+//! A batch runs in passes. A pass takes a reference to the address space, reads the generation,
+//! and stages up to [`CHUNK`] records (and their names) in kernel memory: each VMA under its
+//! own per-VMA read lock, taken and dropped in turn as `/proc/<pid>/maps` does, or under the
+//! mmap read lock where per-VMA locks cannot be used. Then it drops the reference and, with no
+//! lock held, parses the build IDs and copies the records, names and address answers out. So a
+//! writer never waits for more than one VMA, no lock is held across a user copy, and a call
+//! does at most [`batch::MAX_VMAS`] VMAs' work.
+
+use core::mem::MaybeUninit;
+use kernel::{
+    fs::file::{File, BUILD_ID_SIZE_MAX},
+    mm::{virt::VmaRef, Mm, MmWithUser},
+    prelude::*,
+    proc_maps::{self, batch, NameArena, ProcmapBatch, ProcmapBatchVma, GENERATION_UNKNOWN},
+    sync::aref::ARef,
+    transmute::AsBytes,
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::{args, facts, file_fields, matching, user_ptr};
+
+/// The records one pass stages before it unlocks and copies them out.
+const CHUNK: usize = 64;
+
+/// The largest names staging buffer: room for two names of `PATH_MAX`.
+const NAMES_STAGE: usize = 2 * matching::PATH_MAX;
+
+/// The generation of `mm`'s VMA set: its count of mmap write-lock sections.
+fn generation(seq: Option<u32>) -> u64 {
+    seq.map_or(GENERATION_UNKNOWN, u64::from)
+}
+
+/// `PROCMAP_QUERY_GENERATION`: writes the generation of the VMA set to `uarg`.
+pub(crate) fn procmap_generation(mm: Option<&Mm>, uarg: UserPtr) -> Result {
+    // An address space with no users left has no VMAs to tell about.
+    let mm = mm.and_then(Mm::mmget_not_zero).ok_or(ESRCH)?;
+    let gen = generation(mm.mmap_lock_seq());
+    drop(mm);
+    UserSlice::new(uarg, size_of::<u64>()).writer().write(&gen)
+}
+
+/// `PROCMAP_QUERY_BATCH`.
+pub(crate) fn procmap_batch(mm: Option<&Mm>, uarg: UserPtr) -> Result {
+    let mut slot = MaybeUninit::uninit();
+    let size = UserSlice::new(uarg, size_of::<u64>())
+        .reader()
+        .read::<u64>()?;
+    let size = args::check_batch_size(size)?;
+    let req = UserSlice::new(uarg, size).read_extensible(&mut slot)?;
+    args::check_batch(req)?;
+    let mm = mm.ok_or(ESRCH)?;
+
+    let mut batch = Batch::new(req)?;
+    batch.run(mm, req)?;
+
+    req.vma_count = batch.written as u32;
+    req.names_size = batch.names_used as u32;
+    if batch.lookup {
+        req.addr_count = batch.answered as u32;
+    } else {
+        req.addr = batch.at as u64;
+    }
+    req.out_flags = if batch.done { batch::DONE } else { 0 };
+    let len = size.min(size_of::<ProcmapBatch>());
+    UserSlice::new(uarg, len)
+        .writer()
+        .write_slice(&req.as_bytes()[..len])
+}
+
+/// What a pass ended on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// The stage is full: copy out, then go on.
+    Full,
+    /// Nothing is left to do.
+    Done,
+    /// The call ends here (out of room, or of work); the caller resumes.
+    Stop,
+}
+
+/// What became of a VMA offered to the stage.
+enum Take {
+    /// It was staged as the record of this index (in this call).
+    Taken(u32),
+    /// It does not pass the filters.
+    Filtered,
+    /// Its name does not fit: stage it in the next pass, or the next call.
+    NoRoom,
+}
+
+/// A VMA's facts, as [`matching`] needs them.
+fn passes(vma: &VmaRef, query_flags: u64) -> bool {
+    matching::passes(&facts(vma), query_flags)
+}
+
+/// One call's state.
+struct Batch {
+    lookup: bool,
+    build_id: bool,
+    query_flags: u64,
+    /// Room for records, and their user address and size.
+    vma_count: usize,
+    vmas: u64,
+    vma_size: usize,
+    /// The user's names buffer, and its size.
+    names: u64,
+    names_size: usize,
+    /// The addresses and the answer array of a lookup.
+    addrs: u64,
+    addr_vmas: u64,
+    addr_count: usize,
+
+    /// Walk: the end of the last VMA examined (where the next call resumes).
+    at: usize,
+    /// VMAs examined so far (the work bound).
+    examined: usize,
+    /// Records, name bytes and addresses already copied out.
+    written: usize,
+    names_used: usize,
+    answered: usize,
+    /// Whether the walk or lookup is complete.
+    done: bool,
+
+    /// The stage of a pass: records, the files whose build IDs they need, their names.
+    recs: KVec<ProcmapBatchVma>,
+    files: KVec<Option<ARef<File>>>,
+    arena: Option<NameArena>,
+    /// Lookup: the addresses of this pass, and the index of each one's record.
+    pass_addrs: KVec<u64>,
+    answers: KVec<u32>,
+    /// Lookup: `(start, end, index)` of the records of this call, in the order they were
+    /// reported, and whether they are sorted by start.
+    index: KVec<(usize, usize, u32)>,
+    sorted: bool,
+}
+
+impl Batch {
+    fn new(req: &ProcmapBatch) -> Result<Self> {
+        let lookup = req.flags & batch::LOOKUP != 0;
+        let build_id = req.flags & batch::BUILD_ID != 0;
+        let vma_count = req.vma_count as usize;
+        let chunk = CHUNK.min(vma_count);
+        let names_size = req.names_size as usize;
+        let arena = if names_size != 0 && vma_count != 0 {
+            Some(NameArena::new(names_size.min(NAMES_STAGE), GFP_KERNEL)?)
+        } else {
+            None
+        };
+        let addr_chunk = if lookup { CHUNK } else { 0 };
+        Ok(Self {
+            lookup,
+            build_id,
+            query_flags: req.query_flags,
+            vma_count,
+            vmas: req.vmas,
+            vma_size: req.vma_size as usize,
+            names: req.names,
+            names_size,
+            addrs: req.addrs,
+            addr_vmas: req.addr_vmas,
+            addr_count: req.addr_count as usize,
+            at: req.addr as usize,
+            examined: 0,
+            written: 0,
+            names_used: 0,
+            answered: 0,
+            done: false,
+            recs: KVec::with_capacity(chunk, GFP_KERNEL)?,
+            files: KVec::with_capacity(if build_id { chunk } else { 0 }, GFP_KERNEL)?,
+            arena,
+            pass_addrs: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
+            answers: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
+            index: KVec::new(),
+            sorted: true,
+        })
+    }
+
+    /// Runs passes until the batch is done, out of room or out of work, or a signal is pending.
+    fn run(&mut self, mm: &Mm, req: &mut ProcmapBatch) -> Result {
+        let mut first = true;
+        loop {
+            if self.lookup {
+                self.read_addrs()?;
+                self.index.reserve(CHUNK, GFP_KERNEL)?;
+            }
+            // The address space is used only while a pass stages; it is given back before
+            // anything may fault.
+            let Some(user) = mm.mmget_not_zero() else {
+                if first {
+                    return Err(ESRCH);
+                }
+                // The process is gone: what was answered stands.
+                return Ok(());
+            };
+            if first {
+                req.gen_start = generation(user.mmap_lock_seq());
+                first = false;
+            }
+            let pass = if self.lookup {
+                self.lookup_pass(&user)
+            } else {
+                self.walk_pass(&user)
+            };
+            req.gen_end = generation(user.mmap_lock_seq_reread());
+            drop(user);
+            let pass = pass?;
+            self.copy_out()?;
+            match pass {
+                Pass::Done => {
+                    self.done = true;
+                    return Ok(());
+                }
+                Pass::Stop => return Ok(()),
+                Pass::Full => {}
+            }
+            if kernel::current!().signal_pending() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether this pass may stage one more record, and the call examine one more VMA.
+    fn room(&self) -> bool {
+        self.recs.len() < self.recs.capacity()
+            && self.written + self.recs.len() < self.vma_count
+            && self.examined < batch::MAX_VMAS
+    }
+
+    /// What to do when [`Batch::room`] says no.
+    fn no_room(&self) -> Pass {
+        if self.written + self.recs.len() < self.vma_count && self.examined < batch::MAX_VMAS {
+            Pass::Full
+        } else {
+            Pass::Stop
+        }
+    }
+
+    /// What to do with a VMA whose name does not fit.
+    fn name_too_long(&self) -> Result<Pass> {
+        if !self.recs.is_empty() {
+            // Copy out, then try again with an empty stage.
+            Ok(Pass::Full)
+        } else if self.written != 0 {
+            // The user's buffer is full: the next call goes on from this VMA.
+            Ok(Pass::Stop)
+        } else {
+            // It does not fit an empty buffer: as `PROCMAP_QUERY` would.
+            Err(ENAMETOOLONG)
+        }
+    }
+
+    /// Stages the record of `vma`, which is locked, if it passes the filters.
+    fn take(&mut self, vma: &VmaRef) -> Result<Take> {
+        if !passes(vma, self.query_flags) {
+            return Ok(Take::Filtered);
+        }
+        let mut rec = record(vma);
+        if let Some(arena) = self.arena.as_mut() {
+            if let Some(name) = proc_maps::vma_name(vma)? {
+                let limit = self.names_size - self.names_used - arena.len();
+                match arena.push(&name, limit) {
+                    Ok((off, size)) => {
+                        // Both below `names_size`, a `u32`.
+                        rec.name_off = (self.names_used + off) as u32;
+                        rec.name_size = size as u32;
+                    }
+                    Err(e) if e == ENAMETOOLONG => return Ok(Take::NoRoom),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if self.build_id {
+            // The build ID is parsed after unlocking, from this reference.
+            let file = vma.file().map(ARef::from);
+            self.files.push_within_capacity(file).map_err(|_| ENOMEM)?;
+        }
+        let index = (self.written + self.recs.len()) as u32;
+        self.recs.push_within_capacity(rec).map_err(|_| ENOMEM)?;
+        Ok(Take::Taken(index))
+    }
+
+    /// A pass of a walk: stages the VMAs that pass the filters from `at` on.
+    fn walk_pass(&mut self, mm: &MmWithUser) -> Result<Pass> {
+        if cfg!(CONFIG_PER_VMA_LOCK) {
+            let mut walk = mm.vma_walk(self.at);
+            loop {
+                if !self.room() {
+                    return Ok(self.no_room());
+                }
+                let vma = match walk.lock_next() {
+                    Ok(Some(vma)) => vma,
+                    Ok(None) => return Ok(Pass::Done),
+                    // The VMA cannot be read-locked: go on under the mmap read lock.
+                    Err(e) if e == EAGAIN => break,
+                    Err(e) => return Err(e),
+                };
+                if let Some(pass) = self.walk_step(&vma)? {
+                    return Ok(pass);
+                }
+            }
+        }
+        let guard = mm.mmap_read_lock_killable()?;
+        loop {
+            if !self.room() {
+                return Ok(self.no_room());
+            }
+            let Some(vma) = guard.find_vma(self.at) else {
+                return Ok(Pass::Done);
+            };
+            if let Some(pass) = self.walk_step(vma)? {
+                return Ok(pass);
+            }
+        }
+    }
+
+    /// One VMA of a walk; returns how the pass ends, if it does.
+    fn walk_step(&mut self, vma: &VmaRef) -> Result<Option<Pass>> {
+        match self.take(vma)? {
+            Take::NoRoom => Ok(Some(self.name_too_long()?)),
+            Take::Taken(_) | Take::Filtered => {
+                self.examined += 1;
+                self.at = vma.end();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads the next addresses of a lookup, as many as a pass answers at most.
+    fn read_addrs(&mut self) -> Result {
+        let n = (self.addr_count - self.answered).min(CHUNK);
+        self.pass_addrs.clear();
+        self.answers.clear();
+        let src = offset(self.addrs, self.answered, size_of::<u64>())?;
+        let mut reader = UserSlice::new(src, n * size_of::<u64>()).reader();
+        for _ in 0..n {
+            let addr = reader.read::<u64>()?;
+            self.pass_addrs.push_within_capacity(addr).map_err(|_| ENOMEM)?;
+        }
+        Ok(())
+    }
+
+    /// The record already staged or written in this call that covers `addr`, if any.
+    fn reported(&self, addr: usize) -> Option<u32> {
+        let covers = |&(start, end, _): &(usize, usize, u32)| start <= addr && addr < end;
+        // Addresses in ascending order (a sorted stack trace) mostly hit the last record.
+        if let Some(last) = self.index.last().filter(|r| covers(r)) {
+            return Some(last.2);
+        }
+        if self.sorted {
+            let i = self.index.partition_point(|&(_, end, _)| end <= addr);
+            self.index.get(i).filter(|r| covers(r)).map(|r| r.2)
+        } else {
+            self.index.iter().find(|r| covers(r)).map(|r| r.2)
+        }
+    }
+
+    /// A pass of a lookup: answers the addresses read by [`Batch::read_addrs`].
+    fn lookup_pass(&mut self, mm: &MmWithUser) -> Result<Pass> {
+        while let Some(&addr) = self.pass_addrs.get(self.answers.len()) {
+            // As `PROCMAP_QUERY`: on a 32-bit kernel the upper half is dropped.
+            let addr = addr as usize;
+            let answer = match self.reported(addr) {
+                Some(index) => index,
+                None => {
+                    if !self.room() || self.index.len() == self.index.capacity() {
+                        return Ok(self.no_room());
+                    }
+                    self.examined += 1;
+                    match self.lookup_one(mm, addr)? {
+                        Take::Taken(index) => index,
+                        Take::Filtered => batch::NO_VMA,
+                        Take::NoRoom => return self.name_too_long(),
+                    }
+                }
+            };
+            self.answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
+        }
+        if self.answered + self.answers.len() == self.addr_count {
+            Ok(Pass::Done)
+        } else {
+            Ok(Pass::Full)
+        }
+    }
+
+    /// Looks up the VMA covering `addr`, as `PROCMAP_QUERY` without `COVERING_OR_NEXT_VMA`
+    /// does, and stages it.
+    fn lookup_one(&mut self, mm: &MmWithUser, addr: usize) -> Result<Take> {
+        let take = if cfg!(CONFIG_PER_VMA_LOCK) {
+            match mm.lock_next_vma(addr) {
+                Err(e) if e == EAGAIN => None,
+                found => Some(self.take_covering(found?.as_deref(), addr)?),
+            }
+        } else {
+            None
+        };
+        let take = match take {
+            Some(take) => take,
+            None => {
+                let guard = mm.mmap_read_lock_killable()?;
+                self.take_covering(guard.find_vma(addr), addr)?
+            }
+        };
+        Ok(take)
+    }
+
+    /// Stages `vma`, the first VMA ending above `addr` (locked), if it covers `addr`.
+    fn take_covering(&mut self, vma: Option<&VmaRef>, addr: usize) -> Result<Take> {
+        let Some(vma) = vma.filter(|vma| vma.start() <= addr) else {
+            return Ok(Take::Filtered);
+        };
+        let take = self.take(vma)?;
+        if let Take::Taken(index) = take {
+            let (start, end) = (vma.start(), vma.end());
+            if self.index.last().is_some_and(|&(_, last_end, _)| last_end > start) {
+                self.sorted = false;
+            }
+            self.index
+                .push_within_capacity((start, end, index))
+                .map_err(|_| ENOMEM)?;
+        }
+        Ok(take)
+    }
+
+    /// Copies a pass's stage out, with no lock held: names, build IDs, records, answers.
+    fn copy_out(&mut self) -> Result {
+        if let Some(arena) = self.arena.as_mut() {
+            if !arena.is_empty() {
+                let dst = offset(self.names, self.names_used, 1)?;
+                UserSlice::new(dst, arena.len())
+                    .writer()
+                    .write_slice(arena.as_bytes())?;
+                self.names_used += arena.len();
+                arena.clear();
+            }
+        }
+        if self.build_id {
+            for (rec, file) in self.recs.iter_mut().zip(self.files.drain_all()) {
+                read_build_id(rec, file);
+            }
+        }
+        if !self.recs.is_empty() {
+            let dst = offset(self.vmas, self.written, self.vma_size)?;
+            let mut writer = UserSlice::new(dst, self.recs.len() * self.vma_size).writer();
+            if self.vma_size == size_of::<ProcmapBatchVma>() {
+                writer.write_slice(AsBytes::as_bytes(&self.recs[..]))?;
+            } else {
+                // A larger record than this kernel knows: the rest of each is zeroed.
+                let zeros = [0u8; 64];
+                for rec in self.recs.iter() {
+                    writer.write(rec)?;
+                    let mut tail = self.vma_size - size_of::<ProcmapBatchVma>();
+                    while tail != 0 {
+                        let n = tail.min(zeros.len());
+                        writer.write_slice(&zeros[..n])?;
+                        tail -= n;
+                    }
+                }
+            }
+            self.written += self.recs.len();
+            self.recs.clear();
+        }
+        if !self.answers.is_empty() {
+            let dst = offset(self.addr_vmas, self.answered, size_of::<u32>())?;
+            UserSlice::new(dst, self.answers.len() * size_of::<u32>())
+                .writer()
+                .write_slice(AsBytes::as_bytes(&self.answers[..]))?;
+            self.answered += self.answers.len();
+            self.answers.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The user address of element `index` of an array of `size`-byte elements at `base`;
+/// [`EFAULT`] if it is beyond the address space.
+fn offset(base: u64, index: usize, size: usize) -> Result<UserPtr> {
+    let off = index.checked_mul(size).ok_or(EFAULT)?;
+    let addr = base.checked_add(off as u64).ok_or(EFAULT)?;
+    Ok(user_ptr(addr))
+}
+
+/// The record of `vma`, as `PROCMAP_QUERY` describes it; no name, no build ID yet.
+#[inline]
+fn record(vma: &VmaRef) -> ProcmapBatchVma {
+    let file = file_fields(vma);
+    ProcmapBatchVma {
+        vma_start: vma.start() as u64,
+        vma_end: vma.end() as u64,
+        vma_flags: matching::vma_flags(vma.flags()),
+        vma_page_size: vma.kernel_pagesize() as u64,
+        vma_offset: file.offset,
+        inode: file.inode,
+        dev_major: file.dev_major,
+        dev_minor: file.dev_minor,
+        name_off: 0,
+        name_size: 0,
+        build_id_size: 0,
+        build_id: [0; BUILD_ID_SIZE_MAX],
+    }
+}
+
+/// Fills the build ID of `rec` from `file`, after unlocking, as `PROCMAP_QUERY` does: none (size
+/// 0) if the VMA has no file or the file no build ID.
+fn read_build_id(rec: &mut ProcmapBatchVma, file: Option<ARef<File>>) {
+    let mut buf = [0u8; BUILD_ID_SIZE_MAX];
+    if let Some(Ok(size)) = file.map(|file| file.build_id(&mut buf)) {
+        rec.build_id = buf;
+        rec.build_id_size = size as u32;
+    }
+}
