@@ -1,5 +1,7 @@
 //! Times the crate's walk and `resolve()` on this process with N extra one-page VMAs, for
-//! the ioctl and the text backends: `cargo run --release --example bench -- 10000 100000`.
+//! the ioctl and the text backends, next to a plain read of the text (what `cat` does) and a
+//! text walk on two threads sharing one handle:
+//! `cargo run --release --example bench -- 10000 100000`.
 //! (More VMAs than `vm.max_map_count`, 65530 by default, need it raised.)
 
 use procmap::{Backend, Options, Query};
@@ -19,6 +21,14 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
         .unwrap_or_default()
 }
 
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ns_per(d: Duration, n: usize) -> String {
+    format!("{:.0} ns", d.as_secs_f64() * 1e9 / n.max(1) as f64)
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
@@ -29,7 +39,7 @@ fn main() {
     } else {
         sizes
     };
-    println!("| VMAs | backend | walk | per VMA | resolve (1 addr/VMA) | per addr |");
+    println!("| VMAs | what | walk | per VMA | resolve (1 addr/VMA) | per addr |");
     println!("|---:|---|---:|---:|---:|---:|");
     for n in sizes {
         // One mapping of n pages, every other page made writable: n VMAs.
@@ -66,21 +76,48 @@ fn main() {
             .map(|i| base as u64 + ((i * 7919) % n * PAGE + 8) as u64)
             .collect();
         addrs.rotate_left(n / 3);
+        let total = Options::new()
+            .backend(Backend::Text)
+            .open_self()
+            .unwrap()
+            .iter(Query::new())
+            .count();
+        // The floor for the text backend: reading the text, as `cat /proc/self/maps` does.
+        let cat = time(5, || std::fs::read("/proc/self/maps").unwrap().len());
+        println!(
+            "| {total} | read the text (cat) | {} | {} | | |",
+            ms(cat),
+            ns_per(cat, total)
+        );
         for backend in [Backend::Ioctl, Backend::Text] {
             let maps = Options::new().backend(backend).open_self().unwrap();
-            let total = maps.iter(Query::new()).count();
             let walk = time(5, || maps.iter(Query::new().name(true)).count());
             let resolve = time(5, || maps.resolve(&addrs, Query::new().name(true)).unwrap());
             let r = maps.resolve(&addrs, Query::new()).unwrap();
             assert!(r.addrs.iter().all(Option::is_some) && r.vmas.len() == n);
             println!(
-                "| {total} | {backend:?} | {:.1} ms | {:.0} ns | {:.1} ms | {:.0} ns |",
-                walk.as_secs_f64() * 1e3,
-                walk.as_secs_f64() * 1e9 / total as f64,
-                resolve.as_secs_f64() * 1e3,
-                resolve.as_secs_f64() * 1e9 / n as f64,
+                "| {total} | {backend:?} | {} | {} | {} | {} |",
+                ms(walk),
+                ns_per(walk, total),
+                ms(resolve),
+                ns_per(resolve, n),
             );
         }
+        // Two threads walking through one text handle at once (the time for both walks).
+        let maps = Options::new().backend(Backend::Text).open_self().unwrap();
+        let both = time(3, || {
+            std::thread::scope(|s| {
+                let w: Vec<_> = (0..2)
+                    .map(|_| s.spawn(|| maps.iter(Query::new().name(true)).count()))
+                    .collect();
+                w.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+            })
+        });
+        println!(
+            "| {total} | Text, 2 threads, one handle | {} | {} | | |",
+            ms(both),
+            ns_per(both, 2 * total)
+        );
         // SAFETY: unmapping what was mapped above.
         unsafe { libc::munmap(base, n * PAGE) };
     }

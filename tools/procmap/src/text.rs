@@ -97,25 +97,83 @@ fn unescape(name: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The kernel's query over parsed VMAs (in address order): the index of the first VMA ending
-/// above `addr` that passes the filters, covering `addr` or, with `COVERING_OR_NEXT_VMA`,
-/// above it. A binary search, then a scan only over VMAs the filters reject. The gate VMA
-/// (`[vsyscall]`) is not in the kernel's VMA tree and is never answered.
-pub(crate) fn query(vmas: &[Vma], addr: u64, q: Query) -> Option<usize> {
-    let or_next = q.flags() & crate::abi::COVERING_OR_NEXT_VMA != 0;
-    let first = vmas.partition_point(|v| v.end <= addr);
-    for (i, vma) in vmas.iter().enumerate().skip(first) {
-        if vma.name.as_deref() == Some(b"[vsyscall]") {
-            return None;
-        }
-        if matches(vma, &q) && (or_next || vma.start <= addr) {
-            return Some(i);
-        }
-        if !or_next {
-            return None;
-        }
+/// The parsed text of a maps file, in the kernel's order (by address, without overlaps),
+/// for lookups. They read the VMAs only through [`Snapshot::get`], which the tests count: a
+/// linear scan per lookup, which makes a walk quadratic, shows as a count that grows with
+/// the square of the number of VMAs.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    vmas: Vec<Vma>,
+}
+
+impl Snapshot {
+    /// Parses the text (see [`parse_maps`]).
+    pub(crate) fn parse(text: &[u8]) -> Result<Self> {
+        Ok(Snapshot {
+            vmas: parse_maps(text)?,
+        })
     }
-    None
+
+    /// The `i`th VMA.
+    pub(crate) fn get(&self, i: usize) -> Option<&Vma> {
+        #[cfg(test)]
+        crate::tests::probe();
+        self.vmas.get(i)
+    }
+
+    /// The index of the first VMA from `from` on that ends above `addr` (the number of VMAs
+    /// if none does): an exponential search from `from`, then a binary search, so
+    /// `O(log d)` reads for an answer `d` VMAs on. A walk, which asks from where its last
+    /// answer was, reads `O(1)` VMAs per step.
+    pub(crate) fn first_ending_above(&self, from: usize, addr: u64) -> usize {
+        let below = |i: usize| self.get(i).is_some_and(|v| v.end <= addr);
+        let len = self.vmas.len();
+        // The answer is in lo..=hi.
+        let mut lo = from.min(len);
+        let mut step = 1usize;
+        let mut hi = loop {
+            let i = lo.saturating_add(step - 1);
+            if i >= len {
+                break len;
+            }
+            if !below(i) {
+                break i;
+            }
+            lo = i + 1;
+            step = step.saturating_mul(2);
+        };
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The kernel's query, over the VMAs from `from` on: the index of the first VMA ending
+    /// above `addr` that passes the filters, covering `addr` or, with `COVERING_OR_NEXT_VMA`,
+    /// above it. The search above, then a scan only over VMAs the filters reject. The gate
+    /// VMA (`[vsyscall]`) is not in the kernel's VMA tree and is never answered.
+    pub(crate) fn query(&self, from: usize, addr: u64, q: Query) -> Option<usize> {
+        let or_next = q.flags() & crate::abi::COVERING_OR_NEXT_VMA != 0;
+        let mut i = self.first_ending_above(from, addr);
+        while let Some(vma) = self.get(i) {
+            if vma.name.as_deref() == Some(b"[vsyscall]") {
+                return None;
+            }
+            if matches(vma, &q) && (or_next || vma.start <= addr) {
+                return Some(i);
+            }
+            if !or_next {
+                return None;
+            }
+            i += 1;
+        }
+        None
+    }
 }
 
 /// A parsed VMA as a query answers it: the name only if asked for.
