@@ -5,7 +5,7 @@
 echo "guest: $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 rc=0
 for bits in 64 32; do
-	for t in procmap-query-contract procmap-query-diff procmap-query-unload procmap-query-fuzz; do
+	for t in procmap-query-contract procmap-query-diff procmap-query-batch procmap-query-unload procmap-query-fuzz; do
 		echo "=== $t ($bits-bit)"
 		if [ -x "./$bits/$t" ]; then
 			"./$bits/$t" || rc=1

@@ -1,0 +1,1046 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tests of the PROCMAP_QUERY extensions (<linux/procmap_query.h>):
+ * PROCMAP_QUERY_BATCH, PROCMAP_QUERY_VMA_PERM_ANY, PROCMAP_QUERY_GENERATION.
+ *
+ * The oracle is PROCMAP_QUERY itself: every batch (walk or lookup, every
+ * filter, start address, record room and names buffer) must answer what the
+ * sequence of single queries answers, from the C handler (module unloaded)
+ * and from Rust, byte for byte; the any-of filter must equal a full walk
+ * filtered here; the generation must change with every kind of VMA change
+ * and only then, and a batch with equal generations must equal the maps text.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/procmap_query.h>
+
+#include "kselftest_harness.h"
+#include "procmap-query-util.h"
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA		0x53564d41
+#define PR_SET_VMA_ANON_NAME	0
+#endif
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP	4
+#endif
+
+#define PAGE		4096UL
+#define FILLERS		24
+#define MAX_VMAS	256
+#define NAMES_MAX	4096
+#define NO_VMA		PROCMAP_BATCH_NO_VMA
+
+#define Q_R	PROCMAP_QUERY_VMA_READABLE
+#define Q_W	PROCMAP_QUERY_VMA_WRITABLE
+#define Q_X	PROCMAP_QUERY_VMA_EXECUTABLE
+#define Q_S	PROCMAP_QUERY_VMA_SHARED
+#define Q_FILE	PROCMAP_QUERY_FILE_BACKED_VMA
+#define Q_NEXT	PROCMAP_QUERY_COVERING_OR_NEXT_VMA
+#define Q_ANY	PROCMAP_QUERY_VMA_PERM_ANY
+
+/* One answer, as a single query gives it and as a batch record must. */
+struct answer {
+	struct procmap_batch_vma rec;	/* name_off zero */
+	char name[NAMES_MAX];
+};
+
+static void die(const char *what)
+{
+	perror(what);
+	_exit(1);
+}
+
+/* The target: diverse mappings; reports ready on @ready_fd, then waits. */
+static void target(int ready_fd, const char *dir)
+{
+	char path[256];
+	int fd, i;
+	char *p;
+
+	snprintf(path, sizeof(path), "%s/pqb-file", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, 16 * PAGE))
+		die("file");
+	if (mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED ||
+	    mmap(NULL, 2 * PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 4 * PAGE) == MAP_FAILED ||
+	    mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 9 * PAGE) == MAP_FAILED ||
+	    mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE, fd, 10 * PAGE) == MAP_FAILED ||
+	    mmap(NULL, PAGE, PROT_EXEC, MAP_PRIVATE, fd, 11 * PAGE) == MAP_FAILED ||
+	    mmap(NULL, PAGE, PROT_WRITE, MAP_SHARED, fd, 12 * PAGE) == MAP_FAILED)
+		die("mmap file");
+	close(fd);
+	unlink(path);	/* " (deleted)" */
+	fd = syscall(SYS_memfd_create, "pqb-memfd", 0);
+	if (fd < 0 || ftruncate(fd, 2 * PAGE) ||
+	    mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED)
+		die("memfd");
+	close(fd);
+	p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, p, 2 * PAGE, "pqb-shm"))
+		die("anon_shmem");
+	p = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, p, PAGE, "pqb-anon") ||
+	    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, p + 2 * PAGE, PAGE,
+		  "pqb-a-rather-long-anonymous-vma-name-0123456789-0123456789-0123456789"))
+		die("anon name");
+	p = mmap(NULL, 2 * FILLERS * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die("fillers");
+	for (i = 0; i < FILLERS; i++) {
+		static const int prots[] = { PROT_READ, PROT_READ | PROT_WRITE,
+					     PROT_READ | PROT_EXEC, PROT_EXEC, PROT_WRITE };
+
+		if (mprotect(p + 2 * i * PAGE, PAGE, prots[i % 5]))
+			die("mprotect");
+	}
+	if (write(ready_fd, "r", 1) != 1)
+		die("ready");
+	for (;;)
+		pause();
+}
+
+static int batch(int fd, struct procmap_batch *b)
+{
+	return query_errno(fd, PROCMAP_QUERY_BATCH, b);
+}
+
+/* A single PROCMAP_QUERY, as a record; 0 or the errno. */
+static int single(int fd, uint64_t addr, uint64_t flags, bool names, bool build_id,
+		  struct answer *a)
+{
+	struct procmap_query q;
+	int err;
+
+	memset(&q, 0, sizeof(q));
+	memset(a, 0, sizeof(*a));
+	q.size = sizeof(q);
+	q.query_addr = addr;
+	q.query_flags = flags;
+	if (names) {
+		q.vma_name_size = NAMES_MAX;
+		q.vma_name_addr = ptr_to_u64(a->name);
+	}
+	if (build_id) {
+		q.build_id_size = sizeof(a->rec.build_id);
+		q.build_id_addr = ptr_to_u64(a->rec.build_id);
+	}
+	err = query_errno(fd, PROCMAP_QUERY, &q);
+	if (err)
+		return err;
+	a->rec.vma_start = q.vma_start;
+	a->rec.vma_end = q.vma_end;
+	a->rec.vma_flags = q.vma_flags;
+	a->rec.vma_page_size = q.vma_page_size;
+	a->rec.vma_offset = q.vma_offset;
+	a->rec.inode = q.inode;
+	a->rec.dev_major = q.dev_major;
+	a->rec.dev_minor = q.dev_minor;
+	a->rec.name_size = names ? q.vma_name_size : 0;
+	a->rec.build_id_size = build_id ? q.build_id_size : 0;
+	return 0;
+}
+
+/* The walk by single queries from @addr: fills @out, returns the count. */
+static int single_walk(int fd, uint64_t addr, uint64_t filters, bool names, bool build_id,
+		       struct answer *out, int max)
+{
+	int n = 0;
+
+	while (n < max && single(fd, addr, filters | Q_NEXT, names, build_id, &out[n]) == 0)
+		addr = out[n++].rec.vma_end;
+	return n;
+}
+
+/* Compares a batch record (and its name in @names) with an answer. */
+static bool same(const struct procmap_batch_vma *r, const char *names, const struct answer *a)
+{
+	struct procmap_batch_vma x = *r;
+
+	x.name_off = 0;
+	if (memcmp(&x, &a->rec, sizeof(x)))
+		return false;
+	return !r->name_size || !memcmp(names + r->name_off, a->name, r->name_size);
+}
+
+static void init_walk(struct procmap_batch *b, uint64_t addr, uint64_t filters, uint64_t flags,
+		      void *vmas, uint32_t vma_count, char *names, uint32_t names_size)
+{
+	memset(b, 0, sizeof(*b));
+	b->size = sizeof(*b);
+	b->flags = flags;
+	b->query_flags = filters;
+	b->addr = addr;
+	b->vmas = ptr_to_u64(vmas);
+	b->vma_count = vma_count;
+	b->vma_size = sizeof(struct procmap_batch_vma);
+	b->names = names_size ? ptr_to_u64(names) : 0;
+	b->names_size = names_size;
+}
+
+static const uint64_t filter_set[] = {
+	0, Q_R, Q_W, Q_X, Q_S, Q_FILE, Q_R | Q_W, Q_R | Q_X, Q_R | Q_S, Q_W | Q_S, Q_FILE | Q_R,
+	Q_FILE | Q_X, Q_FILE | Q_S | Q_W, Q_R | Q_W | Q_X | Q_S,
+	Q_ANY | Q_R, Q_ANY | Q_R | Q_X, Q_ANY | Q_W | Q_S, Q_ANY | Q_X | Q_FILE,
+	Q_ANY | Q_R | Q_W | Q_X | Q_S, Q_ANY | Q_S | Q_FILE,
+};
+
+FIXTURE(batch) {
+	pid_t pid;
+	int fd;
+	char dir[64];
+	uint64_t bounds[2 * MAX_VMAS];
+	int nbounds;
+};
+
+FIXTURE_SETUP(batch)
+{
+	int pipefd[2];
+	char c, path[64];
+	struct answer *all;
+	int i, n;
+
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	snprintf(self->dir, sizeof(self->dir), "/tmp/pqb-XXXXXX");
+	ASSERT_TRUE((mkdtemp(self->dir)) != NULL);
+	ASSERT_EQ(0, pipe(pipefd));
+	self->pid = fork();
+	ASSERT_LE(0, self->pid);
+	if (!self->pid) {
+		close(pipefd[0]);
+		target(pipefd[1], self->dir);
+	}
+	close(pipefd[1]);
+	ASSERT_EQ(1, read(pipefd[0], &c, 1));
+	close(pipefd[0]);
+	snprintf(path, sizeof(path), "/proc/%d/maps", self->pid);
+	self->fd = open(path, O_RDONLY);
+	ASSERT_LE(0, self->fd);
+	/* Start addresses: 0, every VMA boundary and its neighbours. */
+	all = calloc(MAX_VMAS, sizeof(*all));
+	ASSERT_TRUE((all) != NULL);
+	n = single_walk(self->fd, 0, 0, false, false, all, MAX_VMAS);
+	ASSERT_LT(20, n);
+	self->nbounds = 0;
+	self->bounds[self->nbounds++] = 0;
+	for (i = 0; i < n && self->nbounds + 4 <= 2 * MAX_VMAS; i += 3) {
+		self->bounds[self->nbounds++] = all[i].rec.vma_start - 1;
+		self->bounds[self->nbounds++] = all[i].rec.vma_start;
+		self->bounds[self->nbounds++] = all[i].rec.vma_end - 1;
+	}
+	self->bounds[self->nbounds++] = all[n - 1].rec.vma_end;
+	free(all);
+}
+
+FIXTURE_TEARDOWN(batch)
+{
+	kill(self->pid, SIGKILL);
+	waitpid(self->pid, NULL, 0);
+	close(self->fd);
+	rmdir(self->dir);
+	use_impl(IMPL_RUST);
+}
+
+/*
+ * Walks with batches of @room records and @names_size bytes of names from
+ * @addr to the end and compares with @ref (@nref answers). Returns false on
+ * the first difference.
+ */
+static bool walk_matches(struct __test_metadata *_metadata, int fd, uint64_t addr,
+			 uint64_t filters, uint64_t flags, uint32_t room, uint32_t names_size,
+			 const struct answer *ref, int nref)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	static char names[NAMES_MAX];
+	struct procmap_batch b;
+	int got = 0, calls = 0, i;
+
+	for (;;) {
+		memset(recs, 0xa5, sizeof(recs));
+		init_walk(&b, addr, filters, flags, recs, room, names, names_size);
+		EXPECT_EQ(0, batch(fd, &b)) {
+			TH_LOG("walk from %#" PRIx64 " filters %#" PRIx64 " room %u names %u",
+			       addr, filters, room, names_size);
+			return false;
+		}
+		EXPECT_GE(room, b.vma_count) return false;
+		for (i = 0; i < (int)b.vma_count; i++, got++) {
+			EXPECT_LT(got, nref) return false;
+			EXPECT_TRUE(same(&recs[i], names, &ref[got])) {
+				TH_LOG("record %d of the walk from %#" PRIx64 " filters %#" PRIx64
+				       " room %u names %u: %#llx-%#llx vs %#llx-%#llx", got, addr,
+				       filters, room, names_size, recs[i].vma_start,
+				       recs[i].vma_end, ref[got].rec.vma_start,
+				       ref[got].rec.vma_end);
+				return false;
+			}
+		}
+		/* It resumes after the last record (and the VMAs it skipped after it). */
+		if (b.vma_count)
+			EXPECT_LE(recs[b.vma_count - 1].vma_end, b.addr) return false;
+		if (b.out_flags & PROCMAP_BATCH_DONE)
+			break;
+		/* Not done: it must have stopped for room, so it made progress. */
+		EXPECT_NE(0, b.vma_count) return false;
+		addr = b.addr;
+		EXPECT_GT(10000, ++calls) return false;
+	}
+	EXPECT_EQ(nref, got) return false;
+	return true;
+}
+
+/*
+ * Every walk (filters, start addresses, room, names buffers, build IDs)
+ * equals the single queries, and those are the same from C and Rust.
+ */
+TEST_F_TIMEOUT(batch, walk_equals_single_queries, 1800)
+{
+	static const uint32_t rooms[] = { 1, 2, 7, 64, MAX_VMAS };
+	static const uint32_t name_sizes[] = { 0, 100, NAMES_MAX };
+	int nf = sizeof(filter_set) / sizeof(filter_set[0]);
+	struct answer *c_ref, *rust_ref;
+	int f, s, r, ns, nc = 0, nr, checked = 0;
+
+	c_ref = calloc(MAX_VMAS, sizeof(*c_ref));
+	rust_ref = calloc(MAX_VMAS, sizeof(*rust_ref));
+	ASSERT_TRUE((c_ref) != NULL);
+	ASSERT_TRUE((rust_ref) != NULL);
+	for (f = 0; f < nf; f++) {
+		for (s = 0; s < self->nbounds; s += (f ? 5 : 1)) {
+			uint64_t addr = self->bounds[s];
+			bool bid = (f + s) % 2;
+			uint64_t flags = bid ? PROCMAP_BATCH_BUILD_ID : 0;
+
+			/* Any-of filters: C refuses them (EINVAL); Rust singles are the oracle. */
+			if (!(filter_set[f] & Q_ANY)) {
+				ASSERT_TRUE(use_impl(IMPL_C));
+				nc = single_walk(self->fd, addr, filter_set[f], true, bid, c_ref,
+						 MAX_VMAS);
+				ASSERT_TRUE(use_impl(IMPL_RUST));
+			}
+			nr = single_walk(self->fd, addr, filter_set[f], true, bid, rust_ref,
+					 MAX_VMAS);
+			if (!(filter_set[f] & Q_ANY)) {
+				ASSERT_EQ(nc, nr);
+				ASSERT_EQ(0, memcmp(c_ref, rust_ref, nr * sizeof(*c_ref)));
+			}
+			for (r = 0; r < 5; r++) {
+				for (ns = 0; ns < 3; ns++) {
+					/* Without names, records carry none. */
+					if (!name_sizes[ns]) {
+						struct answer *bare = calloc(MAX_VMAS, sizeof(*bare));
+						int i;
+
+						ASSERT_TRUE((bare) != NULL);
+						for (i = 0; i < nr; i++) {
+							bare[i] = rust_ref[i];
+							bare[i].rec.name_size = 0;
+						}
+						ASSERT_TRUE(walk_matches(_metadata, self->fd, addr,
+									 filter_set[f], flags,
+									 rooms[r], 0, bare, nr));
+						free(bare);
+					} else {
+						ASSERT_TRUE(walk_matches(_metadata, self->fd, addr,
+									 filter_set[f], flags,
+									 rooms[r], name_sizes[ns],
+									 rust_ref, nr));
+					}
+					checked++;
+				}
+			}
+		}
+	}
+	TH_LOG("%d walks, each equal to the single queries", checked);
+	free(c_ref);
+	free(rust_ref);
+}
+
+/* Lookups (in order, shuffled, repeated; every room) equal the single queries. */
+TEST_F_TIMEOUT(batch, lookup_equals_single_queries, 1800)
+{
+	static const uint32_t rooms[] = { 1, 3, MAX_VMAS };
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	static char names[NAMES_MAX];
+	int nf = sizeof(filter_set) / sizeof(filter_set[0]);
+	int n = self->nbounds * 2, f, r, i, order, checked = 0;
+	uint64_t *addrs = calloc(n, sizeof(*addrs));
+	uint32_t *idx = calloc(n, sizeof(*idx));
+	struct answer *ref = calloc(n, sizeof(*ref));
+	int *ref_err = calloc(n, sizeof(*ref_err));
+	unsigned int seed = 1;
+
+	ASSERT_TRUE((addrs) != NULL);
+	ASSERT_TRUE((idx) != NULL);
+	ASSERT_TRUE((ref) != NULL);
+	ASSERT_TRUE((ref_err) != NULL);
+	for (order = 0; order < 3; order++) {
+		/* 0: ascending, each twice; 1: shuffled; 2: descending. */
+		for (i = 0; i < n; i++)
+			addrs[i] = self->bounds[i / 2] + (i % 2) * 7;
+		if (order == 1) {
+			for (i = n - 1; i > 0; i--) {
+				int j = rand_r(&seed) % (i + 1);
+				uint64_t t = addrs[i];
+
+				addrs[i] = addrs[j];
+				addrs[j] = t;
+			}
+		} else if (order == 2) {
+			for (i = 0; i < n / 2; i++) {
+				uint64_t t = addrs[i];
+
+				addrs[i] = addrs[n - 1 - i];
+				addrs[n - 1 - i] = t;
+			}
+		}
+		for (f = 0; f < nf; f++) {
+			bool bid = (f + order) % 2;
+
+			for (i = 0; i < n; i++)
+				ref_err[i] = single(self->fd, addrs[i], filter_set[f], true, bid,
+						    &ref[i]);
+			if (!(filter_set[f] & Q_ANY)) {
+				struct answer c;
+
+				ASSERT_TRUE(use_impl(IMPL_C));
+				for (i = 0; i < n; i++) {
+					ASSERT_EQ(ref_err[i], single(self->fd, addrs[i],
+								     filter_set[f], true, bid,
+								     &c));
+					if (!ref_err[i])
+						ASSERT_EQ(0, memcmp(&c, &ref[i], sizeof(c)));
+				}
+				ASSERT_TRUE(use_impl(IMPL_RUST));
+			}
+			for (r = 0; r < 3; r++) {
+				int done = 0, calls = 0;
+
+				while (done < n) {
+					struct procmap_batch b;
+					int k, j;
+
+					memset(&b, 0, sizeof(b));
+					memset(idx, 0xa5, n * sizeof(*idx));
+					b.size = sizeof(b);
+					b.flags = PROCMAP_BATCH_LOOKUP |
+						  (bid ? PROCMAP_BATCH_BUILD_ID : 0);
+					b.query_flags = filter_set[f];
+					b.addrs = ptr_to_u64(addrs + done);
+					b.addr_vmas = ptr_to_u64(idx + done);
+					b.addr_count = n - done;
+					b.vmas = ptr_to_u64(recs);
+					b.vma_count = rooms[r];
+					b.vma_size = sizeof(recs[0]);
+					b.names = ptr_to_u64(names);
+					b.names_size = sizeof(names);
+					ASSERT_EQ(0, batch(self->fd, &b));
+					ASSERT_GE(rooms[r], b.vma_count);
+					ASSERT_LT(0, b.addr_count);
+					ASSERT_GE(n - done, (int)b.addr_count);
+					ASSERT_EQ(done + b.addr_count == (uint32_t)n,
+						  !!(b.out_flags & PROCMAP_BATCH_DONE));
+					for (k = 0; k < (int)b.addr_count; k++) {
+						int a = done + k;
+
+						if (ref_err[a]) {
+							ASSERT_EQ(ENOENT, ref_err[a]);
+							ASSERT_EQ(NO_VMA, idx[a]);
+							continue;
+						}
+						ASSERT_GT(b.vma_count, idx[a]) {
+							TH_LOG("address %#" PRIx64 " filters %#"
+							       PRIx64, addrs[a], filter_set[f]);
+						}
+						ASSERT_TRUE(same(&recs[idx[a]], names, &ref[a]));
+					}
+					/* Each VMA once per call. */
+					for (k = 0; k < (int)b.vma_count; k++)
+						for (j = k + 1; j < (int)b.vma_count; j++)
+							ASSERT_NE(recs[k].vma_start,
+								  recs[j].vma_start);
+					done += b.addr_count;
+					ASSERT_GT(10000, ++calls);
+				}
+				checked++;
+			}
+		}
+	}
+	TH_LOG("%d lookups of %d addresses, each equal to the single queries", checked, n);
+	free(addrs);
+	free(idx);
+	free(ref);
+	free(ref_err);
+}
+
+/* The any-of filter equals a full walk filtered here, in single queries and batches. */
+TEST_F(batch, any_of_equals_filtered_walk)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	struct answer *all = calloc(MAX_VMAS, sizeof(*all));
+	struct answer *any = calloc(MAX_VMAS, sizeof(*any));
+	int n, perm, file, i, k;
+
+	ASSERT_TRUE((all) != NULL);
+	ASSERT_TRUE((any) != NULL);
+	n = single_walk(self->fd, 0, 0, false, false, all, MAX_VMAS);
+	for (perm = 1; perm < 16; perm++) {
+		for (file = 0; file < 2; file++) {
+			uint64_t filters = Q_ANY | perm | (file ? Q_FILE : 0);
+			struct procmap_batch b;
+			int m;
+
+			m = single_walk(self->fd, 0, filters, false, false, any, MAX_VMAS);
+			init_walk(&b, 0, filters, 0, recs, MAX_VMAS, NULL, 0);
+			ASSERT_EQ(0, batch(self->fd, &b));
+			ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
+			ASSERT_EQ(m, (int)b.vma_count);
+			for (i = 0, k = 0; i < n; i++) {
+				if (!(all[i].rec.vma_flags & perm))
+					continue;
+				if (file && !all[i].rec.inode && !all[i].rec.dev_major &&
+				    !all[i].rec.dev_minor)
+					continue;	/* anonymous (memfd/shm have an inode) */
+				ASSERT_GT(m, k);
+				ASSERT_EQ(all[i].rec.vma_start, any[k].rec.vma_start);
+				ASSERT_EQ(all[i].rec.vma_start, recs[k].vma_start);
+				k++;
+			}
+			ASSERT_EQ(m, k) TH_LOG("perm %#x file %d", perm, file);
+		}
+	}
+	/* C does not know the flag: EINVAL, the way to detect the extension. */
+	ASSERT_TRUE(use_impl(IMPL_C));
+	ASSERT_EQ(EINVAL, single(self->fd, 0, Q_ANY | Q_R | Q_NEXT, false, false, any));
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	free(all);
+	free(any);
+}
+
+static uint64_t generation(int fd)
+{
+	uint64_t gen = 0;
+
+	if (ioctl(fd, PROCMAP_QUERY_GENERATION, &gen))
+		return 0;
+	return gen;
+}
+
+static void read_maps_text(void)
+{
+	char buf[4096];
+	int mfd = open("/proc/self/maps", O_RDONLY);
+
+	while (mfd >= 0 && read(mfd, buf, sizeof(buf)) > 0)
+		;
+	close(mfd);
+}
+
+/* Generation: changes with every kind of VMA change, not without one. */
+TEST(generation_changes_with_the_vmas)
+{
+	int fd = open("/proc/self/maps", O_RDONLY);
+	uint64_t g0, g1;
+	char *p, *q;
+
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	ASSERT_LE(0, fd);
+	g0 = generation(fd);
+	ASSERT_NE(0, g0);
+	ASSERT_EQ(0, g0 % 2);
+	ASSERT_EQ(g0, generation(fd));
+	/* Reading the maps, queries, getpid(): no VMA change. */
+	read_maps_text();
+	getpid();
+	ASSERT_EQ(g0, generation(fd));
+
+#define CHANGED(what) do {					\
+		g1 = generation(fd);				\
+		EXPECT_NE(g0, g1) TH_LOG("no change after %s", what); \
+		EXPECT_EQ(0, g1 % 2);				\
+		g0 = g1;					\
+	} while (0)
+
+	p = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE((p) != MAP_FAILED);
+	CHANGED("mmap");
+	ASSERT_EQ(0, mprotect(p, PAGE, PROT_READ));
+	CHANGED("mprotect");
+	ASSERT_EQ(0, madvise(p + 4 * PAGE, PAGE, MADV_DONTFORK));
+	CHANGED("a splitting madvise");
+	ASSERT_EQ(0, prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, p + 6 * PAGE, PAGE, "pqb-gen"));
+	CHANGED("PR_SET_VMA_ANON_NAME");
+	q = mremap(p + 6 * PAGE, PAGE, 2 * PAGE, MREMAP_MAYMOVE);
+	ASSERT_TRUE((q) != MAP_FAILED);
+	CHANGED("mremap");
+	ASSERT_EQ(0, munmap(p, 6 * PAGE));
+	CHANGED("munmap");
+	ASSERT_EQ(0, munmap(q, 2 * PAGE));
+	CHANGED("munmap of the moved VMA");
+	q = sbrk(0);
+	ASSERT_TRUE((sbrk(64 * PAGE)) != (void *)-1);
+	CHANGED("brk");
+	ASSERT_TRUE((sbrk(-64 * PAGE)) != (void *)-1);
+	CHANGED("brk down");
+	ASSERT_EQ(g0, generation(fd));
+	close(fd);
+}
+
+static int parse_maps_starts(int pid, uint64_t *starts, int max)
+{
+	char path[64], line[512];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "[vsyscall]"))
+			continue;
+		if (sscanf(line, "%" SCNx64 "-", &starts[n]) == 1)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A batch with equal generations is a snapshot: it equals the maps text. */
+TEST_F(batch, equal_generations_mean_the_maps_text)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	uint64_t starts[MAX_VMAS];
+	struct procmap_batch b;
+	int n, i;
+
+	init_walk(&b, 0, 0, 0, recs, MAX_VMAS, NULL, 0);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
+	ASSERT_EQ(b.gen_start, b.gen_end);
+	ASSERT_EQ(0, b.gen_start % 2);
+	n = parse_maps_starts(self->pid, starts, MAX_VMAS);
+	ASSERT_EQ(b.gen_end, generation(self->fd));
+	ASSERT_EQ(n, (int)b.vma_count);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(starts[i], recs[i].vma_start);
+	/* N = 0: nothing examined, the generation read, not done. */
+	init_walk(&b, 0, 0, 0, NULL, 0, NULL, 0);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	ASSERT_EQ(0, b.vma_count);
+	ASSERT_EQ(0, b.addr);
+	ASSERT_EQ(0, b.out_flags);
+	ASSERT_EQ(generation(self->fd), b.gen_start);
+}
+
+static int batch_errno(int fd, struct procmap_batch *b)
+{
+	return batch(fd, b);
+}
+
+/* Contract: sizes, flags, buffers set by half, the other mode's fields. */
+TEST_F(batch, contract_einval_e2big)
+{
+	static struct procmap_batch_vma recs[4];
+	static char names[64];
+	char big[PAGE + 16];
+	struct procmap_batch b;
+	uint64_t addrs[1] = { 0 };
+	uint32_t idx[1];
+
+	init_walk(&b, 0, 0, 0, recs, 4, names, sizeof(names));
+#define EXPECT_ERR(err, field, value) do {				\
+		struct procmap_batch c = b;				\
+		c.field = value;					\
+		EXPECT_EQ(err, batch_errno(self->fd, &c)) TH_LOG(#field " = " #value); \
+	} while (0)
+	EXPECT_ERR(EINVAL, size, 0);
+	EXPECT_ERR(EINVAL, size, sizeof(b) - 8);
+	EXPECT_ERR(E2BIG, size, PAGE + 1);
+	EXPECT_ERR(EINVAL, flags, 4);
+	EXPECT_ERR(EINVAL, flags, 1ULL << 63);
+	EXPECT_ERR(EINVAL, query_flags, Q_NEXT);
+	EXPECT_ERR(EINVAL, query_flags, Q_ANY);
+	EXPECT_ERR(EINVAL, query_flags, Q_ANY | Q_FILE);
+	EXPECT_ERR(EINVAL, query_flags, 0x40);
+	EXPECT_ERR(EINVAL, vma_size, 0);
+	EXPECT_ERR(EINVAL, vma_size, sizeof(recs[0]) - 8);
+	EXPECT_ERR(EINVAL, vma_size, sizeof(recs[0]) + 4);
+	EXPECT_ERR(E2BIG, vma_size, PAGE + 8);
+	EXPECT_ERR(EINVAL, vmas, 0);
+	EXPECT_ERR(EINVAL, vma_count, 0);
+	EXPECT_ERR(EINVAL, names, 0);
+	EXPECT_ERR(EINVAL, names_size, 0);
+	EXPECT_ERR(EINVAL, addrs, ptr_to_u64(addrs));
+	EXPECT_ERR(EINVAL, addr_vmas, ptr_to_u64(idx));
+	EXPECT_ERR(EINVAL, addr_count, 1);
+	/* A lookup: all three of its arrays, and no start address. */
+	b.flags = PROCMAP_BATCH_LOOKUP;
+	b.addrs = ptr_to_u64(addrs);
+	b.addr_vmas = ptr_to_u64(idx);
+	b.addr_count = 1;
+	EXPECT_EQ(0, batch_errno(self->fd, &b));
+	EXPECT_ERR(EINVAL, addr, 0x1000);
+	EXPECT_ERR(EINVAL, addrs, 0);
+	EXPECT_ERR(EINVAL, addr_vmas, 0);
+	EXPECT_ERR(EINVAL, addr_count, 0);
+
+	/* Size-extensible: a longer struct with a zero tail works, a non-zero tail is E2BIG. */
+	init_walk(&b, 0, 0, 0, recs, 4, names, sizeof(names));
+	memset(big, 0, sizeof(big));
+	b.size = sizeof(b) + 16;
+	memcpy(big, &b, sizeof(b));
+	EXPECT_EQ(0, query_errno(self->fd, PROCMAP_QUERY_BATCH, big));
+	big[sizeof(b) + 8] = 1;
+	EXPECT_EQ(E2BIG, query_errno(self->fd, PROCMAP_QUERY_BATCH, big));
+}
+
+/* A larger record than the kernel's: its tail is zeroed. */
+TEST_F(batch, larger_records_have_a_zeroed_tail)
+{
+	static unsigned char buf[8][sizeof(struct procmap_batch_vma) + 24];
+	static struct procmap_batch_vma recs[8];
+	struct procmap_batch b;
+	int i;
+
+	init_walk(&b, 0, 0, 0, recs, 8, NULL, 0);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	memset(buf, 0xff, sizeof(buf));
+	init_walk(&b, 0, 0, 0, buf, 8, NULL, 0);
+	b.vma_size = sizeof(buf[0]);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	ASSERT_EQ(8, b.vma_count);
+	for (i = 0; i < 8; i++) {
+		unsigned char zero[24] = { 0 };
+
+		ASSERT_EQ(0, memcmp(buf[i], &recs[i], sizeof(recs[i])));
+		ASSERT_EQ(0, memcmp(buf[i] + sizeof(recs[i]), zero, sizeof(zero)));
+	}
+}
+
+/*
+ * EFAULT: the header, and an array or buffer faulting at its first, a middle
+ * and its last element (the array ends in a PROT_NONE page).
+ */
+TEST_F(batch, bad_pointers_are_efault)
+{
+	size_t rs = sizeof(struct procmap_batch_vma);
+	char *area = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *guard = area + 2 * PAGE;
+	struct procmap_batch b;
+	int at;
+
+	ASSERT_TRUE((area) != MAP_FAILED);
+	ASSERT_EQ(0, mprotect(guard, 2 * PAGE, PROT_NONE));
+	EXPECT_EQ(EFAULT, query_errno(self->fd, PROCMAP_QUERY_BATCH, guard));
+	EXPECT_EQ(EFAULT, query_errno(self->fd, PROCMAP_QUERY_BATCH, (void *)8));
+	/* Records: element 0, 5 and 99 of 100 are the first in the guard page. */
+	for (at = 0; at < 3; at++) {
+		int first_bad = at == 0 ? 0 : at == 1 ? 5 : 19;
+		char *vmas = guard - first_bad * rs;
+
+		init_walk(&b, 0, 0, 0, vmas, 20, NULL, 0);
+		EXPECT_EQ(EFAULT, batch(self->fd, &b)) TH_LOG("record %d faults", first_bad);
+		/* With room for just the good ones, it works. */
+		if (first_bad) {
+			init_walk(&b, 0, 0, 0, vmas, first_bad, NULL, 0);
+			EXPECT_EQ(0, batch(self->fd, &b));
+			EXPECT_EQ(first_bad, (int)b.vma_count);
+		}
+	}
+	/* Names: the buffer runs into the guard page. */
+	{
+		static struct procmap_batch_vma recs[MAX_VMAS];
+
+		init_walk(&b, 0, 0, 0, recs, MAX_VMAS, guard - 64, NAMES_MAX);
+		EXPECT_EQ(EFAULT, batch(self->fd, &b));
+	}
+	/* Lookup: the addresses, and the answers, fault in the middle. */
+	{
+		static struct procmap_batch_vma recs[MAX_VMAS];
+		uint64_t *addrs = (uint64_t *)(guard - 100 * sizeof(uint64_t));
+		uint32_t *idx = (uint32_t *)(guard - 100 * sizeof(uint32_t));
+		uint32_t good_idx[200];
+		uint64_t good_addrs[200];
+		int i;
+
+		for (i = 0; i < 200; i++)
+			good_addrs[i] = self->bounds[i % self->nbounds];
+		memcpy(addrs, good_addrs, 100 * sizeof(*addrs));
+		memset(&b, 0, sizeof(b));
+		b.size = sizeof(b);
+		b.flags = PROCMAP_BATCH_LOOKUP;
+		b.vmas = ptr_to_u64(recs);
+		b.vma_count = MAX_VMAS;
+		b.vma_size = rs;
+		b.addrs = ptr_to_u64(addrs);
+		b.addr_vmas = ptr_to_u64(good_idx);
+		b.addr_count = 200;
+		EXPECT_EQ(EFAULT, batch(self->fd, &b));
+		b.addrs = ptr_to_u64(good_addrs);
+		b.addr_vmas = ptr_to_u64(idx);
+		b.addr_count = 100;
+		EXPECT_EQ(0, batch(self->fd, &b));
+		EXPECT_EQ(100, b.addr_count);
+		b.vma_count = MAX_VMAS;
+		b.addr_count = 200;
+		EXPECT_EQ(EFAULT, batch(self->fd, &b));
+	}
+	munmap(area, 4 * PAGE);
+}
+
+/* Names that do not fit: ENAMETOOLONG if none fits, else the batch stops before it. */
+TEST_F(batch, names_that_do_not_fit)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	static char names[NAMES_MAX];
+	struct answer *ref = calloc(MAX_VMAS, sizeof(*ref));
+	struct procmap_batch b;
+	int n, i, named = -1;
+
+	ASSERT_TRUE((ref) != NULL);
+	n = single_walk(self->fd, 0, 0, true, false, ref, MAX_VMAS);
+	for (i = 0; i < n && named < 0; i++)
+		if (ref[i].rec.name_size > 2)
+			named = i;
+	ASSERT_LE(0, named);
+	/* The first named VMA with a 2-byte buffer: as PROCMAP_QUERY, ENAMETOOLONG. */
+	init_walk(&b, ref[named].rec.vma_start, 0, 0, recs, MAX_VMAS, names, 2);
+	EXPECT_EQ(ENAMETOOLONG, batch(self->fd, &b));
+	/* From before it, with the 2 bytes: it stops before the named VMA, not done. */
+	if (named > 0 && ref[named - 1].rec.name_size == 0) {
+		init_walk(&b, ref[named - 1].rec.vma_start, 0, 0, recs, MAX_VMAS, names, 2);
+		EXPECT_EQ(0, batch(self->fd, &b));
+		EXPECT_EQ(1, b.vma_count);
+		EXPECT_EQ(0, b.out_flags);
+		EXPECT_EQ(ref[named - 1].rec.vma_end, b.addr);
+	}
+	free(ref);
+}
+
+/* Overlapping buffers: the kernel's answer stands, nothing breaks. */
+TEST_F(batch, overlapping_buffers)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	static struct procmap_batch_vma shared[MAX_VMAS];
+	struct procmap_batch b, *h;
+
+	init_walk(&b, 0, 0, 0, recs, MAX_VMAS, NULL, 0);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	/* Records and names in one buffer: names are written first, records over them. */
+	init_walk(&b, 0, 0, 0, shared, MAX_VMAS, (char *)shared, sizeof(shared));
+	ASSERT_EQ(0, batch(self->fd, &b));
+	ASSERT_EQ(0, memcmp(&recs[0].vma_start, &shared[0].vma_start, 6 * sizeof(uint64_t)));
+	/* The header inside the record array: it is written last. */
+	h = (struct procmap_batch *)&shared[1];
+	init_walk(h, 0, 0, 0, shared, MAX_VMAS, NULL, 0);
+	ASSERT_EQ(0, batch(self->fd, h));
+	ASSERT_TRUE(h->out_flags & PROCMAP_BATCH_DONE);
+	ASSERT_EQ(shared[0].vma_start, recs[0].vma_start);
+}
+
+/* Huge N: the room and sizes asked for are not allocated; the walk is bounded. */
+TEST_F(batch, huge_n)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	static char names[NAMES_MAX];
+	struct procmap_batch b;
+
+	init_walk(&b, 0, 0, 0, recs, UINT32_MAX, names, UINT32_MAX);
+	b.names_size = sizeof(names);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
+	ASSERT_GT(MAX_VMAS, b.vma_count);
+	/* A names size larger than the buffer: fine while the names fit the real one. */
+	init_walk(&b, 0, 0, 0, recs, UINT32_MAX, names, UINT32_MAX);
+	ASSERT_EQ(0, batch(self->fd, &b));
+}
+
+/* ESRCH once the process is gone; ENOTTY from the C handler. */
+TEST(esrch_after_exit_enotty_from_c)
+{
+	static struct procmap_batch_vma recs[4];
+	struct procmap_batch b;
+	char path[64];
+	uint64_t gen;
+	pid_t pid;
+	int fd;
+
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		pause();
+		_exit(0);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	init_walk(&b, 0, 0, 0, recs, 4, NULL, 0);
+	ASSERT_EQ(0, batch(fd, &b));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	init_walk(&b, 0, 0, 0, recs, 4, NULL, 0);
+	EXPECT_EQ(ESRCH, batch(fd, &b));
+	EXPECT_EQ(ESRCH, query_errno(fd, PROCMAP_QUERY_GENERATION, &gen));
+	close(fd);
+
+	fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_LE(0, fd);
+	ASSERT_TRUE(use_impl(IMPL_C));
+	init_walk(&b, 0, 0, 0, recs, 4, NULL, 0);
+	EXPECT_EQ(ENOTTY, batch(fd, &b));
+	EXPECT_EQ(ENOTTY, query_errno(fd, PROCMAP_QUERY_GENERATION, &gen));
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	EXPECT_EQ(0, query_errno(fd, PROCMAP_QUERY_GENERATION, &gen));
+	close(fd);
+}
+
+/* Races: batches while another thread splits, merges and remaps. */
+static volatile int stop_writer;
+static char *race_area;
+
+static void *writer(void *arg)
+{
+	unsigned int seed = 7;
+
+	while (!stop_writer) {
+		int i = rand_r(&seed) % 16;
+
+		switch (rand_r(&seed) % 4) {
+		case 0:
+			mprotect(race_area + i * PAGE, PAGE, PROT_READ);
+			break;
+		case 1:
+			mprotect(race_area + i * PAGE, PAGE, PROT_READ | PROT_WRITE);
+			break;
+		case 2:
+			mmap(race_area + i * PAGE, PAGE, PROT_READ | PROT_EXEC,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			break;
+		default:
+			/* Moves a page over another; the source stays mapped (empty). */
+			mremap(race_area + ((i + 1) % 16) * PAGE, PAGE, PAGE,
+			       MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+			       race_area + i * PAGE);
+			break;
+		}
+	}
+	return NULL;
+}
+
+FIXTURE(race) {
+	int unused;
+};
+
+FIXTURE_SETUP(race)
+{
+}
+
+FIXTURE_TEARDOWN(race)
+{
+}
+
+TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
+{
+	static struct procmap_batch_vma recs[16];
+	int fd = open("/proc/self/maps", O_RDONLY);
+	uint64_t lo, hi, addrs[32];
+	uint32_t idx[32];
+	int round, i, snapshots = 0, gaps = 0;
+	pthread_t t;
+
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	ASSERT_LE(0, fd);
+	race_area = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE((race_area) != MAP_FAILED);
+	lo = ptr_to_u64(race_area);
+	hi = lo + 16 * PAGE;
+	for (i = 0; i < 32; i++)
+		addrs[i] = lo + (i % 16) * PAGE + (i / 16) * 100;
+	stop_writer = 0;
+	ASSERT_EQ(0, pthread_create(&t, NULL, writer, NULL));
+	for (round = 0; round < 3000; round++) {
+		struct procmap_batch b;
+		uint64_t prev_end = 0;
+
+		/* A walk of the area in records of up to 16: no gap, no overlap, no torn range. */
+		init_walk(&b, lo, 0, 0, recs, 16, NULL, 0);
+		ASSERT_EQ(0, batch(fd, &b));
+		for (i = 0; i < (int)b.vma_count && recs[i].vma_start < hi; i++) {
+			ASSERT_LT(recs[i].vma_start, recs[i].vma_end);
+			ASSERT_EQ(0, recs[i].vma_start % PAGE);
+			ASSERT_EQ(0, recs[i].vma_end % PAGE);
+			/*
+			 * Each record goes on from the end of the previous one, as
+			 * single queries do. While the writer works, a record may
+			 * begin before that end (a merge or a move in between) and a
+			 * page being replaced may show as a gap, as to single
+			 * queries; a batch with equal, even generations is a
+			 * snapshot: disjoint and without a gap in the area.
+			 */
+			if (i > 0) {
+				bool snapshot = b.gen_start == b.gen_end && !(b.gen_start % 2);
+
+				ASSERT_LT(prev_end, recs[i].vma_end);
+				if (snapshot) {
+					ASSERT_EQ(prev_end, recs[i].vma_start);
+				} else if (prev_end != recs[i].vma_start) {
+					gaps++;
+				}
+			}
+			/* A whole state of the writer: r--, rw- or r-x. */
+			if (recs[i].vma_start >= lo && recs[i].vma_end <= hi) {
+				uint64_t fl = recs[i].vma_flags;
+
+				ASSERT_TRUE(fl == Q_R || fl == (Q_R | Q_W) || fl == (Q_R | Q_X))
+					TH_LOG("flags %#llx", (unsigned long long)fl);
+				ASSERT_EQ(0, recs[i].inode);
+			}
+			prev_end = recs[i].vma_end;
+		}
+		if (b.gen_start == b.gen_end)
+			snapshots++;
+		/* A lookup: every address of the area is covered. */
+		memset(&b, 0, sizeof(b));
+		b.size = sizeof(b);
+		b.flags = PROCMAP_BATCH_LOOKUP;
+		b.addrs = ptr_to_u64(addrs);
+		b.addr_vmas = ptr_to_u64(idx);
+		b.addr_count = 32;
+		b.vmas = ptr_to_u64(recs);
+		b.vma_count = 16;
+		b.vma_size = sizeof(recs[0]);
+		ASSERT_EQ(0, batch(fd, &b));
+		ASSERT_EQ(32, b.addr_count);
+		for (i = 0; i < (int)b.addr_count; i++) {
+			if (idx[i] == NO_VMA) {
+				/* Only while the writer works: not a snapshot. */
+				ASSERT_FALSE(b.gen_start == b.gen_end && !(b.gen_start % 2));
+				gaps++;
+				continue;
+			}
+			ASSERT_GT(b.vma_count, idx[i]);
+			ASSERT_LE(recs[idx[i]].vma_start, addrs[i]);
+			ASSERT_GT(recs[idx[i]].vma_end, addrs[i]);
+		}
+	}
+	stop_writer = 1;
+	pthread_join(t, NULL);
+	TH_LOG("3000 walks and lookups under a writer: %d walks were snapshots, %d gaps or overlaps",
+	       snapshots, gaps);
+	munmap(race_area, 16 * PAGE);
+	close(fd);
+}
+
+TEST_HARNESS_MAIN
