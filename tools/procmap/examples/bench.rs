@@ -1,6 +1,6 @@
 //! Times the crate's walk and `resolve()` on this process with N extra one-page VMAs, for
-//! the ioctl and the text backends, next to a plain read of the text (what `cat` does) and a
-//! text walk on two threads sharing one handle:
+//! the batch (where the kernel has it), ioctl and text backends, next to a plain read of the
+//! text (what `cat` does) and a text walk on two threads sharing one handle:
 //! `cargo run --release --example bench -- 10000 100000`.
 //! (More VMAs than `vm.max_map_count`, 65530 by default, need it raised.)
 
@@ -89,7 +89,13 @@ fn main() {
             ms(cat),
             ns_per(cat, total)
         );
-        for backend in [Backend::Ioctl, Backend::Text] {
+        // Batches only where the kernel has the extension.
+        let batch = procmap::ProcMaps::open_self().unwrap().backend() == Backend::Batch;
+        let backends = [Backend::Batch, Backend::Ioctl, Backend::Text];
+        for backend in backends
+            .into_iter()
+            .filter(|&b| batch || b != Backend::Batch)
+        {
             let maps = Options::new().backend(backend).open_self().unwrap();
             let walk = time(5, || maps.iter(Query::new().name(true)).count());
             let resolve = time(5, || maps.resolve(&addrs, Query::new().name(true)).unwrap());

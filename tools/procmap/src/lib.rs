@@ -1,6 +1,11 @@
 //! Which VMA of a process covers (or follows) an address: the `PROCMAP_QUERY` ioctl on
 //! `/proc/<pid>/maps` (Linux 6.11 and later), one system call per VMA, with a fallback that
-//! parses the text of the same file when the kernel lacks the ioctl.
+//! parses the text of the same file when the kernel lacks the ioctl. Where the kernel has the
+//! extension of `<linux/procmap_query.h>` (this project's Rust handler), walks and
+//! [`ProcMaps::resolve`] go in batches (`PROCMAP_QUERY_BATCH`), [`Query::any_perm`] is done
+//! by the kernel, and [`ProcMaps::generation`] tells whether the VMAs changed, which
+//! [`VmaCache`] uses to keep them between lookups. [`ProcMaps::backend`] says which backend
+//! answers: [`Backend::Batch`], [`Backend::Ioctl`] or [`Backend::Text`].
 //!
 //! ```
 //! use procmap::{ProcMaps, Query};
@@ -38,6 +43,8 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod batch;
+mod cache;
 mod text;
 
 use std::fmt;
@@ -46,8 +53,10 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+pub use cache::{Freshness, VmaCache};
 pub use text::parse_maps;
 
 /// An error: what was being done and the kernel's errno, or text that could not be parsed.
@@ -167,11 +176,43 @@ impl Query {
         self
     }
     /// Only VMAs that have all the permissions set in `want` (the kernel's subset match).
+    /// Sets the permissions to exactly `want` and the match to all-of.
     pub fn perms(mut self, want: Perms) -> Self {
         self.set(abi::VMA_READABLE, want.read);
         self.set(abi::VMA_WRITABLE, want.write);
         self.set(abi::VMA_EXECUTABLE, want.exec);
         self.set(abi::VMA_SHARED, want.shared);
+        self.set(abi::VMA_PERM_ANY, false);
+        self
+    }
+    /// Only VMAs that have at least one of the permissions set in `any`: `perms(any)` with the
+    /// any-of match ([`Query::any_perm`]).
+    ///
+    /// ```
+    /// use procmap::{Perms, Query};
+    /// let mut wx = Perms::default();
+    /// wx.write = true;
+    /// wx.exec = true;
+    /// // Writable or executable VMAs: the places code can be written to or run from.
+    /// let q = Query::new().perms_any(wx);
+    /// assert!(q.any_perm_wanted());
+    /// assert_eq!(q, Query::new().writable(true).executable(true).any_perm(true));
+    /// ```
+    pub fn perms_any(self, any: Perms) -> Self {
+        self.perms(any).any_perm(true)
+    }
+    /// Switches the permission filter between all-of (`false`, the default: the VMA has every
+    /// permission asked for) and any-of (`true`: at least one of them), keeping the
+    /// permissions asked for ([`Query::readable`], ...).
+    ///
+    /// Any-of is the extension's `PROCMAP_QUERY_VMA_PERM_ANY`. Every backend gives the same
+    /// answers: where the kernel lacks the extension (the C handler, which would refuse the
+    /// flag with `EINVAL`, or the text), the crate never sends the flag and filters in user
+    /// space instead, which costs one query per VMA looked at with the single-query backend.
+    /// With one permission, any-of and all-of are the same filter; with none, there is no
+    /// permission filter (rather than the kernel's `EINVAL`).
+    pub fn any_perm(mut self, on: bool) -> Self {
+        self.set(abi::VMA_PERM_ANY, on);
         self
     }
     /// Only readable VMAs.
@@ -204,13 +245,19 @@ impl Query {
         self.build_id = on;
         self
     }
-    /// The raw `query_flags` (`PROCMAP_QUERY_*` of `<linux/fs.h>`).
+    /// The raw `query_flags` (`PROCMAP_QUERY_*` of `<linux/fs.h>`, and
+    /// `PROCMAP_QUERY_VMA_PERM_ANY`, bit 63, of `<linux/procmap_query.h>` for
+    /// [`Query::any_perm`]), as set: a kernel may be sent less (see [`Query::any_perm`]).
     pub fn flags(&self) -> u64 {
         self.flags
     }
     /// Whether any filter (permissions, file-backed) is set.
     pub fn filters(&self) -> bool {
-        self.flags & !abi::COVERING_OR_NEXT_VMA != 0
+        self.wire_flags() & !abi::COVERING_OR_NEXT_VMA != 0
+    }
+    /// Whether the permission filter is any-of ([`Query::any_perm`]).
+    pub fn any_perm_wanted(&self) -> bool {
+        self.flags & abi::VMA_PERM_ANY != 0
     }
     /// Whether the name is asked for.
     pub fn name_wanted(&self) -> bool {
@@ -219,6 +266,24 @@ impl Query {
     /// Whether the build ID is asked for.
     pub fn build_id_wanted(&self) -> bool {
         self.build_id
+    }
+    /// The flags as a kernel with the extension is sent them: `PERM_ANY` only with two
+    /// permissions or more (with one it is the all-of filter, with none no filter).
+    fn wire_flags(&self) -> u64 {
+        if (self.flags & abi::VMA_PERMS).count_ones() < 2 {
+            self.flags & !abi::VMA_PERM_ANY
+        } else {
+            self.flags
+        }
+    }
+    /// Whether the query needs the any-of match: a kernel without the extension cannot do it.
+    fn needs_any(&self) -> bool {
+        self.wire_flags() & abi::VMA_PERM_ANY != 0
+    }
+    /// The filters of a batch: no `COVERING_OR_NEXT_VMA` (a walk always goes on, a lookup
+    /// never does).
+    fn batch_flags(&self) -> u64 {
+        self.wire_flags() & !abi::COVERING_OR_NEXT_VMA
     }
     fn set(&mut self, bit: u64, on: bool) {
         if on {
@@ -266,6 +331,12 @@ impl Perms {
             && (!other.write || self.write)
             && (!other.exec || self.exec)
             && (!other.shared || self.shared)
+    }
+    fn intersects(&self, other: &Perms) -> bool {
+        (other.read && self.read)
+            || (other.write && self.write)
+            || (other.exec && self.exec)
+            || (other.shared && self.shared)
     }
 }
 
@@ -345,7 +416,14 @@ impl Vma {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// The `PROCMAP_QUERY` ioctl.
+    /// The extension of `<linux/procmap_query.h>` (the project's Rust handler):
+    /// [`ProcMaps::iter`] walks with `PROCMAP_QUERY_BATCH` (up to 256 VMAs, their names and
+    /// build IDs per system call), [`ProcMaps::resolve`] uses its lookup, and
+    /// [`ProcMaps::query`] one `PROCMAP_QUERY`. If the kernel stops answering the batch
+    /// command (`ENOTTY`: the module was unloaded), the handle goes on with [`Backend::Ioctl`]
+    /// and [`ProcMaps::backend`] says so.
+    Batch,
+    /// The `PROCMAP_QUERY` ioctl, one system call per VMA.
     Ioctl,
     /// Parsing the text of `/proc/<pid>/maps` (no page size, no build ID). Each query reads
     /// the whole text; a walk or a [`ProcMaps::resolve`] reads it once. Threads sharing a
@@ -354,8 +432,9 @@ pub enum Backend {
     Text,
 }
 
-/// How to open: by default the backend is chosen by a probe (one ioctl); [`Options::backend`]
-/// chooses it instead, without the probe.
+/// How to open: by default the backend is chosen by a probe (one `PROCMAP_QUERY_BATCH` that
+/// asks for nothing; if the kernel does not know it, one `PROCMAP_QUERY`);
+/// [`Options::backend`] chooses it instead, without the probe.
 ///
 /// ```
 /// use procmap::{Backend, Options};
@@ -369,7 +448,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// Probe for the ioctl, fall back to the text.
+    /// Probe for the batch extension, then for the ioctl, fall back to the text.
     pub fn new() -> Self {
         Self::default()
     }
@@ -396,31 +475,59 @@ impl Options {
     }
     /// Uses an already open maps file descriptor (e.g. one received over a Unix socket).
     pub fn from_fd(&self, fd: OwnedFd) -> ProcMaps {
-        let mut maps = ProcMaps {
+        let maps = ProcMaps {
             file: File::from(fd),
-            backend: Backend::Ioctl,
+            backend: AtomicU8::new(Backend::Ioctl as u8),
+            ext: AtomicU8::new(EXT_UNKNOWN),
             text_read: Mutex::new(()),
             #[cfg(test)]
             reads: Default::default(),
         };
-        maps.backend = match self.backend {
+        let backend = match self.backend {
             Some(b) => b,
             None => maps.probe(),
         };
+        maps.backend.store(backend as u8, Ordering::Relaxed);
         maps
     }
 }
 
+/// Whether the kernel has the extension of `<linux/procmap_query.h>`: not known yet (a
+/// backend was chosen without the probe), no, yes.
+const EXT_UNKNOWN: u8 = 0;
+const EXT_ABSENT: u8 = 1;
+const EXT_PRESENT: u8 = 2;
+
 /// An open `/proc/<pid>/maps`.
-#[derive(Debug)]
 pub struct ProcMaps {
     file: File,
-    backend: Backend,
+    /// The [`Backend`], as its discriminant: lowered from `Batch` to `Ioctl` if the kernel
+    /// stops answering the batch command.
+    backend: AtomicU8,
+    /// `EXT_*`.
+    ext: AtomicU8,
     /// Held while the text is read: see [`ProcMaps::read_text`].
     text_read: Mutex<()>,
     /// Reads of the text in progress, and how many started while another was.
     #[cfg(test)]
     reads: (std::sync::atomic::AtomicU32, std::sync::atomic::AtomicU32),
+}
+
+impl fmt::Debug for ProcMaps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcMaps")
+            .field("fd", &self.file.as_raw_fd())
+            .field("backend", &self.backend())
+            .field(
+                "extension",
+                &match self.ext.load(Ordering::Relaxed) {
+                    EXT_PRESENT => Some(true),
+                    EXT_ABSENT => Some(false),
+                    _ => None,
+                },
+            )
+            .finish()
+    }
 }
 
 /// `PATH_MAX`: the kernel never answers a longer name (it says `ENAMETOOLONG`).
@@ -429,7 +536,7 @@ const NAME_BUF: usize = 4096;
 const BUILD_ID_BUF: usize = 64;
 
 impl ProcMaps {
-    /// Opens the maps of process `pid`, probing for the ioctl.
+    /// Opens the maps of process `pid`, probing for the batch extension and the ioctl.
     ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
@@ -439,19 +546,23 @@ impl ProcMaps {
         Options::new().open(pid)
     }
 
-    /// Opens the maps of the calling process, probing for the ioctl.
+    /// Opens the maps of the calling process, probing for the batch extension and the ioctl.
     pub fn open_self() -> Result<Self> {
         Options::new().open_self()
     }
 
-    /// Uses an already open maps file descriptor, probing for the ioctl.
+    /// Uses an already open maps file descriptor, probing for the batch extension and the ioctl.
     pub fn from_fd(fd: OwnedFd) -> Self {
         Options::new().from_fd(fd)
     }
 
-    /// One ioctl: `ENOTTY` (or `EINVAL`) means the kernel lacks it. Anything else, including
-    /// `ESRCH` (no address space: a kernel thread or a zombie), means it is there.
+    /// The extension first ([`ProcMaps::has_extension`]), then one `PROCMAP_QUERY`: `ENOTTY`
+    /// (or `EINVAL`) means the kernel lacks it. Anything else, including `ESRCH` (no address
+    /// space: a kernel thread or a zombie), means it is there.
     fn probe(&self) -> Backend {
+        if self.has_extension() {
+            return Backend::Batch;
+        }
         let mut name = [];
         let mut bid = [];
         match self.ioctl(0, Query::new().or_next(true), &mut name, &mut bid) {
@@ -460,14 +571,89 @@ impl ProcMaps {
         }
     }
 
-    /// The backend in use.
+    /// Whether the kernel has the extension (batches, any-of, the generation): known from
+    /// the probe at open, else asked once with a `PROCMAP_QUERY_BATCH` that asks for nothing
+    /// (it answers, or `ESRCH` for an address space without users, where the extension is
+    /// there; `ENOTTY` where it is not).
+    fn has_extension(&self) -> bool {
+        match self.ext.load(Ordering::Relaxed) {
+            EXT_PRESENT => true,
+            EXT_ABSENT => false,
+            _ => {
+                let mut b = abi::new_batch();
+                let present = matches!(self.batch_ioctl(&mut b), Ok(()) | Err(libc::ESRCH));
+                let v = if present { EXT_PRESENT } else { EXT_ABSENT };
+                self.ext.store(v, Ordering::Relaxed);
+                present
+            }
+        }
+    }
+
+    /// The kernel stopped answering the extension (the module was unloaded): single queries
+    /// from now on.
+    fn lost_extension(&self) {
+        self.ext.store(EXT_ABSENT, Ordering::Relaxed);
+        let _ = self.backend.compare_exchange(
+            Backend::Batch as u8,
+            Backend::Ioctl as u8,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The backend in use: the one [`Options::backend`] chose or the probe found, or
+    /// [`Backend::Ioctl`] after the kernel stopped answering batches.
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.backend.load(Ordering::Relaxed) {
+            b if b == Backend::Batch as u8 => Backend::Batch,
+            b if b == Backend::Ioctl as u8 => Backend::Ioctl,
+            _ => Backend::Text,
+        }
     }
 
     /// Switches to another backend (e.g. the text one, to compare).
     pub fn set_backend(&mut self, backend: Backend) {
-        self.backend = backend;
+        *self.backend.get_mut() = backend as u8;
+    }
+
+    /// The generation of the process's VMA set (`PROCMAP_QUERY_GENERATION`): a value that
+    /// changes whenever a VMA may have been added, removed or changed (range, permissions,
+    /// offset, file, anonymous name). Two equal, even values read at two moments mean that no
+    /// VMA changed in between, up to the limits listed at [`VmaCache`] (a 32-bit counter that
+    /// repeats; file names that change without the VMAs changing). An odd value means a
+    /// change was in progress; `u64::MAX` is a kernel that cannot tell (built without
+    /// `CONFIG_PER_VMA_LOCK`).
+    ///
+    /// `None` where the kernel lacks the extension, whatever the backend. An error with
+    /// `ESRCH` ([`Error::errno`]) for an address space without users: a kernel thread, or a
+    /// process that exited or called `execve()` since the open (the file stays on the old
+    /// address space, which never comes back: open the maps again).
+    ///
+    /// ```
+    /// let maps = procmap::ProcMaps::open_self()?;
+    /// if let Some(generation) = maps.generation()? {
+    ///     println!("VMA generation {generation}");
+    /// }
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn generation(&self) -> Result<Option<u64>> {
+        if self.ext.load(Ordering::Relaxed) == EXT_ABSENT {
+            return Ok(None);
+        }
+        match self.generation_ioctl() {
+            Ok(g) => {
+                self.ext.store(EXT_PRESENT, Ordering::Relaxed);
+                Ok(Some(g))
+            }
+            Err(libc::ENOTTY) => {
+                self.lost_extension();
+                Ok(None)
+            }
+            Err(e) => Err(Error::os(
+                "ioctl(PROCMAP_QUERY_GENERATION)",
+                io::Error::from_raw_os_error(e),
+            )),
+        }
     }
 
     /// The VMA that `query` finds for `addr`, or `None` (the kernel's `ENOENT`; also for a
@@ -483,8 +669,8 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn query(&self, addr: u64, query: Query) -> Result<Option<Vma>> {
-        match self.backend {
-            Backend::Ioctl => self.ioctl_vma(addr, query, &mut TextCache::default()),
+        match self.backend() {
+            Backend::Batch | Backend::Ioctl => self.single(addr, query, &mut TextCache::default()),
             Backend::Text => {
                 let snap = self.read_text()?;
                 Ok(snap
@@ -495,23 +681,29 @@ impl ProcMaps {
         }
     }
 
-    /// All VMAs that `query`'s filters let through, in address order: one
-    /// `COVERING_OR_NEXT` query per VMA with the ioctl, one read of the text otherwise.
+    /// All VMAs that `query`'s filters let through, in address order: batches of up to 256
+    /// VMAs (and 64 KiB of names) per system call with [`Backend::Batch`], resumed from where
+    /// the last one ended; one `COVERING_OR_NEXT` query per VMA with [`Backend::Ioctl`]; one
+    /// read of the text with [`Backend::Text`]. Names are asked of the kernel only if `query`
+    /// asks for them, build IDs likewise.
     pub fn iter(&self, query: Query) -> Vmas<'_> {
         Vmas {
             maps: self,
             next: 0,
             query: query.or_next(true),
             done: false,
-            text: None,
+            mode: Mode::Start,
             cache: TextCache::default(),
         }
     }
 
-    /// Maps many addresses to their VMA and the offset in the mapped file, with at most one
-    /// query per VMA that holds one of them (and one for all the addresses above the last
-    /// VMA): the addresses are sorted and walked with `COVERING_OR_NEXT`. With the text
-    /// backend, the text is read once.
+    /// Maps many addresses to their VMA and the offset in the mapped file. With
+    /// [`Backend::Batch`], the batch lookup: the distinct addresses, sorted, go to the kernel
+    /// 16 384 per call, which answers each with the VMA covering it (each VMA once per call;
+    /// a call may stop early and the next one resumes). Otherwise at most one query per VMA
+    /// that holds one of them (and one for all the addresses above the last VMA): the
+    /// addresses are sorted and walked with `COVERING_OR_NEXT`. With the text backend, the
+    /// text is read once.
     ///
     /// The answer holds each VMA once, in address order, and for each address (in the order
     /// of `addrs`) the index of its VMA and its file offset: the shape of blazesym's
@@ -531,6 +723,12 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn resolve(&self, addrs: &[u64], query: Query) -> Result<Resolution> {
+        if self.backend() == Backend::Batch {
+            match self.batch_resolve(addrs, query)? {
+                Some(r) => return Ok(r),
+                None => self.lost_extension(),
+            }
+        }
         let mut order: Vec<usize> = (0..addrs.len()).collect();
         order.sort_unstable_by_key(|&i| addrs.get(i).copied().unwrap_or(0));
         let query = query.or_next(true);
@@ -540,9 +738,9 @@ impl ProcMaps {
         };
         // The text backend's snapshot, and where in it to search from: as the addresses
         // come in order, each search starts where the last answer was.
-        let mut text = match self.backend {
+        let mut text = match self.backend() {
             Backend::Text => Some((self.read_text()?, 0)),
-            Backend::Ioctl => None,
+            Backend::Batch | Backend::Ioctl => None,
         };
         let mut cache = TextCache::default();
         // The VMA at or above the addresses seen so far, and its index in `res.vmas` once an
@@ -560,7 +758,7 @@ impl ProcMaps {
                         *pos = j + 1;
                         snap.get(j).map(|v| text::answer(v, query))
                     }),
-                    None => self.ioctl_vma(addr, query, &mut cache)?,
+                    None => self.single(addr, query, &mut cache)?,
                 };
                 match next {
                     Some(v) if v.end > addr => current = Some((v, None)),
@@ -621,6 +819,41 @@ impl ProcMaps {
             }
         }
         text::Snapshot::parse(&s)
+    }
+
+    /// One query through the ioctl, with the any-of permission filter done in user space
+    /// where the kernel lacks the extension: [`ProcMaps::ioctl_vma`] otherwise.
+    fn single(&self, addr: u64, query: Query, cache: &mut TextCache) -> Result<Option<Vma>> {
+        if !query.needs_any() {
+            return self.ioctl_vma(addr, query, cache);
+        }
+        if self.has_extension() {
+            match self.ioctl_vma(addr, query, cache) {
+                // The flag is unknown: the extension is gone (the module was unloaded).
+                Err(e) if e.errno() == Some(libc::EINVAL) => self.lost_extension(),
+                r => return r,
+            }
+        }
+        // Without `PERM_ANY`: the kernel applies the other filters, the permissions are
+        // matched here, one VMA at a time.
+        let base = Query {
+            flags: query.flags & !(abi::VMA_PERMS | abi::VMA_PERM_ANY),
+            ..query
+        };
+        let or_next = query.flags & abi::COVERING_OR_NEXT_VMA != 0;
+        let mut at = addr;
+        loop {
+            let Some(vma) = self.ioctl_vma(at, base, cache)? else {
+                return Ok(None);
+            };
+            if perms_match(&vma, &query) {
+                return Ok(Some(vma));
+            }
+            if !or_next || vma.end <= at {
+                return Ok(None);
+            }
+            at = vma.end;
+        }
     }
 
     /// One query through the ioctl, `ENOENT` and `ESRCH` as `None`, and a name longer than
@@ -689,7 +922,7 @@ impl ProcMaps {
     ) -> std::result::Result<abi::procmap_query, i32> {
         let mut q = abi::new_query();
         q.query_addr = addr;
-        q.query_flags = query.flags;
+        q.query_flags = query.wire_flags();
         if !name.is_empty() {
             q.vma_name_size = u32::try_from(name.len()).unwrap_or(u32::MAX);
             q.vma_name_addr = name.as_mut_ptr() as u64;
@@ -792,12 +1025,24 @@ pub struct Location {
 #[derive(Debug)]
 pub struct Vmas<'a> {
     maps: &'a ProcMaps,
+    /// The end of the last VMA given out.
     next: u64,
     query: Query,
     done: bool,
-    /// The text backend's snapshot, read at the first step, and the position in it.
-    text: Option<(text::Snapshot, usize)>,
+    mode: Mode,
     cache: TextCache,
+}
+
+/// How a walk goes on, chosen at its first step from the backend.
+#[derive(Debug)]
+enum Mode {
+    Start,
+    /// Batches: the buffers, the VMAs received and not given out yet, where to resume.
+    Batch(batch::Walk),
+    /// One `PROCMAP_QUERY` per VMA.
+    Single,
+    /// The text backend's snapshot, read at the first step, and the position in it.
+    Text(text::Snapshot, usize),
 }
 
 impl fmt::Debug for TextCache {
@@ -810,13 +1055,28 @@ impl fmt::Debug for TextCache {
 
 impl Vmas<'_> {
     fn step(&mut self) -> Result<Option<Vma>> {
-        match self.maps.backend {
-            Backend::Ioctl => self.maps.ioctl_vma(self.next, self.query, &mut self.cache),
-            Backend::Text => {
-                let (snap, pos) = match &mut self.text {
-                    Some(t) => t,
-                    None => self.text.insert((self.maps.read_text()?, 0)),
-                };
+        if let Mode::Start = self.mode {
+            self.mode = match self.maps.backend() {
+                Backend::Batch => Mode::Batch(batch::Walk::new(self.query)),
+                Backend::Ioctl => Mode::Single,
+                Backend::Text => Mode::Text(self.maps.read_text()?, 0),
+            };
+        }
+        match &mut self.mode {
+            Mode::Start | Mode::Single => self.maps.single(self.next, self.query, &mut self.cache),
+            Mode::Batch(walk) => match walk.step(self.maps, self.query, &mut self.cache)? {
+                batch::Step::Vma(v) => Ok(Some(v)),
+                batch::Step::End => Ok(None),
+                batch::Step::Lost(at) => {
+                    // The kernel stopped answering batches: on with single queries, from
+                    // where the batches got to.
+                    self.maps.lost_extension();
+                    self.mode = Mode::Single;
+                    self.next = self.next.max(at);
+                    self.maps.single(self.next, self.query, &mut self.cache)
+                }
+            },
+            Mode::Text(snap, pos) => {
                 // From where the last answer was: O(1) VMAs read per step.
                 let Some(i) = snap.query(*pos, self.next, self.query) else {
                     return Ok(None);
@@ -824,6 +1084,15 @@ impl Vmas<'_> {
                 *pos = i + 1;
                 Ok(snap.get(i).map(|v| text::answer(v, self.query)))
             }
+        }
+    }
+
+    /// For a snapshot: the generation a batch walk saw throughout, if it was one, even and
+    /// known, and the walk went on to its end in batches.
+    pub(crate) fn batch_generation(&self) -> batch::Seen {
+        match &self.mode {
+            Mode::Batch(walk) => walk.seen(),
+            _ => batch::Seen::NotBatch,
         }
     }
 }
@@ -858,8 +1127,19 @@ impl std::iter::FusedIterator for Vmas<'_> {}
 
 /// Applies a query's filters the way the kernel does, for the text backend.
 fn matches(vma: &Vma, query: &Query) -> bool {
-    let want = Perms::from_flags(query.flags);
-    (query.flags & abi::FILE_BACKED_VMA == 0 || vma.file_backed()) && vma.perms.contains(&want)
+    (query.flags & abi::FILE_BACKED_VMA == 0 || vma.file_backed()) && perms_match(vma, query)
+}
+
+/// The permission filter of a query: all of the permissions asked for, or any of them
+/// ([`Query::any_perm`], with two or more), as the extension's kernel matches them.
+fn perms_match(vma: &Vma, query: &Query) -> bool {
+    let flags = query.wire_flags();
+    let want = Perms::from_flags(flags);
+    if flags & abi::VMA_PERM_ANY != 0 {
+        vma.perms.intersects(&want)
+    } else {
+        vma.perms.contains(&want)
+    }
 }
 #[cfg(test)]
 mod tests {
@@ -871,6 +1151,8 @@ mod tests {
     thread_local! {
         /// The ioctls this thread made.
         pub(crate) static IOCTLS: Cell<u64> = const { Cell::new(0) };
+        /// The batch ioctls this thread made.
+        pub(crate) static BATCHES: Cell<u64> = const { Cell::new(0) };
         /// The VMAs this thread's text lookups read ([`text::Snapshot::get`]).
         pub(crate) static PROBES: Cell<u64> = const { Cell::new(0) };
         /// The number of [`PROBES`] at which to panic.
@@ -1051,15 +1333,97 @@ mod tests {
     }
 
     #[test]
+    fn any_of_flags_are_sent_only_where_they_mean_something() {
+        let rw = Perms {
+            read: true,
+            write: true,
+            ..Default::default()
+        };
+        let any = Query::new().perms_any(rw);
+        assert!(any.any_perm_wanted() && any.needs_any());
+        assert_eq!(any.flags() & abi::VMA_PERM_ANY, abi::VMA_PERM_ANY);
+        assert_eq!(
+            any.batch_flags(),
+            abi::VMA_PERM_ANY | abi::VMA_READABLE | abi::VMA_WRITABLE
+        );
+        // perms() goes back to all-of; one permission is all-of; none is no filter.
+        assert!(!any.perms(rw).any_perm_wanted());
+        let one = Query::new().writable(true).any_perm(true);
+        assert_eq!(one.wire_flags(), abi::VMA_WRITABLE);
+        assert!(!one.needs_any() && one.filters());
+        let none = Query::new().any_perm(true).or_next(true);
+        assert_eq!(none.wire_flags(), abi::COVERING_OR_NEXT_VMA);
+        assert!(!none.filters());
+        // A batch never gets COVERING_OR_NEXT_VMA.
+        assert_eq!(any.or_next(true).batch_flags(), any.batch_flags());
+    }
+
+    #[test]
+    fn any_of_in_the_text_backend() {
+        let maps = text_maps(
+            b"1000-2000 r--p 0 0:0 0\n\
+              2000-3000 rw-p 0 0:0 0\n\
+              3000-4000 r-xp 0 08:01 5 /lib/x\n\
+              4000-5000 ---p 0 0:0 0\n\
+              5000-6000 r--s 0 08:01 6 /dev/shm/y\n\
+              6000-7000 -w-p 0 0:0 0\n",
+        );
+        let mut p = Perms {
+            write: true,
+            exec: true,
+            ..Default::default()
+        };
+        let starts = |q: Query| -> Vec<u64> { maps.iter(q).map(|v| v.unwrap().start).collect() };
+        assert_eq!(starts(Query::new().perms_any(p)), [0x2000, 0x3000, 0x6000]);
+        assert_eq!(starts(Query::new().perms(p)), Vec::<u64>::new());
+        p.shared = true;
+        assert_eq!(
+            starts(Query::new().perms_any(p).file_backed(true)),
+            [0x3000, 0x5000]
+        );
+        // Single queries and resolve() agree.
+        let q = Query::new().perms_any(p);
+        assert_eq!(maps.query(0x1000, q).unwrap(), None);
+        assert_eq!(
+            maps.query(0x1000, q.or_next(true))
+                .unwrap()
+                .map(|v| v.start),
+            Some(0x2000)
+        );
+        assert_eq!(
+            maps.query(0x4800, q.or_next(true))
+                .unwrap()
+                .map(|v| v.start),
+            Some(0x5000)
+        );
+        let r = maps.resolve(&[0x1000, 0x2800, 0x4000, 0x6fff], q).unwrap();
+        let found: Vec<Option<u64>> = (0..4).map(|i| r.get(i).map(|(v, _)| v.start)).collect();
+        assert_eq!(found, [None, Some(0x2000), None, Some(0x6000)]);
+    }
+
+    #[test]
     fn resolve_above_the_last_vma_is_not_one_query_each() {
         // Kernel addresses in a stack: none is mapped, and one query says so for all.
-        let maps = ProcMaps::open_self().unwrap();
         let mut addrs: Vec<u64> = (0..100_000).map(|i| u64::MAX - i * 8).collect();
         addrs.push(0);
-        let before = IOCTLS.with(|c| c.get());
-        let r = maps.resolve(&addrs, Query::new()).unwrap();
-        assert!(r.addrs.iter().all(|r| r.is_none()));
-        let n = IOCTLS.with(|c| c.get()) - before;
-        assert!(n <= 2, "{n} ioctls");
+        for backend in [Backend::Ioctl, Backend::Batch] {
+            let mut maps = ProcMaps::open_self().unwrap();
+            if backend == Backend::Batch && maps.backend() != Backend::Batch {
+                continue; // no extension here
+            }
+            maps.set_backend(backend);
+            let calls = || IOCTLS.with(Cell::get) + BATCHES.with(Cell::get);
+            let before = calls();
+            let r = maps.resolve(&addrs, Query::new()).unwrap();
+            assert!(r.addrs.iter().all(|r| r.is_none()));
+            let n = calls() - before;
+            // Single queries: one says nothing is above. The batch lookup answers every
+            // distinct address, 16384 a call.
+            let most = match backend {
+                Backend::Batch => addrs.len().div_ceil(batch::ADDRS) as u64,
+                _ => 2,
+            };
+            assert!(n <= most, "{backend:?}: {n} ioctls");
+        }
     }
 }

@@ -27,7 +27,12 @@ fn maps_text(pid: i32) -> Vec<u8> {
 
 fn assert_drop_in(child: &Child) {
     let pid = child.pid.to_string();
-    for backend in [&[][..], &["--text"][..]] {
+    for backend in [
+        &[][..],
+        &["--text"][..],
+        &["--backend", "ioctl"][..],
+        &["--backend=text"][..],
+    ] {
         let mut args = backend.to_vec();
         args.push(&pid);
         let out = procmap(&args);
@@ -63,6 +68,69 @@ fn default_output_is_the_maps_text_with_a_long_path() {
 }
 
 #[test]
+fn show_backend_names_the_backend_that_answered() {
+    let child = Child::spawn();
+    let pid = child.pid.to_string();
+    let out = procmap(&["--show-backend", &pid]);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err == "procmap: backend: batch\n" || err == "procmap: backend: ioctl\n",
+        "{err:?}"
+    );
+    for (args, want) in [
+        (&["--text"][..], "text"),
+        (&["--backend", "ioctl"][..], "ioctl"),
+        (&["--backend", "text", "-a", "0"][..], "text"),
+    ] {
+        let mut a = args.to_vec();
+        a.extend(["--show-backend", &pid]);
+        let out = procmap(&a);
+        assert!(out.status.success(), "{a:?}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap(),
+            format!("procmap: backend: {want}\n"),
+            "{a:?}"
+        );
+    }
+}
+
+#[test]
+fn any_of_the_permissions() {
+    let child = Child::spawn();
+    let pid = child.pid.to_string();
+    let text = maps_text(child.pid);
+    // The lines whose permissions have w or s (as the text shows them).
+    let want: Vec<u8> = text
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| {
+            let perms = l.split(|&b| b == b' ').nth(1).unwrap();
+            perms[1] == b'w' || perms[3] == b's'
+        })
+        .flatten()
+        .copied()
+        .collect();
+    assert!(!want.is_empty());
+    for backend in ["batch", "ioctl", "text"] {
+        let out = procmap(&["-ws", "--any", &pid, "--backend", backend]);
+        // (Without the extension, "batch" falls back to single queries at its first call.)
+        assert!(out.status.success(), "{backend}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&want),
+            "{backend}"
+        );
+    }
+    // All of them: only the shared writable ones.
+    let out = procmap(&["-ws", &pid]);
+    let all = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        all.lines().all(|l| l.split(' ').nth(1) == Some("rw-s")),
+        "{all}"
+    );
+}
+
+#[test]
 fn zombie_lists_nothing() {
     let z = Zombie::spawn();
     let out = procmap(&[&z.pid.to_string()]);
@@ -78,6 +146,9 @@ fn usage_errors_exit_2() {
         &["1", "2"],
         &["--nope", "1"],
         &["1", "--addr", "zz"],
+        &["1", "--any"],
+        &["1", "--backend", "nope"],
+        &["1", "--backend"],
     ] {
         let out = procmap(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -3,8 +3,14 @@
 //! text fallback must give the same `Vma`s. On the host they test the kernel's C ioctl; in the
 //! test VM (statically linked) the Rust module. Where the kernel lacks the ioctl, the tests
 //! that need it say they are skipped (set PROCMAP_REQUIRE_IOCTL to make that a failure).
+//!
+//! The batch extension (<linux/procmap_query.h>: batches, any-of, the generation) is used
+//! where the kernel has it: the default backend is then `Batch`, and the tests compare it
+//! with single queries and the text. Where it lacks it (the host, upstream) the same tests
+//! check the fallback (single queries, any-of and the cache emulated in user space) and say
+//! which part they skipped; PROCMAP_REQUIRE_BATCH makes the absence a failure.
 
-use procmap::{parse_maps, Backend, Perms, ProcMaps, Query, Vma};
+use procmap::{parse_maps, Backend, Freshness, Options, Perms, ProcMaps, Query, Vma, VmaCache};
 use std::io::Read;
 
 mod common;
@@ -36,7 +42,8 @@ fn walk(maps: &ProcMaps, q: Query) -> Vec<Vma> {
 /// Whether the kernel has PROCMAP_QUERY (6.11 and later). If not, the calling test says it
 /// is skipped, and passes, unless `PROCMAP_REQUIRE_IOCTL` is set.
 fn have_ioctl(test: &str) -> bool {
-    if ProcMaps::open_self().unwrap().backend() == Backend::Ioctl {
+    // The ioctl, or the extension, which has it too.
+    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
         return true;
     }
     assert!(
@@ -47,9 +54,387 @@ fn have_ioctl(test: &str) -> bool {
     false
 }
 
+/// Whether the kernel has the batch extension. If not, the calling test says which part it
+/// skipped (it still checks the fallback), unless `PROCMAP_REQUIRE_BATCH` is set: then it
+/// fails.
+fn have_batch(test: &str) -> bool {
+    if ProcMaps::open_self().unwrap().backend() == Backend::Batch {
+        return true;
+    }
+    assert!(
+        std::env::var_os("PROCMAP_REQUIRE_BATCH").is_none(),
+        "{test}: the kernel lacks PROCMAP_QUERY_BATCH (PROCMAP_REQUIRE_BATCH is set)"
+    );
+    eprintln!(
+        "SKIPPED {test} (batch part): the kernel lacks PROCMAP_QUERY_BATCH; the fallback was tested"
+    );
+    false
+}
+
+fn open_with(pid: libc::pid_t, backend: Backend) -> ProcMaps {
+    Options::new().backend(backend).open(pid as u32).unwrap()
+}
+
+fn perms(s: &str) -> Perms {
+    let mut p = Perms::default();
+    p.read = s.contains('r');
+    p.write = s.contains('w');
+    p.exec = s.contains('x');
+    p.shared = s.contains('s');
+    p
+}
+
 #[test]
 fn ioctl_is_available_and_chosen() {
     have_ioctl("ioctl_is_available_and_chosen");
+}
+
+#[test]
+fn batch_extension_is_detected_and_chosen() {
+    let maps = ProcMaps::open_self().unwrap();
+    if have_batch("batch_extension_is_detected_and_chosen") {
+        assert_eq!(maps.backend(), Backend::Batch);
+        let g = maps
+            .generation()
+            .unwrap()
+            .expect("a generation with the extension");
+        assert_ne!(g, u64::MAX, "the test kernel has CONFIG_PER_VMA_LOCK");
+        // Forcing single queries or the text still works, and the generation is the
+        // kernel's, whatever the backend.
+        let single = Options::new().backend(Backend::Ioctl).open_self().unwrap();
+        assert_eq!(single.backend(), Backend::Ioctl);
+        assert!(single.generation().unwrap().is_some());
+    } else {
+        assert_ne!(maps.backend(), Backend::Batch);
+        assert_eq!(maps.generation().unwrap(), None);
+        // Asked for anyway: the first batch fails with ENOTTY and the handle goes on with
+        // single queries, saying so.
+        let forced = Options::new().backend(Backend::Batch).open_self().unwrap();
+        assert_eq!(forced.backend(), Backend::Batch);
+        assert!(forced.iter(Query::new()).count() > 0);
+        if maps.backend() == Backend::Ioctl {
+            assert_eq!(forced.backend(), Backend::Ioctl);
+        }
+    }
+}
+
+/// The queries the comparisons run: names and build IDs or not, the filters, any-of.
+fn queries() -> Vec<Query> {
+    vec![
+        Query::new().name(true).build_id(true),
+        Query::new(),
+        Query::new().name(true).file_backed(true),
+        Query::new().build_id(true).executable(true),
+        Query::new().name(true).perms(perms("rw")),
+        Query::new().name(true).perms_any(perms("wx")),
+        Query::new().perms_any(perms("xs")).file_backed(true),
+        Query::new().name(true).perms_any(perms("w")),
+    ]
+}
+
+#[test]
+fn many_vmas_batch_walk_equals_single_walk_equals_text() {
+    have_ioctl("many_vmas_batch_walk_equals_single_walk_equals_text");
+    let batch = have_batch("many_vmas_batch_walk_equals_single_walk_equals_text");
+    let child = Child::spawn_many(1200);
+    let auto = ProcMaps::open(child.pid as u32).unwrap();
+    let single = open_with(child.pid, Backend::Ioctl);
+    let text = open_with(child.pid, Backend::Text);
+    let all_text = comparable(text_of(&child.pid.to_string()));
+    assert!(all_text.len() > 2400, "{} VMAs", all_text.len());
+    let names: Vec<String> = all_text.iter().map(|v| v.name_lossy()).collect();
+    assert_eq!(
+        child.anon_named,
+        names.iter().any(|n| n == "[anon:procmap-many-7]")
+    );
+    let name_bytes: usize = names.iter().map(|n| n.len() + 1).sum();
+    assert!(name_bytes > 128 << 10, "{name_bytes} bytes of names");
+    for q in queries() {
+        let a = walk(&auto, q);
+        // Exactly what single queries give: page sizes, build IDs, names.
+        assert_eq!(a, walk(&single, q), "flags {:#x}", q.flags());
+        // What the text gives, and the text filtered here.
+        let t = comparable(walk(&text, q));
+        assert_eq!(comparable(a.clone()), t, "flags {:#x}", q.flags());
+        let by_hand: Vec<Vma> = all_text
+            .iter()
+            .filter(|v| filter_by_hand(v, q))
+            .map(|v| {
+                let mut v = v.clone();
+                if !q.name_wanted() {
+                    v.name = None;
+                }
+                v
+            })
+            .collect();
+        assert_eq!(t, by_hand, "flags {:#x}", q.flags());
+        if q.build_id_wanted() && !q.filters() {
+            assert!(a.iter().any(|v| v.build_id.is_some()));
+        }
+    }
+    // Nothing made the handle fall back.
+    assert_eq!(
+        auto.backend(),
+        if batch {
+            Backend::Batch
+        } else {
+            Backend::Ioctl
+        }
+    );
+}
+
+/// The filters of `q`, applied to a VMA of the text: file-backed (a non-zero inode), and the
+/// permissions (all of them, or any with two or more in any-of).
+fn filter_by_hand(v: &Vma, q: Query) -> bool {
+    let f = q.flags();
+    let want = [
+        (f & 1 != 0, v.perms.read),
+        (f & 2 != 0, v.perms.write),
+        (f & 4 != 0, v.perms.exec),
+        (f & 8 != 0, v.perms.shared),
+    ];
+    let asked = want.iter().filter(|(w, _)| *w).count();
+    let perms_ok = if q.any_perm_wanted() && asked >= 2 {
+        want.iter().any(|&(w, has)| w && has)
+    } else {
+        want.iter().all(|&(w, has)| !w || has)
+    };
+    (f & 0x20 == 0 || v.inode != 0) && perms_ok
+}
+
+/// Addresses around each VMA (first, last, middle, below, at the end), some not mapped, some
+/// twice, out of order.
+fn addresses_around(vmas: &[Vma]) -> Vec<u64> {
+    let mut addrs = vec![0u64, 1, u64::MAX, 1 << 47, u64::MAX - 4095];
+    for (i, v) in vmas.iter().enumerate() {
+        addrs.extend([
+            v.end - 1,
+            v.start,
+            v.start + (v.end - v.start) / 2,
+            v.start.wrapping_sub(1),
+            v.end,
+        ]);
+        if i % 7 == 0 {
+            addrs.push(v.start);
+        }
+    }
+    let n = addrs.len();
+    addrs.rotate_left(n / 3);
+    addrs
+}
+
+#[test]
+fn resolve_through_batches_equals_single_queries_and_text() {
+    have_ioctl("resolve_through_batches_equals_single_queries_and_text");
+    let batch = have_batch("resolve_through_batches_equals_single_queries_and_text");
+    let child = Child::spawn_many(1200);
+    let auto = ProcMaps::open(child.pid as u32).unwrap();
+    let single = open_with(child.pid, Backend::Ioctl);
+    let text = open_with(child.pid, Backend::Text);
+    let addrs = addresses_around(&walk(&single, Query::new()));
+    for q in queries() {
+        let a = auto.resolve(&addrs, q).unwrap();
+        let s = single.resolve(&addrs, q).unwrap();
+        assert_eq!(a, s, "flags {:#x}", q.flags());
+        let t = text.resolve(&addrs, q).unwrap();
+        assert_eq!(a.addrs, t.addrs, "flags {:#x}", q.flags());
+        assert_eq!(
+            comparable(a.vmas.clone()),
+            comparable(t.vmas),
+            "flags {:#x}",
+            q.flags()
+        );
+        // Each answer is what a single query says; each VMA once, in address order.
+        for (i, &addr) in addrs.iter().enumerate().step_by(3) {
+            let one = single.query(addr, q).unwrap();
+            assert_eq!(
+                a.get(i).map(|r| r.0),
+                one.as_ref(),
+                "{addr:#x} flags {:#x}",
+                q.flags()
+            );
+        }
+        assert!(a.vmas.windows(2).all(|w| w[0].end <= w[1].start));
+        if !q.filters() {
+            assert!(a.addrs.iter().flatten().count() > 3 * 2400);
+        }
+    }
+    assert_eq!(
+        auto.backend(),
+        if batch {
+            Backend::Batch
+        } else {
+            Backend::Ioctl
+        }
+    );
+}
+
+#[test]
+fn any_of_equals_filtering_in_user_space() {
+    have_ioctl("any_of_equals_filtering_in_user_space");
+    have_batch("any_of_equals_filtering_in_user_space");
+    let child = Child::spawn_many(200);
+    let pid = child.pid;
+    let all = walk(&open_with(pid, Backend::Ioctl), Query::new().name(true));
+    let backends = [
+        ProcMaps::open(pid as u32).unwrap(),
+        open_with(pid, Backend::Ioctl),
+        open_with(pid, Backend::Text),
+    ];
+    let addrs = addresses_around(&all);
+    // Every set of two permissions or more.
+    for bits in 0..16u32 {
+        if bits.count_ones() < 2 {
+            continue;
+        }
+        let p = perms(
+            &["r", "w", "x", "s"]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, c)| *c)
+                .collect::<String>(),
+        );
+        let q = Query::new().name(true).perms_any(p);
+        let want: Vec<Vma> = all
+            .iter()
+            .filter(|v| {
+                (p.read && v.perms.read)
+                    || (p.write && v.perms.write)
+                    || (p.exec && v.perms.exec)
+                    || (p.shared && v.perms.shared)
+            })
+            .cloned()
+            .collect();
+        assert!(!want.is_empty() && want.len() < all.len(), "{p}");
+        for maps in &backends {
+            let b = maps.backend();
+            assert_eq!(
+                comparable(walk(maps, q)),
+                comparable(want.clone()),
+                "{p} {b:?}"
+            );
+            // Single queries: covering, and covering or next.
+            for &addr in addrs.iter().step_by(29) {
+                let cover = want.iter().find(|v| v.contains(addr));
+                let got = maps.query(addr, q).unwrap();
+                assert_eq!(
+                    comparable(got.into_iter().collect()),
+                    comparable(cover.into_iter().cloned().collect()),
+                    "{addr:#x} {p} {b:?}"
+                );
+                let next = want.iter().find(|v| v.end > addr);
+                let got = maps.query(addr, q.or_next(true)).unwrap();
+                assert_eq!(
+                    comparable(got.into_iter().collect()),
+                    comparable(next.into_iter().cloned().collect()),
+                    "{addr:#x} {p} {b:?} or next"
+                );
+            }
+        }
+    }
+    // The any-of queries never made a handle give up the extension (no EINVAL from a kernel
+    // without it: the flag was never sent there).
+    assert_eq!(
+        backends[0].backend(),
+        ProcMaps::open(pid as u32).unwrap().backend()
+    );
+}
+
+#[test]
+fn generation_is_steady_while_nothing_changes() {
+    let child = Child::spawn_mapping_on_signal();
+    let maps = ProcMaps::open(child.pid as u32).unwrap();
+    if !have_batch("generation_is_steady_while_nothing_changes") {
+        assert_eq!(maps.generation().unwrap(), None);
+        return;
+    }
+    // The child does nothing, but the kernel may take its mmap write lock now and then
+    // (khugepaged, say), which counts: wait for two equal readings around a walk.
+    let gen = || maps.generation().unwrap().unwrap();
+    let g = (0..50)
+        .find_map(|_| {
+            let g = gen();
+            walk(&maps, Query::new().name(true));
+            (gen() == g).then_some(g)
+        })
+        .expect("the generation never held still around a walk");
+    assert_eq!(g % 2, 0, "{g}: no writer");
+    child.map_more();
+    let h = gen();
+    assert_ne!(h, g);
+    assert_eq!(h % 2, 0, "{h}");
+    // A zombie has no address space: ESRCH.
+    let z = Zombie::spawn();
+    let zm = ProcMaps::open(z.pid as u32).unwrap();
+    assert_eq!(zm.generation().unwrap_err().errno(), Some(libc::ESRCH));
+}
+
+#[test]
+fn cache_reads_again_only_after_a_change() {
+    let batch = have_batch("cache_reads_again_only_after_a_change");
+    let child = Child::spawn_mapping_on_signal();
+    let q = Query::new().name(true);
+    let mut cache = VmaCache::new(ProcMaps::open(child.pid as u32).unwrap(), q).unwrap();
+    assert_eq!(cache.reads(), 1);
+    let fresh = |cache: &VmaCache| walk(cache.maps(), q);
+    assert_eq!(cache.vmas(), fresh(&cache));
+    if batch {
+        let Freshness::Generation(g) = cache.freshness() else {
+            panic!("{:?}", cache.freshness())
+        };
+        assert_eq!(g % 2, 0);
+        // Unchanged: no walk. A refresh may read again only if the generation moved (the
+        // kernel may take the child's mmap write lock now and then, e.g. khugepaged): when
+        // it is still the snapshot's after the refresh, it was at the refresh too.
+        let mut checked = 0;
+        for _ in 0..20 {
+            let Freshness::Generation(had) = cache.freshness() else {
+                continue;
+            };
+            let read = cache.refresh().unwrap();
+            if cache.maps().generation().unwrap() == Some(had) {
+                assert!(!read, "read again at an unchanged generation {had}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "the generation kept changing");
+        // A new mapping: not seen without a refresh, seen with one, in one walk.
+        let reads = cache.reads();
+        let new = child.map_more();
+        assert_eq!(cache.lookup(new), None);
+        let got = cache.get(new).unwrap().cloned();
+        assert!(got.is_some_and(|v| v.contains(new)));
+        assert!(cache.reads() > reads);
+        assert!(matches!(cache.freshness(), Freshness::Generation(h) if h != g));
+        assert_eq!(cache.vmas(), fresh(&cache));
+    } else {
+        assert_eq!(cache.freshness(), Freshness::Untracked);
+        // Without a generation: a walk at every refresh...
+        assert!(cache.refresh().unwrap());
+        assert!(cache.refresh().unwrap());
+        assert_eq!(cache.reads(), 3);
+        // ...unless trusted: then stale until invalidated.
+        cache.trust_without_generation(true);
+        assert!(!cache.refresh().unwrap());
+        let new = child.map_more();
+        assert_eq!(cache.get(new).unwrap(), None, "trusted, so stale");
+        cache.invalidate();
+        assert!(cache.get(new).unwrap().is_some_and(|v| v.contains(new)));
+        assert_eq!(cache.reads(), 4);
+    }
+    // resolve() from the cache equals resolve() on the maps.
+    let addrs = addresses_around(cache.vmas());
+    let from_cache = cache.resolve(&addrs).unwrap();
+    assert_eq!(from_cache, cache.maps().resolve(&addrs, q).unwrap());
+    // The process exits: with a generation (ESRCH now), the cache is empty for good.
+    drop(child);
+    if batch {
+        assert!(cache.refresh().unwrap());
+        assert_eq!(cache.freshness(), Freshness::Gone);
+        assert!(cache.vmas().is_empty());
+        assert!(!cache.refresh().unwrap());
+    }
 }
 
 #[test]
@@ -59,7 +444,7 @@ fn child_ioctl_equals_text() {
     }
     let child = Child::spawn();
     let maps = ProcMaps::open(child.pid as u32).unwrap();
-    assert_eq!(maps.backend(), Backend::Ioctl);
+    assert_ne!(maps.backend(), Backend::Text);
     let ioctl = walk(&maps, Query::new().name(true).build_id(true));
     let text = text_of(&child.pid.to_string());
     assert_eq!(comparable(ioctl.clone()), comparable(text));
@@ -219,9 +604,15 @@ fn zombie_is_an_empty_address_space() {
     let z = Zombie::spawn();
     assert_eq!(text_of(&z.pid.to_string()), vec![]);
     let maps = ProcMaps::open(z.pid as u32).unwrap();
-    assert_eq!(maps.backend(), Backend::Ioctl);
+    assert_ne!(maps.backend(), Backend::Text);
     assert_eq!(walk(&maps, Query::new().name(true)), vec![]);
     assert_eq!(maps.query(0, Query::new().or_next(true)).unwrap(), None);
+    let r = maps
+        .resolve(&[0, 0x400000, u64::MAX], Query::new().name(true))
+        .unwrap();
+    assert_eq!(r.addrs, vec![None; 3]);
+    let cache = VmaCache::new(maps, Query::new()).unwrap();
+    assert!(cache.vmas().is_empty());
 }
 
 #[test]
@@ -241,6 +632,16 @@ fn long_path_does_not_end_the_walk() {
     // A single query for it, too.
     let one = maps.query(long.start, Query::new().name(true)).unwrap();
     assert_eq!(one.as_ref(), Some(long));
+    // And resolve() (the batch lookup where there is one), with the VMAs around it.
+    let addrs: Vec<u64> = ioctl.iter().flat_map(|v| [v.start, v.end - 1]).collect();
+    let r = maps.resolve(&addrs, Query::new().name(true)).unwrap();
+    for (i, a) in addrs.iter().enumerate() {
+        let want = ioctl.iter().find(|v| v.contains(*a));
+        assert_eq!(r.get(i).map(|r| r.0), want, "{a:#x}");
+    }
+    // Both ways, single queries give the same.
+    let single = open_with(child.pid, Backend::Ioctl);
+    assert_eq!(walk(&single, Query::new().name(true)), ioctl);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! `procmap PID`: the VMAs of a process through PROCMAP_QUERY, in the format of
-//! `/proc/PID/maps` (or JSON), or the VMA and file offset of given addresses.
+//! `procmap PID`: the VMAs of a process through PROCMAP_QUERY (in batches where the kernel
+//! has the extension), in the format of `/proc/PID/maps` (or JSON), or the VMA and file
+//! offset of given addresses.
 
 use procmap::{Backend, Options, ProcMaps, Query, Vma};
 use std::io::{self, BufRead, BufWriter, Write};
@@ -10,7 +11,8 @@ Usage: procmap [OPTIONS] PID
        procmap [OPTIONS] PID --addr ADDR [--addr ADDR]...
 
 The VMAs of process PID (or \"self\") through the PROCMAP_QUERY ioctl, in the format
-of /proc/PID/maps; or, with --addr, the VMA and file offset of each address.
+of /proc/PID/maps; or, with --addr, the VMA and file offset of each address. Where the
+kernel has PROCMAP_QUERY_BATCH, the listing and --addr (all addresses given) use it.
 
 Options:
   -a, --addr ADDR    Resolve ADDR (hex, with or without 0x). Repeatable. \"-\" reads
@@ -21,10 +23,16 @@ Options:
   -x, --executable   Only executable VMAs.
   -s, --shared       Only shared VMAs.
   -f, --file-backed  Only file-backed VMAs.
+      --any          With two or more of -r, -w, -x, -s: VMAs with at least one of
+                     those permissions, instead of all of them.
       --page-size    Add a page-size column before the name.
       --build-id     Add a build-ID column before the name.
       --json         One JSON object per line, with every field.
-      --text         Parse the text of /proc/PID/maps instead of using the ioctl.
+      --backend NAME Use NAME: batch (PROCMAP_QUERY_BATCH), ioctl (one PROCMAP_QUERY
+                     per VMA) or text (parse /proc/PID/maps). Default: the first of
+                     them the kernel has.
+      --text         Same as --backend text.
+      --show-backend At the end, print the backend that answered to standard error.
   -h, --help         Print this help.
   -V, --version      Print the version.
 
@@ -39,7 +47,8 @@ struct Args {
     page_size: bool,
     build_id: bool,
     json: bool,
-    text: bool,
+    backend: Option<Backend>,
+    show_backend: bool,
 }
 
 enum Parsed {
@@ -64,6 +73,15 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 Some(v) => a.addrs.push(v),
                 None => return Err("--addr needs a value".into()),
             },
+            "--backend" => {
+                a.backend = Some(match inline.or_else(|| it.next()).as_deref() {
+                    Some("batch") => Backend::Batch,
+                    Some("ioctl") => Backend::Ioctl,
+                    Some("text") => Backend::Text,
+                    Some(v) => return Err(format!("unknown backend {v:?} (batch, ioctl, text)")),
+                    None => return Err("--backend needs a value".into()),
+                })
+            }
             "--" => positional.extend(it.by_ref()),
             _ if inline.is_some() => return Err(format!("{flag} takes no value")),
             "--readable" => a.query = q.readable(true),
@@ -74,7 +92,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--page-size" => a.page_size = true,
             "--build-id" => a.build_id = true,
             "--json" => a.json = true,
-            "--text" => a.text = true,
+            "--text" => a.backend = Some(Backend::Text),
+            "--show-backend" => a.show_backend = true,
+            "--any" => a.query = q.any_perm(true),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s if s.starts_with('-') && s.len() > 1 => {
                 // Short flags, possibly together (-rx).
@@ -91,6 +111,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             }
             _ => positional.push(arg),
         }
+    }
+    if a.query.any_perm_wanted() && a.query.flags() & 0xf == 0 {
+        return Err("--any needs permissions (-r, -w, -x, -s)".into());
     }
     match positional.len() {
         0 => return Err("no PID given".into()),
@@ -157,8 +180,8 @@ fn run(
     addrs: &[Option<u64>],
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let mut opts = Options::new();
-    if args.text {
-        opts = opts.backend(Backend::Text);
+    if let Some(b) = args.backend {
+        opts = opts.backend(b);
     }
     let maps = match pid {
         Some(p) => opts.open(p)?,
@@ -171,16 +194,37 @@ fn run(
         query,
     };
     let mut out = BufWriter::new(io::stdout().lock());
+    let ok = answer(&p, &mut out, addrs)?;
+    if args.show_backend {
+        // At the end: a handle that lost the batch extension on the way says so.
+        let name = match maps.backend() {
+            Backend::Batch => "batch",
+            Backend::Ioctl => "ioctl",
+            Backend::Text => "text",
+            _ => "other",
+        };
+        eprintln!("procmap: backend: {name}");
+    }
+    Ok(ok)
+}
 
+/// Lists the VMAs, or answers the addresses; `Ok(false)` if some input line was not an
+/// address.
+fn answer(
+    p: &Printer<'_>,
+    out: &mut impl Write,
+    addrs: &[Option<u64>],
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let (args, maps, query) = (p.args, p.maps, p.query);
     if addrs.is_empty() {
         for vma in maps.iter(query) {
-            p.vma(&mut out, &vma?, None)?;
+            p.vma(out, &vma?, None)?;
         }
         out.flush()?;
         return Ok(true);
     }
     if addrs.iter().all(Option::is_some) {
-        // All at once: one query per VMA.
+        // All at once: batches, or one query per VMA.
         let addrs: Vec<u64> = addrs.iter().flatten().copied().collect();
         let r = maps.resolve(&addrs, query)?;
         // For the addresses not found, whether they are mapped at all.
@@ -200,8 +244,8 @@ fn run(
         let mut mapped = mapped.into_iter();
         for (i, &a) in addrs.iter().enumerate() {
             match r.get(i) {
-                Some((v, _)) => p.vma(&mut out, v, Some(a))?,
-                None => p.missing(&mut out, a, mapped.next().unwrap_or(false))?,
+                Some((v, _)) => p.vma(out, v, Some(a))?,
+                None => p.missing(out, a, mapped.next().unwrap_or(false))?,
             }
         }
         out.flush()?;
@@ -211,7 +255,7 @@ fn run(
     let mut ok = true;
     for a in addrs {
         match a {
-            Some(a) => p.one(&mut out, *a)?,
+            Some(a) => p.one(out, *a)?,
             None => {
                 for line in io::stdin().lock().lines() {
                     let line = line?;
@@ -220,7 +264,7 @@ fn run(
                         continue;
                     }
                     match parse_addr(s) {
-                        Some(a) => p.one(&mut out, a)?,
+                        Some(a) => p.one(out, a)?,
                         None => {
                             ok = false;
                             if args.json {

@@ -13,6 +13,9 @@ pub struct Child {
     pub anon_named: bool,
     /// A directory to remove after the child is gone.
     cleanup: Option<std::path::PathBuf>,
+    /// The read end of the pipe on which a child of [`Child::spawn_mapping_on_signal`]
+    /// answers.
+    answers: Option<libc::c_int>,
 }
 
 fn tmp(what: &str) -> String {
@@ -135,6 +138,7 @@ impl Child {
             pid,
             anon_named: b == b'r',
             cleanup: None,
+            answers: None,
         }
     }
 
@@ -169,6 +173,7 @@ impl Child {
             pid,
             anon_named: false,
             cleanup: Some(base.into()),
+            answers: None,
         };
         assert_eq!(b, b'r', "could not make the long path");
         child
@@ -199,7 +204,143 @@ impl Child {
             pid,
             anon_named: false,
             cleanup: Some(base.into()),
+            answers: None,
         }
+    }
+
+    /// A child with about `2 * n` VMAs: `n` one-page mappings, each between two pages of a
+    /// `PROT_NONE` reservation, in turn a private read-only mapping of a file whose path is
+    /// about 250 bytes long, a writable anonymous mapping named `[anon:procmap-many-K]`
+    /// (K of 0..7), an executable anonymous mapping, and a shared writable mapping of the
+    /// file. With `n = 1200`, the names are about 150 KB: several batches' worth of names as
+    /// well as of records.
+    pub fn spawn_many(n: usize) -> Child {
+        let base = tmp("many");
+        std::fs::create_dir(&base).unwrap();
+        let path = CString::new(format!("{base}/{}", "m".repeat(200))).unwrap();
+        let names: Vec<CString> = (0..8)
+            .map(|k| CString::new(format!("procmap-many-{k}")).unwrap())
+            .collect();
+        let (pid, b) = fork_with(|| {
+            // SAFETY: only async-signal-safe system calls on valid arguments; the mappings are
+            // inside the reservation made here.
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600);
+                if fd < 0 || libc::ftruncate(fd, 2 * PAGE as i64) != 0 {
+                    return b'e';
+                }
+                let res = libc::mmap(
+                    std::ptr::null_mut(),
+                    (2 * n + 1) * PAGE,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                );
+                if res == libc::MAP_FAILED {
+                    return b'e';
+                }
+                let mut named = true;
+                for i in 0..n {
+                    let at = res.cast::<u8>().add((2 * i + 1) * PAGE).cast();
+                    let fixed = libc::MAP_FIXED;
+                    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | fixed;
+                    let rw = libc::PROT_READ | libc::PROT_WRITE;
+                    let p = match i % 4 {
+                        0 => {
+                            libc::mmap(at, PAGE, libc::PROT_READ, libc::MAP_PRIVATE | fixed, fd, 0)
+                        }
+                        1 => libc::mmap(at, PAGE, rw, anon, -1, 0),
+                        2 => libc::mmap(at, PAGE, libc::PROT_READ | libc::PROT_EXEC, anon, -1, 0),
+                        _ => libc::mmap(at, PAGE, rw, libc::MAP_SHARED | fixed, fd, PAGE as i64),
+                    };
+                    if p == libc::MAP_FAILED {
+                        return b'e';
+                    }
+                    if i % 4 == 1 {
+                        let name = names[(i / 4) % names.len()].as_ptr();
+                        named &= libc::prctl(0x53564d41, 0, at, PAGE, name) == 0;
+                    }
+                }
+                libc::close(fd);
+                if named {
+                    b'r'
+                } else {
+                    b'n'
+                }
+            }
+        });
+        let child = Child {
+            pid,
+            anon_named: b == b'r',
+            cleanup: Some(base.into()),
+            answers: None,
+        };
+        assert_ne!(b, b'e', "could not make the mappings");
+        child
+    }
+
+    /// A child that maps one more anonymous page each time [`Child::map_more`] asks (by
+    /// `SIGUSR1`), and otherwise leaves its address space alone.
+    pub fn spawn_mapping_on_signal() -> Child {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is valid for two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (pid, _) = fork_with(|| {
+            ANSWER_FD.store(fds[1], std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: installing a handler that makes only async-signal-safe calls.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = map_one_page as extern "C" fn(libc::c_int) as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+            }
+            b'r'
+        });
+        // SAFETY: closing our copy of the write end.
+        unsafe { libc::close(fds[1]) };
+        Child {
+            pid,
+            anon_named: false,
+            cleanup: None,
+            answers: Some(fds[0]),
+        }
+    }
+
+    /// Makes a child of [`Child::spawn_mapping_on_signal`] map one more page; its address,
+    /// once mapped.
+    pub fn map_more(&self) -> u64 {
+        let fd = self.answers.expect("a child that maps on a signal");
+        // SAFETY: signalling our own child.
+        assert_eq!(unsafe { libc::kill(self.pid, libc::SIGUSR1) }, 0);
+        let mut b = [0u8; 8];
+        // SAFETY: `b` is valid for 8 bytes.
+        assert_eq!(unsafe { libc::read(fd, b.as_mut_ptr().cast(), 8) }, 8);
+        u64::from_ne_bytes(b)
+    }
+}
+
+/// Where the child of [`Child::spawn_mapping_on_signal`] writes the address it mapped.
+static ANSWER_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The `SIGUSR1` handler of that child: maps a page and writes its address.
+extern "C" fn map_one_page(_: libc::c_int) {
+    // SAFETY: async-signal-safe system calls on valid arguments.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        let b = (p as u64).to_ne_bytes();
+        libc::write(
+            ANSWER_FD.load(std::sync::atomic::Ordering::Relaxed),
+            b.as_ptr().cast(),
+            8,
+        );
     }
 }
 
@@ -212,6 +353,10 @@ impl Drop for Child {
         }
         if let Some(dir) = &self.cleanup {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(fd) = self.answers {
+            // SAFETY: closing our pipe end.
+            unsafe { libc::close(fd) };
         }
     }
 }

@@ -1,0 +1,536 @@
+//! The extension's batches (`PROCMAP_QUERY_BATCH` of `<linux/procmap_query.h>`): walks for
+//! [`ProcMaps::iter`](crate::ProcMaps::iter), lookups for
+//! [`ProcMaps::resolve`](crate::ProcMaps::resolve), and the generation.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::AsRawFd;
+
+use crate::{abi, Error, Location, Perms, ProcMaps, Query, Resolution, Result, TextCache, Vma};
+
+/// Records per call.
+pub(crate) const RECORDS: usize = 256;
+/// Bytes of names per call: room for 16 names of `PATH_MAX` (the kernel always has room for
+/// the next name in a buffer of `PATH_MAX`).
+pub(crate) const NAMES: usize = 64 << 10;
+/// Addresses per lookup call.
+pub(crate) const ADDRS: usize = 16 << 10;
+
+/// The VMA a record describes, as a single query would give it: its name from `names` (the
+/// part of the buffer the kernel says it used) if `query` asks for names, its build ID if
+/// `query` asks for it. A name outside `names` is no name; a build-ID size beyond the record's
+/// 20 bytes is cut to them: no record can make this panic.
+pub(crate) fn record_vma(rec: &abi::procmap_batch_vma, names: &[u8], query: Query) -> Vma {
+    let name = if query.name_wanted() && rec.name_size != 0 {
+        // The size counts the NUL.
+        let off = rec.name_off as usize;
+        let len = rec.name_size as usize - 1;
+        off.checked_add(len)
+            .and_then(|end| names.get(off..end))
+            .map(<[u8]>::to_vec)
+    } else {
+        None
+    };
+    let bid_len = (rec.build_id_size as usize).min(rec.build_id.len());
+    let build_id = (query.build_id_wanted() && bid_len != 0)
+        .then(|| rec.build_id.get(..bid_len).map(<[u8]>::to_vec))
+        .flatten();
+    Vma {
+        start: rec.vma_start,
+        end: rec.vma_end,
+        perms: Perms::from_flags(rec.vma_flags),
+        offset: rec.vma_offset,
+        dev_major: rec.dev_major,
+        dev_minor: rec.dev_minor,
+        inode: rec.inode,
+        page_size: Some(rec.vma_page_size),
+        name,
+        build_id,
+    }
+}
+
+/// What the generation was through a walk, for a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// The same even value before the first VMA and after the last: no VMA changed.
+    At(u64),
+    /// It changed, or was odd (a writer held the lock): not a snapshot.
+    Changed,
+    /// The kernel cannot tell (`PROCMAP_GENERATION_UNKNOWN`), or has no generation.
+    Untracked,
+    /// The address space is gone (`ESRCH`).
+    Gone,
+    /// The walk did not go to its end in batches.
+    NotBatch,
+}
+
+impl Seen {
+    /// A generation read before and after a walk.
+    pub(crate) fn of(before: u64, after: u64) -> Seen {
+        if before != after {
+            Seen::Changed
+        } else if before == abi::GENERATION_UNKNOWN {
+            Seen::Untracked
+        } else if before % 2 != 0 {
+            Seen::Changed
+        } else {
+            Seen::At(before)
+        }
+    }
+}
+
+/// The generations the calls of a walk reported.
+#[derive(Clone, Copy, Debug)]
+struct Gens {
+    first: Option<u64>,
+    last: u64,
+    /// Every value equal to the first.
+    steady: bool,
+    gone: bool,
+}
+
+impl Gens {
+    fn saw(&mut self, start: u64, end: u64) {
+        match self.first {
+            None => self.first = Some(start),
+            Some(_) => self.steady &= start == self.last,
+        }
+        self.steady &= start == end;
+        self.last = end;
+    }
+}
+
+/// What a walk gives next.
+pub(crate) enum Step {
+    Vma(Vma),
+    End,
+    /// The kernel does not know the batch command (any more): go on with single queries from
+    /// this address.
+    Lost(u64),
+}
+
+/// A walk in batches: the buffers, the VMAs received and not given out yet, where the next
+/// call starts.
+#[derive(Debug)]
+pub(crate) struct Walk {
+    recs: Vec<abi::procmap_batch_vma>,
+    names: Vec<u8>,
+    pending: VecDeque<Vma>,
+    at: u64,
+    done: bool,
+    gens: Gens,
+}
+
+impl Walk {
+    pub(crate) fn new(query: Query) -> Self {
+        Walk {
+            recs: vec![abi::procmap_batch_vma::default(); RECORDS],
+            names: if query.name_wanted() {
+                vec![0; NAMES]
+            } else {
+                Vec::new()
+            },
+            pending: VecDeque::new(),
+            at: 0,
+            done: false,
+            gens: Gens {
+                first: None,
+                last: 0,
+                steady: true,
+                gone: false,
+            },
+        }
+    }
+
+    /// The next VMA of the walk (`query` has `COVERING_OR_NEXT_VMA`, for the single queries).
+    pub(crate) fn step(
+        &mut self,
+        maps: &ProcMaps,
+        query: Query,
+        cache: &mut TextCache,
+    ) -> Result<Step> {
+        loop {
+            if let Some(v) = self.pending.pop_front() {
+                return Ok(Step::Vma(v));
+            }
+            if self.done {
+                return Ok(Step::End);
+            }
+            match self.fill(maps, query) {
+                Ok(true) => {}
+                // The next VMA's name does not fit an empty buffer (longer than `PATH_MAX`),
+                // or (never seen) the call made no progress: that VMA by a single query,
+                // which takes such a name from the text; then batches again.
+                Ok(false) | Err(libc::ENAMETOOLONG) => match maps.single(self.at, query, cache)? {
+                    Some(v) if v.end > self.at => {
+                        self.at = v.end;
+                        return Ok(Step::Vma(v));
+                    }
+                    _ => {
+                        self.done = true;
+                        self.gens.steady = false;
+                    }
+                },
+                // No address space (any more): nothing more to report, as the text says.
+                Err(libc::ESRCH) => {
+                    self.done = true;
+                    self.gens.gone = true;
+                }
+                Err(libc::ENOTTY) => return Ok(Step::Lost(self.at)),
+                Err(e) => {
+                    return Err(Error::os(
+                        "ioctl(PROCMAP_QUERY_BATCH)",
+                        io::Error::from_raw_os_error(e),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// One call, from `at`: its records into `pending`. Whether it made progress.
+    fn fill(&mut self, maps: &ProcMaps, query: Query) -> std::result::Result<bool, i32> {
+        let mut b = abi::new_batch();
+        if query.build_id_wanted() {
+            b.flags |= abi::BATCH_BUILD_ID;
+        }
+        b.query_flags = query.batch_flags();
+        b.addr = self.at;
+        b.vma_count = self.recs.len() as u32;
+        b.vmas = self.recs.as_mut_ptr() as u64;
+        if !self.names.is_empty() {
+            b.names_size = self.names.len() as u32;
+            b.names = self.names.as_mut_ptr() as u64;
+        }
+        maps.batch_ioctl(&mut b)?;
+        self.gens.saw(b.gen_start, b.gen_end);
+        let n = (b.vma_count as usize).min(self.recs.len());
+        let used = (b.names_size as usize).min(self.names.len());
+        let names = self.names.get(..used).unwrap_or_default();
+        let before = self.at;
+        for rec in self.recs.get(..n).unwrap_or_default() {
+            let v = record_vma(rec, names, query);
+            // In address order, each ending above the last: anything else would make the
+            // walk go back, so it ends.
+            if v.end <= self.at {
+                self.done = true;
+                self.gens.steady = false;
+                return Ok(true);
+            }
+            self.at = v.end;
+            self.pending.push_back(v);
+        }
+        if b.out_flags & abi::BATCH_DONE != 0 {
+            self.done = true;
+        }
+        // Past the VMAs examined and filtered out after the last record.
+        self.at = self.at.max(b.addr);
+        Ok(self.done || self.at > before)
+    }
+
+    /// What the generation was through the walk (complete or not).
+    pub(crate) fn seen(&self) -> Seen {
+        let g = self.gens;
+        match g.first {
+            _ if g.gone => Seen::Gone,
+            None => Seen::NotBatch,
+            Some(first) if g.steady => Seen::of(first, g.last),
+            Some(_) => Seen::Changed,
+        }
+    }
+}
+
+impl ProcMaps {
+    /// `PROCMAP_QUERY_BATCH`; the errno on failure.
+    pub(crate) fn batch_ioctl(&self, b: &mut abi::procmap_batch) -> std::result::Result<(), i32> {
+        #[cfg(test)]
+        crate::tests::BATCHES.with(|c| c.set(c.get() + 1));
+        // SAFETY: `b` is a valid `struct procmap_batch` of the size it declares; the arrays it
+        // points to (records, names, answers, each exclusively borrowed, and the addresses)
+        // are valid for the call and hold at least the counts and sizes it gives.
+        let ret = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                abi::PROCMAP_QUERY_BATCH as _,
+                b as *mut abi::procmap_batch,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO));
+        }
+        Ok(())
+    }
+
+    /// `PROCMAP_QUERY_GENERATION`; the errno on failure.
+    pub(crate) fn generation_ioctl(&self) -> std::result::Result<u64, i32> {
+        let mut g = 0u64;
+        // SAFETY: the command writes one `u64`, to `g`.
+        let ret = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                abi::PROCMAP_QUERY_GENERATION as _,
+                &mut g as *mut u64,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO));
+        }
+        Ok(g)
+    }
+
+    /// [`ProcMaps::resolve`] through the batch lookup; `None` if the kernel does not know the
+    /// command (any more).
+    pub(crate) fn batch_resolve(&self, addrs: &[u64], query: Query) -> Result<Option<Resolution>> {
+        // The distinct addresses, in order: the kernel finds ascending addresses in the VMA it
+        // reported last, and a VMA is reported once per call.
+        let mut uniq = addrs.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let mut lookup = Lookup {
+            answer: vec![None; uniq.len()],
+            found: Vec::new(),
+            index: HashMap::new(),
+        };
+        let mut recs = vec![abi::procmap_batch_vma::default(); RECORDS];
+        let mut names = if query.name_wanted() {
+            vec![0u8; NAMES]
+        } else {
+            Vec::new()
+        };
+        let mut slots = vec![0u32; ADDRS.min(uniq.len())];
+        let mut cache = TextCache::default();
+        let covering = query.or_next(false);
+        let mut pos = 0;
+        while let Some(chunk) = uniq.get(pos..(pos + ADDRS).min(uniq.len())) {
+            if chunk.is_empty() {
+                break;
+            }
+            let mut b = abi::new_batch();
+            b.flags = abi::BATCH_LOOKUP;
+            if query.build_id_wanted() {
+                b.flags |= abi::BATCH_BUILD_ID;
+            }
+            b.query_flags = query.batch_flags();
+            b.addrs = chunk.as_ptr() as u64;
+            b.addr_vmas = slots.as_mut_ptr() as u64;
+            b.addr_count = chunk.len() as u32;
+            b.vma_count = recs.len() as u32;
+            b.vmas = recs.as_mut_ptr() as u64;
+            if !names.is_empty() {
+                b.names_size = names.len() as u32;
+                b.names = names.as_mut_ptr() as u64;
+            }
+            let answered = match self.batch_ioctl(&mut b) {
+                Ok(()) => (b.addr_count as usize).min(chunk.len()),
+                // Not even one name fits (longer than `PATH_MAX`): answered as below.
+                Err(libc::ENAMETOOLONG) => 0,
+                // No address space (any more): the rest are unmapped, as the text says.
+                Err(libc::ESRCH) => break,
+                Err(libc::ENOTTY) => return Ok(None),
+                Err(e) => {
+                    return Err(Error::os(
+                        "ioctl(PROCMAP_QUERY_BATCH)",
+                        io::Error::from_raw_os_error(e),
+                    ))
+                }
+            };
+            if answered == 0 {
+                // The first address by a single query (which takes a name longer than
+                // `PATH_MAX` from the text), then batches again.
+                let addr = chunk[0];
+                if let Some(v) = self.single(addr, covering, &mut cache)? {
+                    let k = lookup.intern(v);
+                    lookup.answer[pos] = Some(k);
+                }
+                pos += 1;
+                continue;
+            }
+            let n = (b.vma_count as usize).min(recs.len());
+            let used = (b.names_size as usize).min(names.len());
+            let names = names.get(..used).unwrap_or_default();
+            // This call's records, as indexes of `lookup.found` once an address uses them.
+            let mut here: Vec<Option<usize>> = vec![None; n];
+            for (i, &slot) in slots.iter().take(answered).enumerate() {
+                let s = slot as usize;
+                let k = match (slot != abi::BATCH_NO_VMA).then_some(s) {
+                    Some(s) if s < n => match here[s] {
+                        Some(k) => Some(k),
+                        None => {
+                            let k = lookup.intern(record_vma(&recs[s], names, query));
+                            here[s] = Some(k);
+                            Some(k)
+                        }
+                    },
+                    _ => None,
+                };
+                lookup.answer[pos + i] = k;
+            }
+            pos += answered;
+        }
+        Ok(Some(lookup.resolution(addrs, &uniq)))
+    }
+}
+
+/// The VMAs a lookup found, each once, and the index of each distinct address's VMA.
+struct Lookup {
+    answer: Vec<Option<usize>>,
+    found: Vec<Vma>,
+    index: HashMap<(u64, u64), usize>,
+}
+
+impl Lookup {
+    /// The index of `v` in `found`, added if it is not there: calls report a VMA again that
+    /// an earlier call reported.
+    fn intern(&mut self, v: Vma) -> usize {
+        let n = self.found.len();
+        let k = *self.index.entry((v.start, v.end)).or_insert(n);
+        if k == n {
+            self.found.push(v);
+        }
+        k
+    }
+
+    /// The answer for `addrs` (whose distinct values, sorted, are `uniq`): the VMAs in address
+    /// order.
+    fn resolution(self, addrs: &[u64], uniq: &[u64]) -> Resolution {
+        let mut order: Vec<usize> = (0..self.found.len()).collect();
+        order.sort_by_key(|&k| (self.found[k].start, self.found[k].end));
+        let mut remap = vec![0; self.found.len()];
+        for (new, &old) in order.iter().enumerate() {
+            remap[old] = new;
+        }
+        let mut found: Vec<Option<Vma>> = self.found.into_iter().map(Some).collect();
+        let vmas: Vec<Vma> = order.iter().filter_map(|&k| found[k].take()).collect();
+        let addrs = addrs
+            .iter()
+            .map(|&a| {
+                let u = uniq.binary_search(&a).ok()?;
+                let k = remap[(*self.answer.get(u)?)?];
+                let vma = vmas.get(k).filter(|v| v.contains(a))?;
+                Some(Location {
+                    vma: k,
+                    file_offset: vma.file_offset(a),
+                })
+            })
+            .collect();
+        Resolution { vmas, addrs }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(start: u64, end: u64, name: Option<(u32, u32)>) -> abi::procmap_batch_vma {
+        let (name_off, name_size) = name.unwrap_or((0, 0));
+        abi::procmap_batch_vma {
+            vma_start: start,
+            vma_end: end,
+            vma_flags: abi::VMA_READABLE | abi::VMA_EXECUTABLE,
+            vma_page_size: 4096,
+            vma_offset: 0x1000,
+            inode: 7,
+            dev_major: 8,
+            dev_minor: 1,
+            name_off,
+            name_size,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn records_become_vmas() {
+        let names = b"/lib/a.so\0[anon:x]\0";
+        let q = Query::new().name(true);
+        let a = record_vma(&rec(0x1000, 0x3000, Some((0, 10))), names, q);
+        assert_eq!(a.name.as_deref(), Some(&b"/lib/a.so"[..]));
+        assert_eq!(
+            (a.start, a.end, a.offset, a.inode),
+            (0x1000, 0x3000, 0x1000, 7)
+        );
+        assert_eq!((a.dev_major, a.dev_minor, a.page_size), (8, 1, Some(4096)));
+        assert_eq!(a.perms.to_string(), "r-xp");
+        assert_eq!(a.build_id, None);
+        let b = record_vma(&rec(0x3000, 0x4000, Some((10, 9))), names, q);
+        assert_eq!(b.name.as_deref(), Some(&b"[anon:x]"[..]));
+        // No name, or names not asked for.
+        assert_eq!(record_vma(&rec(1, 2, None), names, q).name, None);
+        let not_asked = record_vma(&rec(1, 2, Some((0, 10))), names, Query::new());
+        assert_eq!(not_asked.name, None);
+        // Offsets and sizes beyond the part of the buffer used, or overflowing: no name, no
+        // panic.
+        for bad in [
+            (10, 10),
+            (19, 1),
+            (u32::MAX, 2),
+            (0, u32::MAX),
+            (u32::MAX, u32::MAX),
+        ] {
+            let v = record_vma(&rec(1, 2, Some(bad)), names, q);
+            let within = (bad.0 as usize + bad.1 as usize) <= names.len() + 1;
+            assert_eq!(v.name.is_some(), within, "{bad:?}");
+        }
+        // Build IDs: only if asked, at most the 20 bytes of the record.
+        let mut r = rec(1, 2, None);
+        r.build_id = [0xab; 20];
+        r.build_id_size = 20;
+        let q = Query::new().build_id(true);
+        assert_eq!(record_vma(&r, names, q).build_id, Some(vec![0xab; 20]));
+        assert_eq!(record_vma(&r, names, Query::new()).build_id, None);
+        r.build_id_size = 1000;
+        assert_eq!(record_vma(&r, names, q).build_id, Some(vec![0xab; 20]));
+        r.build_id_size = 0;
+        assert_eq!(record_vma(&r, names, q).build_id, None);
+    }
+
+    #[test]
+    fn generations_of_a_walk() {
+        let walk = |calls: &[(u64, u64)]| {
+            let mut w = Walk::new(Query::new());
+            for &(s, e) in calls {
+                w.gens.saw(s, e);
+            }
+            w.seen()
+        };
+        assert_eq!(walk(&[]), Seen::NotBatch);
+        assert_eq!(walk(&[(4, 4)]), Seen::At(4));
+        assert_eq!(walk(&[(4, 4), (4, 4), (4, 4)]), Seen::At(4));
+        assert_eq!(walk(&[(4, 6)]), Seen::Changed);
+        assert_eq!(walk(&[(4, 4), (6, 6)]), Seen::Changed);
+        assert_eq!(walk(&[(5, 5)]), Seen::Changed);
+        assert_eq!(walk(&[(u64::MAX, u64::MAX)]), Seen::Untracked);
+        assert_eq!(Seen::of(8, 8), Seen::At(8));
+        assert_eq!(Seen::of(8, 10), Seen::Changed);
+        assert_eq!(Seen::of(9, 9), Seen::Changed);
+    }
+
+    #[test]
+    fn lookups_map_records_back_to_addresses() {
+        let mut l = Lookup {
+            answer: vec![None; 4],
+            found: Vec::new(),
+            index: HashMap::new(),
+        };
+        let v = |s, e| record_vma(&rec(s, e, None), b"", Query::new());
+        // Two calls report the same VMA; found out of order.
+        let hi = l.intern(v(0x5000, 0x6000));
+        let lo = l.intern(v(0x1000, 0x2000));
+        assert_eq!(l.intern(v(0x5000, 0x6000)), hi);
+        let uniq = [0x1000, 0x1800, 0x3000, 0x5fff];
+        l.answer = vec![Some(lo), Some(lo), None, Some(hi)];
+        let addrs = [0x5fff, 0x1000, 0x3000, 0x1800, 0x1000, 0x4242];
+        let r = l.resolution(&addrs, &uniq);
+        assert_eq!(r.vmas.len(), 2);
+        assert!(r.vmas[0].start < r.vmas[1].start);
+        let at = |i: usize| r.addrs[i].map(|l| (l.vma, l.file_offset));
+        assert_eq!(at(0), Some((1, Some(0x1fff))));
+        assert_eq!(at(1), Some((0, Some(0x1000))));
+        assert_eq!(at(2), None);
+        assert_eq!(at(3), Some((0, Some(0x1800))));
+        assert_eq!(at(4), Some((0, Some(0x1000))));
+        assert_eq!(at(5), None);
+    }
+}

@@ -1,0 +1,519 @@
+//! [`VmaCache`]: a snapshot of a process's VMAs, read again only when the generation says it
+//! changed.
+
+use crate::batch::Seen;
+use crate::{Backend, ProcMaps, Query, Resolution, Result, Vma};
+
+/// How many walks a refresh makes to get a snapshot before it gives up (see
+/// [`Freshness::Unstable`]).
+pub(crate) const ATTEMPTS: u32 = 8;
+
+/// How far a [`VmaCache`]'s VMAs can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Freshness {
+    /// A snapshot at this generation (even): the VMAs were read while the generation stayed
+    /// at this value, and [`VmaCache::refresh`] reads them again only when
+    /// [`ProcMaps::generation`] gives another value. See [`VmaCache`] for what it can miss.
+    Generation(u64),
+    /// No generation to check: the kernel lacks the extension, or cannot tell
+    /// (`PROCMAP_GENERATION_UNKNOWN`). [`VmaCache::refresh`] reads the VMAs again every time,
+    /// unless [`VmaCache::trust_without_generation`] was asked for; then never, until
+    /// [`VmaCache::invalidate`].
+    Untracked,
+    /// The VMAs changed during each of the walks of the last refresh (8 of them): they are
+    /// those of the last walk, which may mix VMAs from before and after a change. The next
+    /// refresh reads them again, whatever the generation.
+    Unstable,
+    /// The address space is gone (the process exited or called `execve()`; the maps file
+    /// stays on the address space it was opened on): no VMAs, and no more reads. Open the
+    /// maps again for the new program.
+    Gone,
+}
+
+/// Where a cache reads from: a [`ProcMaps`], or a fake in the tests.
+pub(crate) trait Source {
+    /// The generation now.
+    fn generation(&self) -> Result<Gen>;
+    /// A walk of the VMAs `query` lets through, and what the generation did meanwhile.
+    fn snapshot(&self, query: Query) -> Result<(Vec<Vma>, Seen)>;
+}
+
+/// A reading of the generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gen {
+    Value(u64),
+    /// No extension.
+    Absent,
+    /// `ESRCH`: no address space.
+    Gone,
+}
+
+impl Source for ProcMaps {
+    fn generation(&self) -> Result<Gen> {
+        match ProcMaps::generation(self) {
+            Ok(Some(g)) => Ok(Gen::Value(g)),
+            Ok(None) => Ok(Gen::Absent),
+            Err(e) if e.errno() == Some(libc::ESRCH) => Ok(Gen::Gone),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn snapshot(&self, query: Query) -> Result<(Vec<Vma>, Seen)> {
+        if self.backend() == Backend::Batch {
+            // The generation each call saw, before its first VMA and after its last.
+            let mut it = self.iter(query);
+            let vmas = it.by_ref().collect::<Result<Vec<_>>>()?;
+            match it.batch_generation() {
+                Seen::NotBatch => {} // the batches stopped: again, below
+                seen => return Ok((vmas, seen)),
+            }
+        }
+        // Between two readings of the generation.
+        let before = Source::generation(self)?;
+        let vmas = self.iter(query).collect::<Result<Vec<_>>>()?;
+        let seen = match (before, Source::generation(self)?) {
+            (Gen::Value(a), Gen::Value(b)) => Seen::of(a, b),
+            (Gen::Gone, _) | (_, Gen::Gone) => Seen::Gone,
+            _ => Seen::Untracked,
+        };
+        Ok((vmas, seen))
+    }
+}
+
+/// The state of a cache, apart from where it reads from.
+#[derive(Debug)]
+pub(crate) struct Core {
+    query: Query,
+    vmas: Vec<Vma>,
+    freshness: Freshness,
+    trusted: bool,
+    /// A refresh must read (after [`VmaCache::invalidate`]).
+    stale: bool,
+    reads: u64,
+}
+
+impl Core {
+    pub(crate) fn new(query: Query) -> Self {
+        Core {
+            query: query.or_next(true),
+            vmas: Vec::new(),
+            freshness: Freshness::Untracked,
+            trusted: false,
+            stale: true,
+            reads: 0,
+        }
+    }
+
+    /// Reads again if the generation says so; whether it did.
+    pub(crate) fn refresh(&mut self, src: &impl Source) -> Result<bool> {
+        if self.freshness == Freshness::Gone {
+            return Ok(false);
+        }
+        let gen = src.generation()?;
+        let fresh = !self.stale
+            && match (self.freshness, gen) {
+                (Freshness::Generation(had), Gen::Value(now)) => had == now,
+                (Freshness::Untracked, Gen::Absent) => self.trusted,
+                (Freshness::Untracked, Gen::Value(crate::abi::GENERATION_UNKNOWN)) => self.trusted,
+                _ => false,
+            };
+        if fresh {
+            return Ok(false);
+        }
+        if gen == Gen::Gone {
+            self.gone();
+            return Ok(true);
+        }
+        self.read(src)?;
+        Ok(true)
+    }
+
+    /// Walks until a walk is a snapshot, at most [`ATTEMPTS`] times.
+    pub(crate) fn read(&mut self, src: &impl Source) -> Result<()> {
+        for _ in 0..ATTEMPTS {
+            let (vmas, seen) = src.snapshot(self.query)?;
+            self.reads += 1;
+            self.vmas = vmas;
+            self.stale = false;
+            self.freshness = match seen {
+                Seen::At(g) => Freshness::Generation(g),
+                Seen::Untracked | Seen::NotBatch => Freshness::Untracked,
+                Seen::Gone => {
+                    self.gone();
+                    return Ok(());
+                }
+                Seen::Changed => continue,
+            };
+            return Ok(());
+        }
+        self.freshness = Freshness::Unstable;
+        self.stale = true;
+        Ok(())
+    }
+
+    fn gone(&mut self) {
+        self.vmas.clear();
+        self.freshness = Freshness::Gone;
+        self.stale = false;
+    }
+
+    /// The VMA covering `addr`: a binary search (the VMAs are in address order, without
+    /// overlaps).
+    pub(crate) fn lookup(&self, addr: u64) -> Option<&Vma> {
+        let i = self.vmas.partition_point(|v| v.end <= addr);
+        self.vmas.get(i).filter(|v| v.start <= addr)
+    }
+
+    /// [`ProcMaps::resolve`] over the snapshot.
+    fn resolve(&self, addrs: &[u64]) -> Resolution {
+        let index: Vec<Option<usize>> = addrs
+            .iter()
+            .map(|&a| {
+                let i = self.vmas.partition_point(|v| v.end <= a);
+                self.vmas.get(i).filter(|v| v.start <= a).map(|_| i)
+            })
+            .collect();
+        let mut used: Vec<usize> = index.iter().flatten().copied().collect();
+        used.sort_unstable();
+        used.dedup();
+        let vmas: Vec<Vma> = used.iter().map(|&i| self.vmas[i].clone()).collect();
+        let addrs = addrs
+            .iter()
+            .zip(index)
+            .map(|(&a, i)| {
+                let k = used.binary_search(&i?).ok()?;
+                Some(crate::Location {
+                    vma: k,
+                    file_offset: vmas[k].file_offset(a),
+                })
+            })
+            .collect();
+        Resolution { vmas, addrs }
+    }
+}
+
+/// The VMAs of a process, kept between lookups and read again only when they may have
+/// changed: with the extension of `<linux/procmap_query.h>`, a refresh costs one system call
+/// (`PROCMAP_QUERY_GENERATION`) while no VMA changes, and a walk in batches when one did. A
+/// symbolizer or profiler can then normalize addresses without a system call per sample and
+/// without trusting VMAs that went away.
+///
+/// ```
+/// use procmap::{Freshness, ProcMaps, Query, VmaCache};
+/// fn f() {}
+/// let mut cache = VmaCache::new(ProcMaps::open_self()?, Query::new().name(true))?;
+/// let code = f as usize as u64;
+/// let vma = cache.get(code)?.expect("our code is mapped"); // refreshes first if needed
+/// assert!(vma.perms.exec);
+/// match cache.freshness() {
+///     Freshness::Generation(g) => println!("a snapshot at generation {g}"),
+///     other => println!("{other:?}: read again at every refresh"),
+/// }
+/// # Ok::<(), procmap::Error>(())
+/// ```
+///
+/// # When the VMAs can be stale
+///
+/// A snapshot is taken only from a walk during which the generation stayed at one even value
+/// (the batch calls report it before their first VMA and after their last; other backends
+/// read it before and after the walk); after 8 walks that each saw a change, the cache keeps
+/// the last one and says [`Freshness::Unstable`]. [`VmaCache::refresh`] (and
+/// [`VmaCache::get`], [`VmaCache::resolve`], which call it) then read again when:
+///
+/// - the generation differs from the snapshot's (or is odd: a change in progress);
+/// - the cache is [`Freshness::Unstable`], or was [`VmaCache::invalidate`]d;
+/// - there is no generation ([`Freshness::Untracked`]: no extension, a kernel that cannot
+///   tell, or the extension lost when the module was unloaded), unless
+///   [`VmaCache::trust_without_generation`] was asked for: then the VMAs are those of the last
+///   read, however old, until [`VmaCache::invalidate`].
+///
+/// With a generation, what a refresh can still miss:
+///
+/// - Anything that happens after it: the VMAs are those of the moment of the refresh, and
+///   [`VmaCache::lookup`] does not refresh.
+/// - A change exactly 2^31 (or a multiple of it) mmap write-lock sections after the snapshot:
+///   the generation is the kernel's 32-bit count of those sections (`mm_lock_seq`),
+///   zero-extended, which adds 2 per section and so repeats after 2^31 of them. A process that
+///   changes its VMAs a million times a second comes back to the same value after about 36
+///   minutes; refreshing more often than that rules it out.
+/// - Names that change without a VMA changing: a mapped file renamed, moved, or unlinked
+///   (the `" (deleted)"` suffix), which changes its path but no VMA; and the `[heap]` and
+///   `[stack]` labels if `prctl(PR_SET_MM)` moves the heap or stack bounds. Likewise a build
+///   ID, which is read from the file, if the file is rewritten in place.
+///
+/// Ranges, permissions, offsets, the file (device, inode) and anonymous names are covered:
+/// the kernel changes them only under the mmap write lock, whose sections the generation
+/// counts.
+#[derive(Debug)]
+pub struct VmaCache {
+    maps: ProcMaps,
+    core: Core,
+}
+
+impl VmaCache {
+    /// Reads the VMAs that `query`'s filters let through (with the name and build ID if it
+    /// asks for them) from `maps`, and keeps `maps` to check and read again.
+    pub fn new(maps: ProcMaps, query: Query) -> Result<Self> {
+        let mut core = Core::new(query);
+        core.read(&maps)?;
+        Ok(VmaCache { maps, core })
+    }
+
+    /// Without a generation ([`Freshness::Untracked`]), keep the VMAs until
+    /// [`VmaCache::invalidate`] instead of reading them again at every refresh: for a process
+    /// known not to change its mappings, on a kernel without the extension. Off by default.
+    pub fn trust_without_generation(&mut self, on: bool) {
+        self.core.trusted = on;
+    }
+
+    /// Checks the generation (one system call) and reads the VMAs again if they may have
+    /// changed (see [`VmaCache`]); whether it read them.
+    pub fn refresh(&mut self) -> Result<bool> {
+        self.core.refresh(&self.maps)
+    }
+
+    /// Makes the next refresh read the VMAs again, whatever the generation says.
+    pub fn invalidate(&mut self) {
+        self.core.stale = true;
+    }
+
+    /// Refreshes, then gives the VMA covering `addr` (among those the query lets through).
+    pub fn get(&mut self, addr: u64) -> Result<Option<&Vma>> {
+        self.refresh()?;
+        Ok(self.core.lookup(addr))
+    }
+
+    /// The VMA covering `addr` in the VMAs as last read, without a refresh: a binary search.
+    pub fn lookup(&self, addr: u64) -> Option<&Vma> {
+        self.core.lookup(addr)
+    }
+
+    /// Refreshes, then maps the addresses as [`ProcMaps::resolve`] does, from the cache.
+    pub fn resolve(&mut self, addrs: &[u64]) -> Result<Resolution> {
+        self.refresh()?;
+        Ok(self.core.resolve(addrs))
+    }
+
+    /// The VMAs as last read, in address order.
+    pub fn vmas(&self) -> &[Vma] {
+        &self.core.vmas
+    }
+
+    /// How far the VMAs can be trusted.
+    pub fn freshness(&self) -> Freshness {
+        self.core.freshness
+    }
+
+    /// How many walks of the VMAs the cache has made (a refresh that found the generation
+    /// unchanged makes none).
+    pub fn reads(&self) -> u64 {
+        self.core.reads
+    }
+
+    /// The maps it reads from.
+    pub fn maps(&self) -> &ProcMaps {
+        &self.maps
+    }
+
+    /// Gives the maps back.
+    pub fn into_maps(self) -> ProcMaps {
+        self.maps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::VecDeque;
+
+    /// A source that answers from a script: the generations to report, and for each walk
+    /// what it saw.
+    struct Fake {
+        gens: RefCell<VecDeque<Gen>>,
+        walks: RefCell<VecDeque<Seen>>,
+        vmas: RefCell<Vec<Vma>>,
+        walked: Cell<u32>,
+    }
+
+    impl Fake {
+        fn new(vmas: Vec<Vma>) -> Self {
+            Fake {
+                gens: Default::default(),
+                walks: Default::default(),
+                vmas: RefCell::new(vmas),
+                walked: Cell::new(0),
+            }
+        }
+        fn gen(&self, g: Gen) -> &Self {
+            self.gens.borrow_mut().push_back(g);
+            self
+        }
+        fn walk(&self, s: Seen) -> &Self {
+            self.walks.borrow_mut().push_back(s);
+            self
+        }
+    }
+
+    impl Source for Fake {
+        fn generation(&self) -> Result<Gen> {
+            Ok(self
+                .gens
+                .borrow_mut()
+                .pop_front()
+                .expect("a generation was read"))
+        }
+        fn snapshot(&self, _query: Query) -> Result<(Vec<Vma>, Seen)> {
+            self.walked.set(self.walked.get() + 1);
+            let seen = self
+                .walks
+                .borrow_mut()
+                .pop_front()
+                .expect("a walk was made");
+            Ok((self.vmas.borrow().clone(), seen))
+        }
+    }
+
+    fn vma(start: u64, end: u64) -> Vma {
+        Vma {
+            start,
+            end,
+            inode: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Every generation and walk scripted was used.
+    fn used_up(f: &Fake) {
+        assert!(f.gens.borrow().is_empty() && f.walks.borrow().is_empty());
+    }
+
+    #[test]
+    fn reads_again_only_when_the_generation_changes() {
+        let f = Fake::new(vec![vma(0x1000, 0x2000)]);
+        let mut c = Core::new(Query::new());
+        f.walk(Seen::At(4));
+        c.read(&f).unwrap();
+        assert_eq!((c.freshness, c.reads), (Freshness::Generation(4), 1));
+        // Unchanged: no walk.
+        f.gen(Gen::Value(4)).gen(Gen::Value(4));
+        assert!(!c.refresh(&f).unwrap());
+        assert!(!c.refresh(&f).unwrap());
+        assert_eq!(f.walked.get(), 1);
+        // Changed (even or odd): a walk.
+        f.gen(Gen::Value(6)).walk(Seen::At(6));
+        assert!(c.refresh(&f).unwrap());
+        assert_eq!(c.freshness, Freshness::Generation(6));
+        f.gen(Gen::Value(7)).walk(Seen::At(8));
+        assert!(c.refresh(&f).unwrap());
+        assert_eq!((c.freshness, f.walked.get()), (Freshness::Generation(8), 3));
+        // Invalidated: a walk even if unchanged.
+        c.stale = true;
+        f.gen(Gen::Value(8)).walk(Seen::At(8));
+        assert!(c.refresh(&f).unwrap());
+        f.gen(Gen::Value(8));
+        assert!(!c.refresh(&f).unwrap());
+        used_up(&f);
+    }
+
+    #[test]
+    fn walks_that_keep_changing_are_unstable() {
+        let f = Fake::new(vec![vma(0x1000, 0x2000)]);
+        let mut c = Core::new(Query::new());
+        for _ in 0..ATTEMPTS {
+            f.walk(Seen::Changed);
+        }
+        c.read(&f).unwrap();
+        assert_eq!(c.freshness, Freshness::Unstable);
+        assert_eq!(f.walked.get(), ATTEMPTS);
+        // The last walk's VMAs are kept...
+        assert_eq!(c.lookup(0x1800).map(|v| v.start), Some(0x1000));
+        // ...and the next refresh reads again, whatever the generation; two changes, then a
+        // snapshot.
+        f.gen(Gen::Value(10))
+            .walk(Seen::Changed)
+            .walk(Seen::Changed)
+            .walk(Seen::At(12));
+        assert!(c.refresh(&f).unwrap());
+        assert_eq!(c.freshness, Freshness::Generation(12));
+        assert_eq!(f.walked.get(), ATTEMPTS + 3);
+        used_up(&f);
+    }
+
+    #[test]
+    fn without_a_generation_it_reads_every_time_unless_trusted() {
+        let f = Fake::new(vec![vma(0x1000, 0x2000)]);
+        let mut c = Core::new(Query::new());
+        f.walk(Seen::Untracked);
+        c.read(&f).unwrap();
+        assert_eq!(c.freshness, Freshness::Untracked);
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert!(c.refresh(&f).unwrap());
+        // A kernel that cannot tell is the same.
+        f.gen(Gen::Value(u64::MAX)).walk(Seen::Untracked);
+        assert!(c.refresh(&f).unwrap());
+        c.trusted = true;
+        f.gen(Gen::Absent).gen(Gen::Value(u64::MAX));
+        assert!(!c.refresh(&f).unwrap());
+        assert!(!c.refresh(&f).unwrap());
+        c.stale = true;
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert!(c.refresh(&f).unwrap());
+        assert_eq!(f.walked.get(), 4);
+        // The extension comes (back): a generation is tracked from the next snapshot on.
+        f.gen(Gen::Value(2)).walk(Seen::At(2)).gen(Gen::Value(2));
+        assert!(c.refresh(&f).unwrap());
+        assert!(!c.refresh(&f).unwrap());
+        assert_eq!(c.freshness, Freshness::Generation(2));
+        used_up(&f);
+    }
+
+    #[test]
+    fn a_gone_address_space_is_empty_for_good() {
+        let f = Fake::new(vec![vma(0x1000, 0x2000)]);
+        let mut c = Core::new(Query::new());
+        f.walk(Seen::At(2));
+        c.read(&f).unwrap();
+        f.gen(Gen::Gone);
+        assert!(c.refresh(&f).unwrap());
+        assert_eq!((c.freshness, c.vmas.len()), (Freshness::Gone, 0));
+        // No more system calls.
+        assert!(!c.refresh(&f).unwrap());
+        // A walk that finds it gone.
+        let mut c = Core::new(Query::new());
+        f.walk(Seen::Gone);
+        c.read(&f).unwrap();
+        assert_eq!((c.freshness, c.vmas.len()), (Freshness::Gone, 0));
+        used_up(&f);
+    }
+
+    #[test]
+    fn lookups_are_binary_searches() {
+        let vmas: Vec<Vma> = (0..1000u64)
+            .map(|i| vma(0x10000 + i * 0x3000, 0x12000 + i * 0x3000))
+            .collect();
+        let f = Fake::new(vmas.clone());
+        let mut c = Core::new(Query::new());
+        f.walk(Seen::At(2));
+        c.read(&f).unwrap();
+        for (i, v) in vmas.iter().enumerate() {
+            assert_eq!(c.lookup(v.start), Some(v), "{i}");
+            assert_eq!(c.lookup(v.end - 1), Some(v), "{i}");
+            assert_eq!(c.lookup(v.end), None, "{i}: in the gap");
+        }
+        assert_eq!(c.lookup(0), None);
+        assert_eq!(c.lookup(u64::MAX), None);
+        // resolve() over the snapshot: each VMA once, in address order.
+        let addrs = [0x13001, 0x10000, 0x0, 0x13000, 0x10fff, u64::MAX];
+        let r = c.resolve(&addrs);
+        assert_eq!(r.vmas, vec![vmas[0].clone(), vmas[1].clone()]);
+        let at = |i: usize| r.addrs[i].map(|l| (l.vma, l.file_offset));
+        assert_eq!(at(0), Some((1, Some(1))));
+        assert_eq!(at(1), Some((0, Some(0))));
+        assert_eq!(at(2), None);
+        assert_eq!(at(3), Some((1, Some(0))));
+        assert_eq!(at(4), Some((0, Some(0xfff))));
+        assert_eq!(at(5), None);
+    }
+}
