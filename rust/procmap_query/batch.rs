@@ -15,6 +15,7 @@ use core::mem::MaybeUninit;
 use kernel::{
     fs::file::{File, BUILD_ID_SIZE_MAX},
     mm::{virt::VmaRef, Mm, MmWithUser},
+    alloc::KVVec,
     prelude::*,
     proc_maps::{self, batch, NameArena, ProcmapBatch, ProcmapBatchVma, GENERATION_UNKNOWN},
     sync::aref::ARef,
@@ -24,8 +25,9 @@ use kernel::{
 
 use crate::{args, facts, file_fields, matching, user_ptr};
 
-/// The records one pass stages before it unlocks and copies them out.
-const CHUNK: usize = 64;
+/// The records one pass stages before it unlocks and copies them out (22 KiB), and the
+/// addresses of a lookup it reads at once.
+const CHUNK: usize = 256;
 
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
 const NAMES_STAGE: usize = 2 * matching::PATH_MAX;
@@ -37,10 +39,10 @@ fn generation(seq: Option<u32>) -> u64 {
 
 /// `PROCMAP_QUERY_GENERATION`: writes the generation of the VMA set to `uarg`.
 pub(crate) fn procmap_generation(mm: Option<&Mm>, uarg: UserPtr) -> Result {
-    // An address space with no users left has no VMAs to tell about.
-    let mm = mm.and_then(Mm::mmget_not_zero).ok_or(ESRCH)?;
+    // An address space with no users left has no VMAs to tell about. The count is read with
+    // the file's `mmgrab` reference only: it needs no `mmget`.
+    let mm = mm.filter(|mm| mm.has_users()).ok_or(ESRCH)?;
     let gen = generation(mm.mmap_lock_seq());
-    drop(mm);
     UserSlice::new(uarg, size_of::<u64>()).writer().write(&gen)
 }
 
@@ -127,7 +129,7 @@ struct Batch {
     done: bool,
 
     /// The stage of a pass: records, the files whose build IDs they need, their names.
-    recs: KVec<ProcmapBatchVma>,
+    recs: KVVec<ProcmapBatchVma>,
     files: KVec<Option<ARef<File>>>,
     arena: Option<NameArena>,
     /// Lookup: the addresses of this pass, and the index of each one's record.
@@ -170,7 +172,7 @@ impl Batch {
             names_used: 0,
             answered: 0,
             done: false,
-            recs: KVec::with_capacity(chunk, GFP_KERNEL)?,
+            recs: KVVec::with_capacity(chunk, GFP_KERNEL)?,
             files: KVec::with_capacity(if build_id { chunk } else { 0 }, GFP_KERNEL)?,
             arena,
             pass_addrs: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
@@ -330,18 +332,16 @@ impl Batch {
         }
     }
 
-    /// Reads the next addresses of a lookup, as many as a pass answers at most.
+    /// Reads the next addresses of a lookup, as many as a pass answers at most, in one copy.
     fn read_addrs(&mut self) -> Result {
         let n = (self.addr_count - self.answered).min(CHUNK);
-        self.pass_addrs.clear();
         self.answers.clear();
+        self.pass_addrs.clear();
+        self.pass_addrs.resize(n, 0, GFP_KERNEL)?;
         let src = offset(self.addrs, self.answered, size_of::<u64>())?;
-        let mut reader = UserSlice::new(src, n * size_of::<u64>()).reader();
-        for _ in 0..n {
-            let addr = reader.read::<u64>()?;
-            self.pass_addrs.push_within_capacity(addr).map_err(|_| ENOMEM)?;
-        }
-        Ok(())
+        UserSlice::new(src, n * size_of::<u64>())
+            .reader()
+            .read_slice(AsBytes::as_bytes_mut(self.pass_addrs.as_mut_slice()))
     }
 
     /// The record already staged or written in this call that covers `addr`, if any.

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/utsname.h>
 #include <linux/fs.h>
+#include <linux/procmap_query.h>
 
 #include "procmap-query-util.h"
 
@@ -339,6 +340,233 @@ static void costs(void)
 	(void)q;
 }
 
+/*
+ * Batches (rows 6-10): <linux/procmap_query.h>, Rust only (C has no batch).
+ * The oracle for the walk is the single-query walk of C.
+ */
+#define BATCH_ROOM 1024
+static struct procmap_batch_vma batch_recs[BATCH_ROOM];
+static char batch_names[1 << 16];
+
+/* A full walk with single queries (COVERING_OR_NEXT_VMA from each end): the count. */
+static long walk_single(int with_names)
+{
+	struct procmap_query q;
+	uint64_t a = 0;
+	long n = 0;
+
+	while (!query(a, PROCMAP_QUERY_COVERING_OR_NEXT_VMA, with_names, &q)) {
+		a = q.vma_end;
+		n++;
+	}
+	return n;
+}
+
+/* A full walk with batches of BATCH_ROOM records: the count. */
+static long walk_batch(int with_names)
+{
+	struct procmap_batch b;
+	uint64_t a = 0;
+	long n = 0;
+
+	for (;;) {
+		memset(&b, 0, sizeof(b));
+		b.size = sizeof(b);
+		b.addr = a;
+		b.vmas = (uintptr_t)batch_recs;
+		b.vma_count = BATCH_ROOM;
+		b.vma_size = sizeof(batch_recs[0]);
+		if (with_names) {
+			b.names = (uintptr_t)batch_names;
+			b.names_size = sizeof(batch_names);
+		}
+		if (ioctl(maps_fd, PROCMAP_QUERY_BATCH, &b))
+			return -errno;
+		n += b.vma_count;
+		a = b.addr;
+		if (b.out_flags & PROCMAP_BATCH_DONE)
+			return n;
+	}
+}
+
+/* A full walk by parsing the text: the count. */
+static long walk_text(void)
+{
+	static struct text_vma tv[300000];
+
+	return parse_text(tv, 300000);
+}
+
+/* One batch lookup of @n addresses (all fit one call): the number answered. */
+static long lookup_batch(const uint64_t *addrs, long n, uint32_t *idx)
+{
+	struct procmap_batch b;
+	long done = 0;
+
+	while (done < n) {
+		memset(&b, 0, sizeof(b));
+		b.size = sizeof(b);
+		b.flags = PROCMAP_BATCH_LOOKUP;
+		b.addrs = (uintptr_t)(addrs + done);
+		b.addr_vmas = (uintptr_t)(idx + done);
+		b.addr_count = n - done;
+		b.vmas = (uintptr_t)batch_recs;
+		b.vma_count = BATCH_ROOM;
+		b.vma_size = sizeof(batch_recs[0]);
+		if (ioctl(maps_fd, PROCMAP_QUERY_BATCH, &b))
+			return -errno;
+		done += b.addr_count;
+	}
+	return done;
+}
+
+/* Median ns of @rounds runs of @expr. */
+#define TIME_MEDIAN(rounds, expr) ({					\
+	double __v[ROUNDS];						\
+	for (int __i = 0; __i < (rounds); __i++) {			\
+		double __t0 = now_ns();					\
+		expr;							\
+		__v[__i] = now_ns() - __t0;				\
+	}								\
+	median(__v, (rounds));						\
+})
+
+static void batches(void)
+{
+	static struct text_vma tv[300000];
+	static uint32_t idx[8192];
+	long base, sizes[] = { 10000, 100000 };
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+	double c, r, x;
+
+	if (!f || fprintf(f, "262144\n") < 0 || fclose(f))
+		printf("|   | (vm.max_map_count not raised) |\n");
+	printf("| # | measure | baseline | batch (Rust) | baseline / batch (x) | goal |\n");
+	printf("|---|---|---|---|---|---|\n");
+
+	/* 6: full walks. */
+	base = parse_text(tv, 300000);
+	for (unsigned int s = 0; s < 2; s++) {
+		long want = sizes[s] - base > 0 ? sizes[s] - base : 0;
+		char *p = make_vmas(want);
+		long nv = parse_text(tv, 300000), ns, nb, nt;
+		double ts, tb, tt, tbn, tsn;
+
+		use_rust(0);
+		ns = walk_single(0);
+		ts = TIME_MEDIAN(3, walk_single(0));
+		tsn = TIME_MEDIAN(3, walk_single(1));
+		use_rust(1);
+		nb = walk_batch(0);
+		tb = TIME_MEDIAN(3, walk_batch(0));
+		tbn = TIME_MEDIAN(3, walk_batch(1));
+		nt = walk_text();
+		tt = TIME_MEDIAN(3, walk_text());
+		printf("| 6a | full walk of %ld VMAs: single queries (C) vs one batch walk (us) | %.0f | %.0f | %.1f | >= 5 |\n",
+		       nv, ts / 1e3, tb / 1e3, ts / tb);
+		printf("| 6b | the same, with names (us) | %.0f | %.0f | %.1f | |\n", tsn / 1e3,
+		       tbn / 1e3, tsn / tbn);
+		printf("| 6c | full walk of %ld VMAs: parsing the text vs the batch walk (us) | %.0f | %.0f | %.1f | >= 20 |\n",
+		       nv, tt / 1e3, tb / 1e3, tt / tb);
+		/* The text also shows [vsyscall], which no query reports. */
+		if (ns != nb || (nt != nb && nt != nb + 1))
+			printf("|   | ERROR: %ld VMAs by single queries, %ld by batches, %ld in the text |\n",
+			       ns, nb, nt);
+		if (p)
+			munmap(p, (want / 2) * 2 * PAGE);
+	}
+
+	/* 7: the seed workload: ~655 VMAs, 3244 addresses (464 unique), to VMA + offset. */
+	{
+		static uint64_t uniq[464], addrs[3244], sorted[3244], o1[3244], o2[3244];
+		long have = parse_text(tv, 300000);
+		long more = 655 - have > 0 ? 655 - have : 0;
+		void *extra = make_vmas(more);
+		long nv = parse_text(tv, 300000), bad = 0;
+		uint64_t seed = 42;
+		double tb, tt;
+
+		for (int i = 0; i < 464; i++) {
+			struct text_vma *v;
+
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			v = &tv[(seed >> 33) % nv];
+			uniq[i] = v->start + (seed >> 7) % (v->end - v->start);
+		}
+		for (int i = 0; i < 3244; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			addrs[i] = uniq[(seed >> 33) % 464];
+		}
+		/* Sorting is common to both ways: not timed (as row 3). */
+		memcpy(sorted, addrs, sizeof(sorted));
+		qsort(sorted, 3244, sizeof(*sorted), cmp_u64);
+		use_rust(1);
+		tb = TIME_MEDIAN(ROUNDS, ({
+			lookup_batch(sorted, 3244, idx);
+			for (int i = 0; i < 3244; i++)
+				o1[i] = idx[i] == PROCMAP_BATCH_NO_VMA ? ~0ULL :
+					sorted[i] - batch_recs[idx[i]].vma_start +
+					batch_recs[idx[i]].vma_offset;
+		}));
+		tt = TIME_MEDIAN(ROUNDS, ({
+			long nt = parse_text(tv, 300000);
+
+			for (int i = 0; i < 3244; i++) {
+				long k = text_lookup(tv, nt, sorted[i]);
+
+				o2[i] = k < 0 ? ~0ULL : sorted[i] - tv[k].start + tv[k].off;
+			}
+		}));
+		for (int i = 0; i < 3244; i++)
+			bad += o1[i] != o2[i];
+		printf("| 7 | seed workload: %ld VMAs, 3244 addresses (464 unique) to VMA + offset: text vs one batch lookup (us) | %.0f | %.0f | %.1f | >= 20 |\n",
+		       nv, tt / 1e3, tb / 1e3, tt / tb);
+		if (bad)
+			printf("|   | ERROR: %ld answers differ between text and batch |\n", bad);
+		if (extra)
+			munmap(extra, (more / 2) * 2 * PAGE);
+	}
+
+	/* 8: a 64-address stack trace over ~20 VMAs: 64 single queries (C) vs one batch. */
+	{
+		static uint64_t trace[64];
+		struct procmap_query q;
+		char *p = make_vmas(40);	/* 20 readable VMAs */
+		uint64_t seed = 7;
+
+		for (int i = 0; i < 64; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			trace[i] = (uintptr_t)p + 2 * ((seed >> 33) % 20) * PAGE + (seed >> 7) % PAGE;
+		}
+		use_rust(0);
+		c = TIME_MEDIAN(ROUNDS, for (int i = 0; i < 64; i++) query(trace[i], 0, 0, &q));
+		use_rust(1);
+		r = TIME_MEDIAN(ROUNDS, lookup_batch(trace, 64, idx));
+		printf("| 8 | 64-address stack trace over 20 VMAs: 64 single queries (C) vs one batch lookup (ns) | %.0f | %.0f | %.1f | >= 4 |\n",
+		       c, r, c / r);
+		munmap(p, 40 * PAGE);
+	}
+
+	/* 9: the generation against the bare ioctl floor. */
+	{
+		uint64_t gen;
+
+		double fr;
+
+		/* The floor: an unknown command with the module unloaded (no delegation). */
+		use_rust(0);
+		c = measure(FLOOR, 0, 4000);
+		use_rust(1);
+		fr = measure(FLOOR, 0, 4000);
+		r = TIME_LOOP(4000, ioctl(maps_fd, PROCMAP_QUERY_GENERATION, &gen));
+		x = measure(EXACT, (uintptr_t)&costs, 2000);
+		printf("| 9 | PROCMAP_QUERY_GENERATION vs the bare ioctl floor (ENOTTY, module unloaded) (ns/call) | %.0f | %.0f | %.2f (generation / floor) | <= 1.2 |\n",
+		       c, r, r / c);
+		printf("| 9b | for scale: ENOTTY with the module loaded (delegated); an exact query (ns/call) | %.0f | %.0f | | |\n",
+		       fr, x);
+	}
+}
+
 static atomic_int stop;
 static atomic_long churn_ops, query_ops;
 
@@ -428,6 +656,81 @@ static void contention(void)
 	}
 }
 
+static void *batch_walker(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		walk_batch(0);
+		atomic_fetch_add(&query_ops, 1);
+	}
+	return NULL;
+}
+
+/*
+ * 10: mmap+munmap/s while another thread walks 100k VMAs in batches, vs idle;
+ * and the walk ratios of row 6 in wall-clock time. Wall clock, 2 vCPUs.
+ */
+static void batch_contention(void)
+{
+	enum { R = 9 };
+	double idle[R], busy[R], walks[R], x;
+	long want;
+	char *p;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+	static struct text_vma tv[300000];
+
+	if (!f || fprintf(f, "262144\n") < 0 || fclose(f))
+		printf("(vm.max_map_count not raised)\n");
+	want = 100000 - parse_text(tv, 300000);
+	p = make_vmas(want);
+	use_rust(1);
+	for (int i = 0; i < R; i++) {
+		pthread_t a, b;
+		struct timespec d = { 0, 300 * 1000000L };
+		double t0;
+
+		run(1, 0, 300, &idle[i], &x);
+		atomic_store(&stop, 0);
+		atomic_store(&churn_ops, 0);
+		atomic_store(&query_ops, 0);
+		t0 = now_ns();
+		pthread_create(&a, NULL, churn, NULL);
+		pthread_create(&b, NULL, batch_walker, NULL);
+		nanosleep(&d, NULL);
+		atomic_store(&stop, 1);
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		t0 = (now_ns() - t0) / 1e9;
+		busy[i] = atomic_load(&churn_ops) / t0;
+		walks[i] = atomic_load(&query_ops) / t0;
+	}
+	printf("| # | measure (wall clock, 2 vCPUs, %d rounds of 300 ms; median [min-max]) | value | goal |\n", R);
+	printf("|---|---|---|---|\n");
+	qsort(idle, R, sizeof(double), cmp_d);
+	qsort(busy, R, sizeof(double), cmp_d);
+	qsort(walks, R, sizeof(double), cmp_d);
+	printf("| 10 | mmap+munmap/s, idle | %.0f [%.0f-%.0f] | |\n", idle[R / 2], idle[0], idle[R - 1]);
+	printf("| 10 | mmap+munmap/s while another thread walks %ld VMAs in batches | %.0f [%.0f-%.0f] | |\n",
+	       walk_text(), busy[R / 2], busy[0], busy[R - 1]);
+	printf("| 10 | ratio (busy / idle, medians) | %.3f | >= 0.9 |\n", busy[R / 2] / idle[R / 2]);
+	printf("| 10 | full batch walks/s meanwhile | %.1f | |\n", walks[R / 2]);
+	{
+		double ts, tb, tt;
+
+		use_rust(0);
+		ts = TIME_MEDIAN(3, walk_single(0));
+		use_rust(1);
+		tb = TIME_MEDIAN(3, walk_batch(0));
+		tt = TIME_MEDIAN(3, walk_text());
+		printf("| 6a-wall | full walk of %ld VMAs, wall clock: single queries (C) / batch | %.1f | >= 5 |\n",
+		       walk_text(), ts / tb);
+		printf("| 6c-wall | full walk of %ld VMAs, wall clock: text / batch | %.1f | >= 20 |\n",
+		       walk_text(), tt / tb);
+	}
+	if (p)
+		munmap(p, (want / 2) * 2 * PAGE);
+}
+
 int main(int argc, char **argv)
 {
 	struct utsname u;
@@ -440,6 +743,10 @@ int main(int argc, char **argv)
 	builtin = argc > 1 && !strcmp(argv[1], "costs-builtin");
 	if (argc > 1 && !strcmp(argv[1], "contention"))
 		contention();
+	else if (argc > 1 && !strcmp(argv[1], "batch"))
+		batches();
+	else if (argc > 1 && !strcmp(argv[1], "batch-contention"))
+		batch_contention();
 	else
 		costs();
 	use_rust(1);

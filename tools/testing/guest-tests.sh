@@ -18,7 +18,7 @@ done
 
 # The userspace crate's tests, against the Rust module.
 echo "=== procmap crate tests (procmap_query loaded: $([ -d /sys/module/procmap_query ] && echo 1 || echo 0))"
-PROCMAP_REQUIRE_IOCTL=1 ./64/procmap-host-tests --test-threads=2 || rc=1
+PROCMAP_REQUIRE_IOCTL=1 PROCMAP_REQUIRE_BATCH=1 ./64/procmap-host-tests --test-threads=2 || rc=1
 
 # Upstream tests: the Rust module must be the one answering.
 if [ -d /sys/module/procmap_query ]; then loaded=1; else loaded=0; fi
