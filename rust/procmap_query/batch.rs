@@ -13,9 +13,9 @@
 
 use core::mem::MaybeUninit;
 use kernel::{
+    alloc::KVVec,
     fs::file::{File, BUILD_ID_SIZE_MAX},
     mm::{virt::VmaRef, Mm, MmWithUser},
-    alloc::KVVec,
     prelude::*,
     proc_maps::{self, batch, NameArena, ProcmapBatch, ProcmapBatchVma, GENERATION_UNKNOWN},
     sync::aref::ARef,
@@ -378,7 +378,9 @@ impl Batch {
                     }
                 }
             };
-            self.answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
+            self.answers
+                .push_within_capacity(answer)
+                .map_err(|_| ENOMEM)?;
         }
         if self.answered + self.answers.len() == self.addr_count {
             Ok(Pass::Done)
@@ -416,7 +418,11 @@ impl Batch {
         let take = self.take(vma)?;
         if let Take::Taken(index) = take {
             let (start, end) = (vma.start(), vma.end());
-            if self.index.last().is_some_and(|&(_, last_end, _)| last_end > start) {
+            if self
+                .index
+                .last()
+                .is_some_and(|&(_, last_end, _)| last_end > start)
+            {
                 self.sorted = false;
             }
             self.index

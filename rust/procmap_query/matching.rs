@@ -76,8 +76,9 @@ pub(crate) fn passes(vma: &VmaFacts, query_flags: u64) -> bool {
 /// Decides about `vma`, the first VMA that ends above `addr`.
 ///
 /// It is the answer if it passes the filters (file-backed, and a match of the permissions:
-/// all of them, or any with `VMA_PERM_ANY`) and covers `addr`, or lies above it with `COVERING_OR_NEXT_VMA`. Otherwise,
-/// only `COVERING_OR_NEXT_VMA` goes on, from the end of this VMA.
+/// all of them, or any with `VMA_PERM_ANY`) and covers `addr`, or lies above it with
+/// `COVERING_OR_NEXT_VMA`. Otherwise, only `COVERING_OR_NEXT_VMA` goes on, from the end of this
+/// VMA.
 pub(crate) fn step(vma: &VmaFacts, addr: usize, query_flags: u64) -> Step {
     let or_next = query_flags & flags::COVERING_OR_NEXT_VMA != 0;
     if passes(vma, query_flags) && (or_next || vma.start <= addr) {

@@ -185,10 +185,7 @@ mod batch_tests {
 
     #[test]
     fn record_sizes() {
-        let with = |vma_size| ProcmapBatch {
-            vma_size,
-            ..walk()
-        };
+        let with = |vma_size| ProcmapBatch { vma_size, ..walk() };
         assert_eq!(check_batch(&with(VMA_SIZE + 8)), Ok(()));
         assert_eq!(check_batch(&with(PAGE_SIZE as u32)), Ok(()));
         assert_eq!(check_batch(&with(VMA_SIZE - 8)), Err(EINVAL));

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -297,6 +298,30 @@ static bool walk_matches(struct __test_metadata *_metadata, int fd, uint64_t add
 	return true;
 }
 
+/* As walk_matches(); without names (@names_size 0), records carry none. */
+static bool walk_matches_any_names(struct __test_metadata *_metadata, int fd, uint64_t addr,
+				   uint64_t filters, uint64_t flags, uint32_t room,
+				   uint32_t names_size, const struct answer *ref, int nref)
+{
+	struct answer *bare;
+	bool ok;
+	int i;
+
+	if (names_size)
+		return walk_matches(_metadata, fd, addr, filters, flags, room, names_size, ref,
+				    nref);
+	bare = calloc(MAX_VMAS, sizeof(*bare));
+	if (!bare)
+		return false;
+	for (i = 0; i < nref; i++) {
+		bare[i] = ref[i];
+		bare[i].rec.name_size = 0;
+	}
+	ok = walk_matches(_metadata, fd, addr, filters, flags, room, 0, bare, nref);
+	free(bare);
+	return ok;
+}
+
 /*
  * Every walk (filters, start addresses, room, names buffers, build IDs)
  * equals the single queries, and those are the same from C and Rust.
@@ -305,7 +330,7 @@ TEST_F_TIMEOUT(batch, walk_equals_single_queries, 1800)
 {
 	static const uint32_t rooms[] = { 1, 2, 7, 64, MAX_VMAS };
 	static const uint32_t name_sizes[] = { 0, 100, NAMES_MAX };
-	int nf = sizeof(filter_set) / sizeof(filter_set[0]);
+	int nf = ARRAY_SIZE(filter_set);
 	struct answer *c_ref, *rust_ref;
 	int f, s, r, ns, nc = 0, nr, checked = 0;
 
@@ -334,26 +359,11 @@ TEST_F_TIMEOUT(batch, walk_equals_single_queries, 1800)
 			}
 			for (r = 0; r < 5; r++) {
 				for (ns = 0; ns < 3; ns++) {
-					/* Without names, records carry none. */
-					if (!name_sizes[ns]) {
-						struct answer *bare = calloc(MAX_VMAS, sizeof(*bare));
-						int i;
-
-						ASSERT_TRUE((bare) != NULL);
-						for (i = 0; i < nr; i++) {
-							bare[i] = rust_ref[i];
-							bare[i].rec.name_size = 0;
-						}
-						ASSERT_TRUE(walk_matches(_metadata, self->fd, addr,
-									 filter_set[f], flags,
-									 rooms[r], 0, bare, nr));
-						free(bare);
-					} else {
-						ASSERT_TRUE(walk_matches(_metadata, self->fd, addr,
-									 filter_set[f], flags,
-									 rooms[r], name_sizes[ns],
-									 rust_ref, nr));
-					}
+					ASSERT_TRUE(walk_matches_any_names(_metadata, self->fd,
+									   addr, filter_set[f],
+									   flags, rooms[r],
+									   name_sizes[ns],
+									   rust_ref, nr));
 					checked++;
 				}
 			}
@@ -364,13 +374,69 @@ TEST_F_TIMEOUT(batch, walk_equals_single_queries, 1800)
 	free(rust_ref);
 }
 
+/*
+ * Looks @addrs up with batches of @room records, resuming until all are
+ * answered, and compares each answer with the single query's (@ref, @ref_err).
+ */
+static bool lookup_matches(struct __test_metadata *_metadata, int fd, const uint64_t *addrs,
+			   int n, uint64_t filters, bool bid, uint32_t room,
+			   const struct answer *ref, const int *ref_err, uint32_t *idx)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	static char names[NAMES_MAX];
+	int done = 0, calls = 0, k, j;
+
+	while (done < n) {
+		struct procmap_batch b;
+
+		memset(&b, 0, sizeof(b));
+		memset(idx, 0xa5, n * sizeof(*idx));
+		b.size = sizeof(b);
+		b.flags = PROCMAP_BATCH_LOOKUP | (bid ? PROCMAP_BATCH_BUILD_ID : 0);
+		b.query_flags = filters;
+		b.addrs = ptr_to_u64(addrs + done);
+		b.addr_vmas = ptr_to_u64(idx + done);
+		b.addr_count = n - done;
+		b.vmas = ptr_to_u64(recs);
+		b.vma_count = room;
+		b.vma_size = sizeof(recs[0]);
+		b.names = ptr_to_u64(names);
+		b.names_size = sizeof(names);
+		EXPECT_EQ(0, batch(fd, &b)) return false;
+		EXPECT_GE(room, b.vma_count) return false;
+		EXPECT_LT(0, b.addr_count) return false;
+		EXPECT_GE(n - done, (int)b.addr_count) return false;
+		EXPECT_EQ(done + b.addr_count == (uint32_t)n, !!(b.out_flags & PROCMAP_BATCH_DONE))
+			return false;
+		for (k = 0; k < (int)b.addr_count; k++) {
+			int a = done + k;
+
+			if (ref_err[a]) {
+				EXPECT_EQ(ENOENT, ref_err[a]) return false;
+				EXPECT_EQ(NO_VMA, idx[a]) return false;
+				continue;
+			}
+			EXPECT_GT(b.vma_count, idx[a]) {
+				TH_LOG("address %#" PRIx64 " filters %#" PRIx64, addrs[a], filters);
+				return false;
+			}
+			EXPECT_TRUE(same(&recs[idx[a]], names, &ref[a])) return false;
+		}
+		/* Each VMA once per call. */
+		for (k = 0; k < (int)b.vma_count; k++)
+			for (j = k + 1; j < (int)b.vma_count; j++)
+				EXPECT_NE(recs[k].vma_start, recs[j].vma_start) return false;
+		done += b.addr_count;
+		EXPECT_GT(10000, ++calls) return false;
+	}
+	return true;
+}
+
 /* Lookups (in order, shuffled, repeated; every room) equal the single queries. */
 TEST_F_TIMEOUT(batch, lookup_equals_single_queries, 1800)
 {
 	static const uint32_t rooms[] = { 1, 3, MAX_VMAS };
-	static struct procmap_batch_vma recs[MAX_VMAS];
-	static char names[NAMES_MAX];
-	int nf = sizeof(filter_set) / sizeof(filter_set[0]);
+	int nf = ARRAY_SIZE(filter_set);
 	int n = self->nbounds * 2, f, r, i, order, checked = 0;
 	uint64_t *addrs = calloc(n, sizeof(*addrs));
 	uint32_t *idx = calloc(n, sizeof(*idx));
@@ -422,54 +488,9 @@ TEST_F_TIMEOUT(batch, lookup_equals_single_queries, 1800)
 				ASSERT_TRUE(use_impl(IMPL_RUST));
 			}
 			for (r = 0; r < 3; r++) {
-				int done = 0, calls = 0;
-
-				while (done < n) {
-					struct procmap_batch b;
-					int k, j;
-
-					memset(&b, 0, sizeof(b));
-					memset(idx, 0xa5, n * sizeof(*idx));
-					b.size = sizeof(b);
-					b.flags = PROCMAP_BATCH_LOOKUP |
-						  (bid ? PROCMAP_BATCH_BUILD_ID : 0);
-					b.query_flags = filter_set[f];
-					b.addrs = ptr_to_u64(addrs + done);
-					b.addr_vmas = ptr_to_u64(idx + done);
-					b.addr_count = n - done;
-					b.vmas = ptr_to_u64(recs);
-					b.vma_count = rooms[r];
-					b.vma_size = sizeof(recs[0]);
-					b.names = ptr_to_u64(names);
-					b.names_size = sizeof(names);
-					ASSERT_EQ(0, batch(self->fd, &b));
-					ASSERT_GE(rooms[r], b.vma_count);
-					ASSERT_LT(0, b.addr_count);
-					ASSERT_GE(n - done, (int)b.addr_count);
-					ASSERT_EQ(done + b.addr_count == (uint32_t)n,
-						  !!(b.out_flags & PROCMAP_BATCH_DONE));
-					for (k = 0; k < (int)b.addr_count; k++) {
-						int a = done + k;
-
-						if (ref_err[a]) {
-							ASSERT_EQ(ENOENT, ref_err[a]);
-							ASSERT_EQ(NO_VMA, idx[a]);
-							continue;
-						}
-						ASSERT_GT(b.vma_count, idx[a]) {
-							TH_LOG("address %#" PRIx64 " filters %#"
-							       PRIx64, addrs[a], filter_set[f]);
-						}
-						ASSERT_TRUE(same(&recs[idx[a]], names, &ref[a]));
-					}
-					/* Each VMA once per call. */
-					for (k = 0; k < (int)b.vma_count; k++)
-						for (j = k + 1; j < (int)b.vma_count; j++)
-							ASSERT_NE(recs[k].vma_start,
-								  recs[j].vma_start);
-					done += b.addr_count;
-					ASSERT_GT(10000, ++calls);
-				}
+				ASSERT_TRUE(lookup_matches(_metadata, self->fd, addrs, n,
+							   filter_set[f], bid, rooms[r], ref,
+							   ref_err, idx));
 				checked++;
 			}
 		}
@@ -906,14 +927,14 @@ TEST(esrch_after_exit_enotty_from_c)
 }
 
 /* Races: batches while another thread splits, merges and remaps. */
-static volatile int stop_writer;
+static atomic_int stop_writer;
 static char *race_area;
 
 static void *writer(void *arg)
 {
 	unsigned int seed = 7;
 
-	while (!stop_writer) {
+	while (!atomic_load(&stop_writer)) {
 		int i = rand_r(&seed) % 16;
 
 		switch (rand_r(&seed) % 4) {
@@ -968,7 +989,7 @@ TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
 	hi = lo + 16 * PAGE;
 	for (i = 0; i < 32; i++)
 		addrs[i] = lo + (i % 16) * PAGE + (i / 16) * 100;
-	stop_writer = 0;
+	atomic_store(&stop_writer, 0);
 	ASSERT_EQ(0, pthread_create(&t, NULL, writer, NULL));
 	for (round = 0; round < 3000; round++) {
 		struct procmap_batch b;
@@ -993,11 +1014,9 @@ TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
 				bool snapshot = b.gen_start == b.gen_end && !(b.gen_start % 2);
 
 				ASSERT_LT(prev_end, recs[i].vma_end);
-				if (snapshot) {
+				if (snapshot)
 					ASSERT_EQ(prev_end, recs[i].vma_start);
-				} else if (prev_end != recs[i].vma_start) {
-					gaps++;
-				}
+				gaps += prev_end != recs[i].vma_start;
 			}
 			/* A whole state of the writer: r--, rw- or r-x. */
 			if (recs[i].vma_start >= lo && recs[i].vma_end <= hi) {
@@ -1035,9 +1054,9 @@ TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
 			ASSERT_GT(recs[idx[i]].vma_end, addrs[i]);
 		}
 	}
-	stop_writer = 1;
+	atomic_store(&stop_writer, 1);
 	pthread_join(t, NULL);
-	TH_LOG("3000 walks and lookups under a writer: %d walks were snapshots, %d gaps or overlaps",
+	TH_LOG("3000 walks and lookups under a writer: %d snapshots, %d gaps or overlaps",
 	       snapshots, gaps);
 	munmap(race_area, 16 * PAGE);
 	close(fd);

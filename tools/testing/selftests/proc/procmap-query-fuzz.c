@@ -46,6 +46,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <linux/procmap_query.h>
+
 #include "kselftest_harness.h"
 #include "procmap-query-util.h"
 
@@ -260,6 +262,7 @@ static uint64_t allowed(const struct in *in)
 {
 	const struct procmap_query *k = &in->k;
 	uint64_t ksz = MIN(in->usize, KSIZE), m;
+	bool any;
 
 	if (in->cmd != PROCMAP_QUERY)
 		return B(ENOTTY);
@@ -274,11 +277,18 @@ static uint64_t allowed(const struct in *in)
 		return B(EFAULT) | (in->tail_nz ? B(E2BIG) : 0);
 	if (in->tail_nz)
 		return B(E2BIG);
-	if (k->query_flags & ~VALID_FLAGS ||
+	/*
+	 * PROCMAP_QUERY_VMA_PERM_ANY (<linux/procmap_query.h>) with a permission
+	 * bit: Rust answers it, C refuses it (EINVAL); either may be loaded.
+	 */
+	any = (k->query_flags & ~VALID_FLAGS) == PROCMAP_QUERY_VMA_PERM_ANY &&
+	      k->query_flags & VMA_FLAGS;
+	if ((k->query_flags & ~VALID_FLAGS && !any) ||
 	    !k->vma_name_size != !k->vma_name_addr ||
 	    !k->build_id_size != !k->build_id_addr)
 		return B(EINVAL);
-	m = in->live ? 0 : B(ESRCH);
+	m = any ? B(EINVAL) : 0;
+	m |= in->live ? 0 : B(ESRCH);
 	m |= in->stable ? 0 : B(ENOENT);
 	m |= (uint64_t)in->arg.wr >= ksz ? B(0) : B(EFAULT);
 	if (k->vma_name_size) {
@@ -346,8 +356,11 @@ static const char *check_answer(struct fz *f, const struct in *in,
 		return "range does not cover or follow the address";
 	if (n < KSIZE)
 		return NULL;
-	if (a->vma_flags & ~VMA_FLAGS || (a->vma_flags & fl & VMA_FLAGS) != (fl & VMA_FLAGS))
-		return "vma_flags outside the ABI or the filter";
+	if (a->vma_flags & ~VMA_FLAGS)
+		return "vma_flags outside the ABI";
+	if (fl & PROCMAP_QUERY_VMA_PERM_ANY ? !(a->vma_flags & fl & VMA_FLAGS) :
+	    (a->vma_flags & fl & VMA_FLAGS) != (fl & VMA_FLAGS))
+		return "vma_flags outside the filter";
 	if (a->vma_page_size < PAGE || a->vma_page_size & (a->vma_page_size - 1))
 		return "bad page size";
 	/* A file's superblock always has a device number; no file, no offset. */
@@ -427,6 +440,9 @@ static uint64_t pick_flags(struct fz *f)
 	switch (rnd(f, 12)) {
 	case 0:
 		return (next(f) & VALID_FLAGS) | 1ULL << (6 + rnd(f, 58));
+	case 11:
+		/* The any-of extension (bit 63), with and without permission bits. */
+		return (next(f) & VALID_FLAGS) | PROCMAP_QUERY_VMA_PERM_ANY;
 	case 1:
 		return next(f);
 	case 2:
