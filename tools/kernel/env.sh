@@ -11,14 +11,14 @@ JOBS=${JOBS:-$(nproc)}
 
 # Selects the kernel config flavour (test; bench: the test config without debug
 # options; bench-builtin: bench with the Rust handler built in; lever-*: bench
-# with one optimisation undone), each built in its own directory: sets KBUILD
+# with one optimisation undone; soak: test plus fault injection and kmemleak), each built in its own directory: sets KBUILD
 # and KMAKE.
 use_flavour() {
 	case "$1" in
 	test) KBUILD=$CACHE/build ;;
 	bench) KBUILD=$CACHE/build-bench ;;
 	bench-builtin) KBUILD=$CACHE/build-bench-builtin ;;
-	lever-os | lever-no-inline-helpers) KBUILD=$CACHE/build-$1 ;;
+	lever-os | lever-no-inline-helpers | soak) KBUILD=$CACHE/build-$1 ;;
 	*) die "unknown kernel flavour $1" ;;
 	esac
 	# Rust is always built through clippy, and any Rust or clippy warning fails the build.
