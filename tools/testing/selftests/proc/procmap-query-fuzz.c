@@ -79,6 +79,8 @@
 /* Shared with the helper process (MAP_SHARED). */
 struct shared {
 	atomic_int go, stop, fails, nino, ino_inexact, child;
+	atomic_int reloading;		/* the module may be unloaded: ENOTTY */
+	atomic_ulong batches, batch_ok;	/* PROCMAP_QUERY_BATCH calls, successes */
 	atomic_uint bound[ARENA_PAGES / 32 + 1];	/* boundaries ever made */
 	uint64_t ino[NINO];		/* inodes the writer maps */
 	unsigned int grid[ARENA_PAGES + 1], ngrid;
@@ -98,6 +100,8 @@ struct fz {
 	uint32_t last_name;
 	int nbnd;
 	uint64_t bnd[NBND];		/* the target's VMA boundaries */
+	uint64_t baddrs[64];		/* a batch lookup's addresses */
+	uint32_t bidx[64];		/* and its answers */
 	char img[2 * PAGE];		/* the argument as written */
 	char maps[MAPS_BUF];
 };
@@ -500,6 +504,117 @@ static struct where pick_buf(struct fz *f, int slot, uint32_t len,
 	return place(f, slot, kind, len, false);
 }
 
+static void bfail(struct fz *f, const struct procmap_batch *b, int err, const char *why)
+{
+	struct shared *sh = f->sh;
+	int i = atomic_fetch_add(&sh->fails, 1);
+
+	if (i >= NMSG)
+		return;
+	snprintf(sh->msg[i], sizeof(sh->msg[i]),
+		 "seed %llu thread %d ioctl #%lu: PROCMAP_QUERY_BATCH: %s: size %llu flags %#llx query_flags %#llx addr %#llx count %u size %u names %u addrs %u -> errno %d",
+		 (unsigned long long)fuzz_seed, f->id, f->n, why, (unsigned long long)b->size,
+		 (unsigned long long)b->flags, (unsigned long long)b->query_flags,
+		 (unsigned long long)b->addr, b->vma_count, b->vma_size, b->names_size,
+		 b->addr_count, err);
+}
+
+/*
+ * PROCMAP_QUERY_BATCH and PROCMAP_QUERY_GENERATION (<linux/procmap_query.h>)
+ * with random headers, rooms, sizes, flags and buffers placed as for
+ * PROCMAP_QUERY. The errno must be one the extension documents; on success,
+ * every record written where it can be read back must be sane.
+ */
+static void one_batch(struct fz *f, int fd, bool live)
+{
+	static const uint32_t rooms[] = { 0, 1, 2, 7, 40, 256, 65536, UINT32_MAX };
+	uint64_t m = B(0) | B(EFAULT) | B(EINVAL) | B(E2BIG) | B(ENAMETOOLONG) | B(ENOMEM);
+	struct procmap_batch b, out;
+	struct where arg, vmas, names;
+	uint32_t vsz;
+	int err, i;
+
+	if (!live)
+		m |= B(ESRCH);
+	if (atomic_load(&f->sh->reloading))
+		m |= B(ENOTTY);
+	if (!rnd(f, 4)) {	/* the generation */
+		uint64_t gen = 0;
+
+		arg = place(f, 0, rnd(f, 3) ? P_OK : rnd(f, P_ARENA), 8, true);
+		err = query_errno(fd, PROCMAP_QUERY_GENERATION, (void *)(uintptr_t)arg.p);
+		f->n++;
+		memset(&b, 0, sizeof(b));
+		if (err >= 64 || !((m & ~(B(EINVAL) | B(E2BIG) | B(ENAMETOOLONG) | B(ENOMEM))) & B(err)))
+			bfail(f, &b, err, "generation: errno not allowed");
+		else if (!err && arg.wr >= 8 && (memcpy(&gen, (void *)(uintptr_t)arg.p, 8), !gen))
+			bfail(f, &b, err, "generation 0");
+		return;
+	}
+	memset(&b, 0, sizeof(b));
+	b.size = rnd(f, 8) ? sizeof(b) : pick_size(f);
+	b.flags = rnd(f, 8) ? rnd(f, 4) : next(f);
+	b.query_flags = pick_flags(f) & (rnd(f, 4) ? ~(uint64_t)PROCMAP_QUERY_COVERING_OR_NEXT_VMA : ~0ULL);
+	vsz = rnd(f, 6) ? sizeof(struct procmap_batch_vma) : rnd(f, 2) ? 96 : rnd(f, 5000);
+	b.vma_count = rooms[rnd(f, 8)];
+	vmas = place(f, 2, rnd(f, 3) ? P_OK : rnd(f, P_ARENA), (uint64_t)b.vma_count * vsz, false);
+	b.vma_size = vsz;
+	b.vmas = b.vma_count || rnd(f, 8) == 0 ? vmas.p : 0;
+	b.names_size = rnd(f, 3) ? 0 : rnd(f, 2) ? 1 + rnd(f, 64) : 4096;
+	names = place(f, 4, rnd(f, 3) ? P_OK : rnd(f, P_ARENA), b.names_size, false);
+	b.names = b.names_size || !rnd(f, 8) ? names.p : 0;
+	if (b.flags & PROCMAP_BATCH_LOOKUP) {
+		b.addr_count = rnd(f, 65);
+		for (i = 0; i < 64; i++)
+			f->baddrs[i] = pick_addr(f);
+		b.addrs = rnd(f, 8) ? ptr_to_u64(f->baddrs) : place(f, 0, rnd(f, P_ARENA), 8, false).p;
+		b.addr_vmas = rnd(f, 8) ? ptr_to_u64(f->bidx) : place(f, 0, rnd(f, P_ARENA), 8, false).p;
+	} else {
+		b.addr = pick_addr(f);
+	}
+	arg = place(f, 0, rnd(f, 4) ? P_OK : rnd(f, P_ARENA), sizeof(b), true);
+	memcpy(f->img, &b, sizeof(b));
+	put(f, &arg, sizeof(b));
+
+	err = query_errno(fd, PROCMAP_QUERY_BATCH, (void *)(uintptr_t)arg.p);
+	f->n++;
+	atomic_fetch_add(&f->sh->batches, 1);
+	if (err >= 64 || !(m & B(err))) {
+		bfail(f, &b, err, "errno not allowed");
+		return;
+	}
+	/* A well-formed request in readable memory is never refused. */
+	if ((err == EINVAL || err == E2BIG) && arg.rd >= (long)sizeof(b) && b.size == sizeof(b) &&
+	    !(b.flags & ~3ULL) && !(b.query_flags & ~0x2fULL) && vsz == sizeof(struct procmap_batch_vma) &&
+	    !b.vma_count == !b.vmas && !b.names_size == !b.names &&
+	    (!(b.flags & PROCMAP_BATCH_LOOKUP) || (!b.addr_count == !b.addrs && !b.addr_count == !b.addr_vmas))) {
+		bfail(f, &b, err, "a valid request refused");
+		return;
+	}
+	if (err || arg.wr < (long)sizeof(out))
+		return;
+	atomic_fetch_add(&f->sh->batch_ok, 1);
+	memcpy(&out, (void *)(uintptr_t)arg.p, sizeof(out));
+	if (out.vma_count > b.vma_count || out.names_size > b.names_size ||
+	    out.addr_count > b.addr_count) {
+		bfail(f, &b, err, "more written than room");
+		return;
+	}
+	if (vmas.wr < (long)((uint64_t)out.vma_count * vsz) || vsz != sizeof(struct procmap_batch_vma))
+		return;
+	for (i = 0; i < (int)out.vma_count; i++) {
+		struct procmap_batch_vma r;
+
+		memcpy(&r, (char *)(uintptr_t)b.vmas + (size_t)i * vsz, sizeof(r));
+		if (r.vma_start >= r.vma_end || (r.vma_start | r.vma_end) & (PAGE - 1) ||
+		    r.vma_flags & ~VMA_FLAGS || r.build_id_size > BUILD_ID_MAX ||
+		    (uint64_t)r.name_off + r.name_size > out.names_size) {
+			bfail(f, &b, err, "bad record");
+			return;
+		}
+	}
+}
+
 static void one(struct fz *f, int fd, bool live)
 {
 	struct procmap_query q, a;
@@ -508,6 +623,10 @@ static void one(struct fz *f, int fd, bool live)
 	const char *why;
 	int err;
 
+	if (!rnd(f, 8)) {
+		one_batch(f, fd, live);
+		return;
+	}
 	in.cmd = pick_cmd(f);
 	in.usize = pick_size(f);
 	memset(&q, 0, sizeof(q));
@@ -1005,6 +1124,7 @@ TEST_F_TIMEOUT(fuzz, run, 300)
 
 	alarm(fuzz_secs * 3 + 60);	/* watchdog */
 	if (variant->mode == M_RELOAD) {
+		atomic_store(&self->sh->reloading, 1);
 		self->was_loaded = rust_loaded();
 		if (!self->was_loaded && load_rust())
 			SKIP(self->was_loaded = -1; return,
@@ -1051,6 +1171,8 @@ TEST_F_TIMEOUT(fuzz, run, 300)
 	}
 	printf("# ioctls: %lu (%.0f/s), answered %lu (%lu in the arena)\n",
 	       n + sh->helper_n, (n + sh->helper_n) / t, ok + sh->helper_ok, in_arena);
+	printf("# batches: %lu, answered %lu\n", atomic_load(&sh->batches),
+	       atomic_load(&sh->batch_ok));
 	printf("# writer: %lu calls, boundaries %lu/%u pages (grid %u), inode check %s\n",
 	       fz[NCTX].n, marks, ARENA_PAGES + 1, sh->ngrid,
 	       atomic_load(&sh->ino_inexact) ? "off" : "on");
