@@ -13,6 +13,10 @@ use kernel::{
 pub(crate) const VMA_FLAGS: u64 =
     flags::VMA_READABLE | flags::VMA_WRITABLE | flags::VMA_EXECUTABLE | flags::VMA_SHARED;
 
+/// The bits of `query_flags` upstream's `PROCMAP_QUERY` knows.
+pub(crate) const UPSTREAM_QUERY_FLAGS: u64 =
+    flags::COVERING_OR_NEXT_VMA | flags::FILE_BACKED_VMA | VMA_FLAGS;
+
 /// Every bit `query_flags` may have.
 pub(crate) const VALID_QUERY_FLAGS: u64 =
     flags::COVERING_OR_NEXT_VMA | flags::FILE_BACKED_VMA | VMA_FLAGS | flags::VMA_PERM_ANY;
@@ -41,7 +45,10 @@ pub(crate) fn check_size(size: u64) -> Result<usize> {
 /// [`EINVAL`] for unknown `query_flags` bits, `VMA_PERM_ANY` without a permission bit, or a
 /// name or build-ID buffer whose size and address are not both set or both zero.
 pub(crate) fn check_query(q: &ProcmapQuery) -> Result {
-    check_query_flags(q.query_flags, VALID_QUERY_FLAGS)?;
+    // Upstream's flags take one test; the extension is looked at only when another bit is set.
+    if q.query_flags & !UPSTREAM_QUERY_FLAGS != 0 {
+        check_query_flags(q.query_flags, VALID_QUERY_FLAGS)?;
+    }
     if (q.vma_name_size != 0) != (q.vma_name_addr != 0) {
         return Err(EINVAL);
     }
@@ -53,7 +60,7 @@ pub(crate) fn check_query(q: &ProcmapQuery) -> Result {
 
 /// Checks a `query_flags` word: only bits of `valid`, and `VMA_PERM_ANY` (an extension upstream
 /// does not know) only with at least one permission bit, which it would otherwise ignore.
-#[inline]
+#[cold]
 pub(crate) fn check_query_flags(query_flags: u64, valid: u64) -> Result {
     if query_flags & !valid != 0 {
         return Err(EINVAL);

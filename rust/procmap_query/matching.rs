@@ -59,10 +59,11 @@ pub(crate) fn required_vm_flags(query_flags: u64) -> vm_flags_t {
 #[inline]
 pub(crate) fn perm_match(vm_flags: vm_flags_t, query_flags: u64) -> bool {
     let perm = required_vm_flags(query_flags);
-    if query_flags & flags::VMA_PERM_ANY != 0 {
-        vm_flags & perm != 0
+    let have = vm_flags & perm;
+    if query_flags & flags::VMA_PERM_ANY == 0 {
+        have == perm
     } else {
-        vm_flags & perm == perm
+        have != 0
     }
 }
 
