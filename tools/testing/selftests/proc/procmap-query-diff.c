@@ -209,13 +209,18 @@ static uint64_t run_case(int fd, const struct qcase *c, struct procmap_query *ou
 	return h;
 }
 
+/* The queries to compare, growing. */
+struct cases {
+	struct qcase *v;
+	size_t n, cap;
+};
+
 FIXTURE(diff) {
 	pid_t pid;
 	int fd;
 	struct vma_text vmas[MAX_VMAS];
 	int nvmas;
-	struct qcase *cases;
-	size_t ncases;
+	struct cases list;
 	uint64_t *c_hash, *rust_hash;
 };
 
@@ -239,7 +244,7 @@ FIXTURE_SETUP(diff)
 	ASSERT_GE(self->fd, 0);
 	self->nvmas = parse_maps(self->pid, self->vmas, MAX_VMAS);
 	ASSERT_GT(self->nvmas, FILLERS);
-	self->cases = NULL;
+	self->list = (struct cases){ NULL, 0, 0 };
 	self->c_hash = self->rust_hash = NULL;
 }
 
@@ -248,21 +253,21 @@ FIXTURE_TEARDOWN(diff)
 	kill(self->pid, SIGKILL);
 	waitpid(self->pid, NULL, 0);
 	close(self->fd);
-	free(self->cases);
+	free(self->list.v);
 	free(self->c_hash);
 	free(self->rust_hash);
 	use_impl(IMPL_RUST);
 }
 
-static void add_case(struct __test_metadata *_metadata, FIXTURE_DATA(diff) *self,
-		     size_t *cap, uint64_t addr, uint64_t flags, uint32_t ns, uint32_t bs)
+static void add_case(struct __test_metadata *_metadata, struct cases *l,
+		     uint64_t addr, uint64_t flags, uint32_t ns, uint32_t bs)
 {
-	if (self->ncases == *cap) {
-		*cap = *cap ? 2 * *cap : 4096;
-		self->cases = realloc(self->cases, *cap * sizeof(*self->cases));
-		ASSERT_NE(0, self->cases != NULL);
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 4096;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		ASSERT_NE(0, l->v != NULL);
 	}
-	self->cases[self->ncases++] = (struct qcase){ addr, flags, ns, bs };
+	l->v[l->n++] = (struct qcase){ addr, flags, ns, bs };
 }
 
 static const char *flag_str(uint64_t f)
@@ -278,7 +283,7 @@ static const char *flag_str(uint64_t f)
 TEST_F_TIMEOUT(diff, rust_equals_c, 1800)
 {
 	uint64_t addrs[4 * MAX_VMAS + RANDOM_ADDRS + 8];
-	size_t naddrs = 0, cap = 0, i, bad = 0;
+	size_t naddrs = 0, i, bad = 0;
 	uint64_t lo = UINT64_MAX, hi = 0, seed = 0x9e3779b97f4a7c15ULL;
 	struct procmap_query q;
 	int err, v;
@@ -319,10 +324,10 @@ TEST_F_TIMEOUT(diff, rust_equals_c, 1800)
 
 		if (i % 8 == 0) {
 			for (uint64_t f = 0; f < 64; f++)
-				add_case(_metadata, self, &cap, addrs[i], f, 0, 0);
+				add_case(_metadata, &self->list, addrs[i], f, 0, 0);
 		} else {
 			for (unsigned int k = 0; k < ARRAY_SIZE(some); k++)
-				add_case(_metadata, self, &cap, addrs[i], some[k], 0, 0);
+				add_case(_metadata, &self->list, addrs[i], some[k], 0, 0);
 		}
 	}
 
@@ -334,7 +339,8 @@ TEST_F_TIMEOUT(diff, rust_equals_c, 1800)
 	ASSERT_TRUE(use_impl(IMPL_C));
 	for (i = 0; i < naddrs; i++) {
 		uint64_t fl[] = { 0, PROCMAP_QUERY_COVERING_OR_NEXT_VMA,
-				  PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA };
+				  PROCMAP_QUERY_COVERING_OR_NEXT_VMA |
+				  PROCMAP_QUERY_FILE_BACKED_VMA };
 
 		for (unsigned int k = 0; k < ARRAY_SIZE(fl); k++) {
 			struct qcase big = { addrs[i], fl[k], NAME_LARGE, BUILD_ID_LARGE };
@@ -345,34 +351,36 @@ TEST_F_TIMEOUT(diff, rust_equals_c, 1800)
 				continue;
 			ns = q.vma_name_size;
 			bs = q.build_id_size;
-			add_case(_metadata, self, &cap, addrs[i], fl[k], NAME_LARGE, BUILD_ID_LARGE);
-			add_case(_metadata, self, &cap, addrs[i], fl[k], 1, 1);
-			add_case(_metadata, self, &cap, addrs[i], fl[k], NAME_LARGE, 0);
-			add_case(_metadata, self, &cap, addrs[i], fl[k], 0, BUILD_ID_LARGE);
+			add_case(_metadata, &self->list, addrs[i], fl[k], NAME_LARGE,
+				 BUILD_ID_LARGE);
+			add_case(_metadata, &self->list, addrs[i], fl[k], 1, 1);
+			add_case(_metadata, &self->list, addrs[i], fl[k], NAME_LARGE, 0);
+			add_case(_metadata, &self->list, addrs[i], fl[k], 0, BUILD_ID_LARGE);
 			if (ns) {
-				add_case(_metadata, self, &cap, addrs[i], fl[k], ns, 0);
+				add_case(_metadata, &self->list, addrs[i], fl[k], ns, 0);
 				if (ns > 1)
-					add_case(_metadata, self, &cap, addrs[i], fl[k], ns - 1, 0);
+					add_case(_metadata, &self->list, addrs[i], fl[k],
+						 ns - 1, 0);
 			}
 			if (bs) {
-				add_case(_metadata, self, &cap, addrs[i], fl[k], 0, bs);
-				add_case(_metadata, self, &cap, addrs[i], fl[k], 0, bs - 1);
+				add_case(_metadata, &self->list, addrs[i], fl[k], 0, bs);
+				add_case(_metadata, &self->list, addrs[i], fl[k], 0, bs - 1);
 			}
 		}
 	}
 
-	self->c_hash = calloc(self->ncases, sizeof(uint64_t));
-	self->rust_hash = calloc(self->ncases, sizeof(uint64_t));
+	self->c_hash = calloc(self->list.n, sizeof(uint64_t));
+	self->rust_hash = calloc(self->list.n, sizeof(uint64_t));
 	ASSERT_TRUE(self->c_hash && self->rust_hash);
 
-	for (i = 0; i < self->ncases; i++)
-		self->c_hash[i] = run_case(self->fd, &self->cases[i], NULL, &err);
+	for (i = 0; i < self->list.n; i++)
+		self->c_hash[i] = run_case(self->fd, &self->list.v[i], NULL, &err);
 	ASSERT_TRUE(use_impl(IMPL_RUST));
-	for (i = 0; i < self->ncases; i++)
-		self->rust_hash[i] = run_case(self->fd, &self->cases[i], NULL, &err);
+	for (i = 0; i < self->list.n; i++)
+		self->rust_hash[i] = run_case(self->fd, &self->list.v[i], NULL, &err);
 
-	for (i = 0; i < self->ncases; i++) {
-		struct qcase *c = &self->cases[i];
+	for (i = 0; i < self->list.n; i++) {
+		struct qcase *c = &self->list.v[i];
 		struct procmap_query cq, rq;
 		int cerr, rerr;
 
@@ -385,16 +393,16 @@ TEST_F_TIMEOUT(diff, rust_equals_c, 1800)
 		run_case(self->fd, c, &cq, &cerr);
 		ASSERT_TRUE(use_impl(IMPL_RUST));
 		run_case(self->fd, c, &rq, &rerr);
-		TH_LOG("case %zu: addr %#" PRIx64 " flags %s name %u build-id %u: c err %d "
-		       "[%#llx-%#llx f%llx off %#llx %u:%u ino %llu name %u bid %u] rust err %d "
-		       "[%#llx-%#llx f%llx off %#llx %u:%u ino %llu name %u bid %u]",
-		       i, c->addr, flag_str(c->flags), c->name_size, c->build_id_size, cerr,
+		TH_LOG(
+		       "case %zu: addr %#llx flags %s name %u build-id %u: c err %d [%#llx-%#llx f%llx off %#llx %u:%u ino %llu name %u bid %u] rust err %d [%#llx-%#llx f%llx off %#llx %u:%u ino %llu name %u bid %u]",
+		       i, (unsigned long long)c->addr, flag_str(c->flags), c->name_size,
+		       c->build_id_size, cerr,
 		       cq.vma_start, cq.vma_end, cq.vma_flags, cq.vma_offset, cq.dev_major,
 		       cq.dev_minor, cq.inode, cq.vma_name_size, cq.build_id_size, rerr,
 		       rq.vma_start, rq.vma_end, rq.vma_flags, rq.vma_offset, rq.dev_major,
 		       rq.dev_minor, rq.inode, rq.vma_name_size, rq.build_id_size);
 	}
-	TH_LOG("%zu queries over %d VMAs and %zu addresses: %zu differ", self->ncases,
+	TH_LOG("%zu queries over %d VMAs and %zu addresses: %zu differ", self->list.n,
 	       self->nvmas, naddrs, bad);
 	EXPECT_EQ(0, bad);
 }

@@ -190,7 +190,7 @@ static bool set_debugfs(const char *file, const char *value)
 	return ok;
 }
 
-static long meminfo(const char *key)
+static long meminfo_kb(const char *key)
 {
 	char line[256];
 	long v = -1;
@@ -304,8 +304,8 @@ TEST_F_TIMEOUT(faults, every_failure_is_answered_and_leaves_nothing_behind, 3600
 	ASSERT_TRUE(set_debugfs("fail_usercopy/verbose", "0"));
 	nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
 	ASSERT_LE(0, nth_fd) TH_LOG("no fail-nth: a kernel without CONFIG_FAULT_INJECTION");
-	shmem0 = meminfo("Shmem:");
-	free0 = meminfo("AnonPages:");
+	shmem0 = meminfo_kb("Shmem:");
+	free0 = meminfo_kb("AnonPages:");
 	ASSERT_EQ(0, pipe(ready));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -375,8 +375,8 @@ TEST_F_TIMEOUT(faults, every_failure_is_answered_and_leaves_nothing_behind, 3600
 	kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, NULL, 0));
 	for (i = 0; i < 50; i++) {
-		shmem1 = meminfo("Shmem:");
-		free1 = meminfo("AnonPages:");
+		shmem1 = meminfo_kb("Shmem:");
+		free1 = meminfo_kb("AnonPages:");
 		if (shmem1 < shmem0 + (FILE_MB << 10) / 2 && free1 < free0 + (ANON_MB << 10) / 2)
 			break;
 		usleep(100000);

@@ -545,7 +545,9 @@ static void one_batch(struct fz *f, int fd, bool live)
 		err = query_errno(fd, PROCMAP_QUERY_GENERATION, (void *)(uintptr_t)arg.p);
 		f->n++;
 		memset(&b, 0, sizeof(b));
-		if (err >= 64 || !((m & ~(B(EINVAL) | B(E2BIG) | B(ENAMETOOLONG) | B(ENOMEM))) & B(err)))
+		uint64_t gm = m & ~(B(EINVAL) | B(E2BIG) | B(ENAMETOOLONG) | B(ENOMEM));
+
+		if (err >= 64 || !(gm & B(err)))
 			bfail(f, &b, err, "generation: errno not allowed");
 		else if (!err && arg.wr >= 8 && (memcpy(&gen, (void *)(uintptr_t)arg.p, 8), !gen))
 			bfail(f, &b, err, "generation 0");
@@ -554,7 +556,9 @@ static void one_batch(struct fz *f, int fd, bool live)
 	memset(&b, 0, sizeof(b));
 	b.size = rnd(f, 8) ? sizeof(b) : pick_size(f);
 	b.flags = rnd(f, 8) ? rnd(f, 4) : next(f);
-	b.query_flags = pick_flags(f) & (rnd(f, 4) ? ~(uint64_t)PROCMAP_QUERY_COVERING_OR_NEXT_VMA : ~0ULL);
+	b.query_flags = pick_flags(f);
+	if (rnd(f, 4))
+		b.query_flags &= ~(uint64_t)PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
 	vsz = rnd(f, 6) ? sizeof(struct procmap_batch_vma) : rnd(f, 2) ? 96 : rnd(f, 5000);
 	b.vma_count = rooms[rnd(f, 8)];
 	vmas = place(f, 2, rnd(f, 3) ? P_OK : rnd(f, P_ARENA), (uint64_t)b.vma_count * vsz, false);
@@ -567,8 +571,10 @@ static void one_batch(struct fz *f, int fd, bool live)
 		b.addr_count = rnd(f, 65);
 		for (i = 0; i < 64; i++)
 			f->baddrs[i] = pick_addr(f);
-		b.addrs = rnd(f, 8) ? ptr_to_u64(f->baddrs) : place(f, 0, rnd(f, P_ARENA), 8, false).p;
-		b.addr_vmas = rnd(f, 8) ? ptr_to_u64(f->bidx) : place(f, 0, rnd(f, P_ARENA), 8, false).p;
+		b.addrs = rnd(f, 8) ? ptr_to_u64(f->baddrs) :
+				      place(f, 0, rnd(f, P_ARENA), 8, false).p;
+		b.addr_vmas = rnd(f, 8) ? ptr_to_u64(f->bidx) :
+					  place(f, 0, rnd(f, P_ARENA), 8, false).p;
 	} else {
 		b.addr = pick_addr(f);
 	}
@@ -585,9 +591,11 @@ static void one_batch(struct fz *f, int fd, bool live)
 	}
 	/* A well-formed request in readable memory is never refused. */
 	if ((err == EINVAL || err == E2BIG) && arg.rd >= (long)sizeof(b) && b.size == sizeof(b) &&
-	    !(b.flags & ~3ULL) && !(b.query_flags & ~0x2fULL) && vsz == sizeof(struct procmap_batch_vma) &&
+	    !(b.flags & ~3ULL) && !(b.query_flags & ~0x2fULL) &&
+	    vsz == sizeof(struct procmap_batch_vma) &&
 	    !b.vma_count == !b.vmas && !b.names_size == !b.names &&
-	    (!(b.flags & PROCMAP_BATCH_LOOKUP) || (!b.addr_count == !b.addrs && !b.addr_count == !b.addr_vmas))) {
+	    (!(b.flags & PROCMAP_BATCH_LOOKUP) ||
+	     (!b.addr_count == !b.addrs && !b.addr_count == !b.addr_vmas))) {
 		bfail(f, &b, err, "a valid request refused");
 		return;
 	}
@@ -600,7 +608,8 @@ static void one_batch(struct fz *f, int fd, bool live)
 		bfail(f, &b, err, "more written than room");
 		return;
 	}
-	if (vmas.wr < (long)((uint64_t)out.vma_count * vsz) || vsz != sizeof(struct procmap_batch_vma))
+	if (vmas.wr < (long)((uint64_t)out.vma_count * vsz) ||
+	    vsz != sizeof(struct procmap_batch_vma))
 		return;
 	for (i = 0; i < (int)out.vma_count; i++) {
 		struct procmap_batch_vma r;
@@ -768,7 +777,7 @@ static void record_ino(struct shared *sh, int fd)
 
 static int new_file(struct fz *f, char *path, size_t size, int nr)
 {
-	const char *dirs[] = { getenv("TMPDIR"), "/dev/shm", "/tmp", "." };
+	const char *const dirs[] = { getenv("TMPDIR"), "/dev/shm", "/tmp", "." };
 	int i, fd = -1;
 
 	for (i = 0; i < 4 && fd < 0; i++) {
@@ -877,8 +886,9 @@ static void *writer(void *arg)
 		case 9: case 10:
 			fd = ffd >= 0 && rnd(f, 2) ? ffd : mfd;
 			if (fd >= 0)
-				mmap(p, len, prot, (rnd(f, 2) ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
-				     fd, rnd(f, 20) * PAGE);
+				mmap(p, len, prot,
+				     (rnd(f, 2) ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd,
+				     rnd(f, 20) * PAGE);
 			break;
 		case 11:	/* truncate, or unlink and start another file */
 			fd = ffd >= 0 && rnd(f, 2) ? ffd : mfd;
