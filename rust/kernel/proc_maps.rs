@@ -254,13 +254,11 @@ impl NameBuf {
     /// Fails with [`ENAMETOOLONG`] if the whole name does not fit (the size `snprintf()` would
     /// need, not a truncated name, is what is checked); the buffer is then left as it was.
     pub fn concat(&mut self, parts: &[&[u8]]) -> Result<usize> {
-        let size = parts
-            .iter()
-            .try_fold(1usize, |size, part| size.checked_add(part.len()))
-            .ok_or(ENAMETOOLONG)?;
+        let size = concat_size(parts)?;
         let spare = self.buf.spare_capacity_mut();
         let start = spare.len().checked_sub(size).ok_or(ENAMETOOLONG)?;
-        concat_into(&mut spare[start..], parts)?;
+        write_concat(&mut spare[start..], parts);
+        // INVARIANT: The `size` bytes from `start` to the end of the allocation were written.
         self.start = start;
         Ok(size)
     }
@@ -333,12 +331,12 @@ impl NameArena {
                 spare.copy_within(room - size.., 0);
                 size
             }
-            VmaName::Name(name) => concat_into(spare, &[name.to_bytes()])?,
+            VmaName::Name(name) => concat_at_start(spare, &[name.to_bytes()])?,
             VmaName::Formatted {
                 prefix,
                 arg,
                 suffix,
-            } => concat_into(spare, &[prefix, arg.to_bytes(), suffix])?,
+            } => concat_at_start(spare, &[prefix, arg.to_bytes(), suffix])?,
         };
         // SAFETY: The first `size` bytes of the spare capacity were just written, and
         // `size <= room <= spare capacity`.
@@ -373,19 +371,21 @@ impl NameArena {
     }
 }
 
-/// Writes the concatenation of `parts` and a NUL at the start of `dst`, as `snprintf()` with a
-/// format like `"[anon:%s]"` would, and returns its size. [`ENAMETOOLONG`] (and nothing
-/// written) if it does not fit.
-fn concat_into(dst: &mut [MaybeUninit<u8>], parts: &[&[u8]]) -> Result<usize> {
-    let size = parts
+/// The size of the concatenation of `parts` and a NUL: what `snprintf()` with a format like
+/// `"[anon:%s]"` needs. [`ENAMETOOLONG`] if it overflows.
+fn concat_size(parts: &[&[u8]]) -> Result<usize> {
+    parts
         .iter()
         .try_fold(1usize, |size, part| size.checked_add(part.len()))
-        .ok_or(ENAMETOOLONG)?;
-    if size > dst.len() {
-        return Err(ENAMETOOLONG);
-    }
+        .ok_or(ENAMETOOLONG)
+}
+
+/// Writes the concatenation of `parts` and a NUL into `dst`, whose length is
+/// [`concat_size`]`(parts)`.
+fn write_concat(dst: &mut [MaybeUninit<u8>], parts: &[&[u8]]) {
     let mut dst = dst.iter_mut();
     for part in parts {
+        // `part` first: `zip` stops on it without taking a byte of `dst`.
         for (&byte, slot) in part.iter().zip(dst.by_ref()) {
             slot.write(byte);
         }
@@ -393,6 +393,13 @@ fn concat_into(dst: &mut [MaybeUninit<u8>], parts: &[&[u8]]) -> Result<usize> {
     if let Some(nul) = dst.next() {
         nul.write(0);
     }
+}
+
+/// Writes the concatenation of `parts` and a NUL at the start of `dst` and returns its size;
+/// [`ENAMETOOLONG`] (and nothing written) if it does not fit.
+fn concat_at_start(dst: &mut [MaybeUninit<u8>], parts: &[&[u8]]) -> Result<usize> {
+    let size = concat_size(parts)?;
+    write_concat(dst.get_mut(..size).ok_or(ENAMETOOLONG)?, parts);
     Ok(size)
 }
 

@@ -95,7 +95,7 @@ enum Take {
     NoRoom,
 }
 
-/// A VMA's facts, as [`matching`] needs them.
+/// Whether `vma` passes the filters of `query_flags`.
 fn passes(vma: &VmaRef, query_flags: u64) -> bool {
     matching::passes(&facts(vma), query_flags)
 }
@@ -226,16 +226,20 @@ impl Batch {
         }
     }
 
-    /// Whether this pass may stage one more record, and the call examine one more VMA.
-    fn room(&self) -> bool {
-        self.recs.len() < self.recs.capacity()
-            && self.written + self.recs.len() < self.vma_count
-            && self.examined < batch::MAX_VMAS
+    /// Whether the call may report one more record and examine one more VMA.
+    fn call_room(&self) -> bool {
+        self.written + self.recs.len() < self.vma_count && self.examined < batch::MAX_VMAS
     }
 
-    /// What to do when [`Batch::room`] says no.
+    /// Whether this pass may stage one more record, and the call examine one more VMA.
+    fn room(&self) -> bool {
+        self.recs.len() < self.recs.capacity() && self.call_room()
+    }
+
+    /// What to do when [`Batch::room`] says no: a full stage is copied out and the call goes
+    /// on; a call out of room or work ends.
     fn no_room(&self) -> Pass {
-        if self.written + self.recs.len() < self.vma_count && self.examined < batch::MAX_VMAS {
+        if self.call_room() {
             Pass::Full
         } else {
             Pass::Stop

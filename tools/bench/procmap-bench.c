@@ -203,6 +203,34 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * The seed author's workload: about 655 VMAs (*@more of them made here, at
+ * *@extra, for the caller to unmap) and 3244 addresses of which 464 unique,
+ * into @addrs. Returns the number of VMAs, read into @tv.
+ */
+static long seed_workload(struct text_vma *tv, uint64_t *addrs, void **extra, long *more)
+{
+	static uint64_t uniq[464];
+	long have = parse_text(tv, 300000), nv;
+	uint64_t seed = 42;
+
+	*more = 655 - have > 0 ? 655 - have : 0;
+	*extra = make_vmas(*more);
+	nv = parse_text(tv, 300000);
+	for (int i = 0; i < 464; i++) {
+		struct text_vma *v;
+
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		v = &tv[(seed >> 33) % nv];
+		uniq[i] = v->start + (seed >> 7) % (v->end - v->start);
+	}
+	for (int i = 0; i < 3244; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		addrs[i] = uniq[(seed >> 33) % 464];
+	}
+	return nv;
+}
+
 /* The seed author's workload: resolve all addresses to VMA + file offset. */
 static void symbolize(uint64_t *addrs, long n, uint64_t *out_ioctl, uint64_t *out_text,
 		      double *t_ioctl, double *t_text, struct text_vma *tv, long tmax)
@@ -267,25 +295,12 @@ static void costs(void)
 
 	/* 3: ~655 VMAs, 3244 addresses of which 464 unique. */
 	{
-		static uint64_t uniq[464], addrs[3244], o1[3244], o2[3244];
+		static uint64_t addrs[3244], o1[3244], o2[3244];
 		double ti[ROUNDS], tt[ROUNDS];
-		long have = parse_text(tv, 300000);
-		long more = 655 - have > 0 ? 655 - have : 0;
-		void *extra = make_vmas(more);
-		long nv = parse_text(tv, 300000), bad = 0;
-		uint64_t seed = 42;
+		long more;
+		void *extra;
+		long nv = seed_workload(tv, addrs, &extra, &more), bad = 0;
 
-		for (int i = 0; i < 464; i++) {
-			struct text_vma *v;
-
-			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-			v = &tv[(seed >> 33) % nv];
-			uniq[i] = v->start + (seed >> 7) % (v->end - v->start);
-		}
-		for (int i = 0; i < 3244; i++) {
-			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-			addrs[i] = uniq[(seed >> 33) % 464];
-		}
 		use_rust(1);
 		for (int i = 0; i < ROUNDS; i++)
 			symbolize(addrs, 3244, o1, o2, &ti[i], &tt[i], tv, 300000);
@@ -492,25 +507,12 @@ static void batches(void)
 
 	/* 7: the seed workload: ~655 VMAs, 3244 addresses (464 unique), to VMA + offset. */
 	{
-		static uint64_t uniq[464], addrs[3244], sorted[3244], o1[3244], o2[3244];
-		long have = parse_text(tv, 300000);
-		long more = 655 - have > 0 ? 655 - have : 0;
-		void *extra = make_vmas(more);
-		long nv = parse_text(tv, 300000), bad = 0;
-		uint64_t seed = 42;
+		static uint64_t addrs[3244], sorted[3244], o1[3244], o2[3244];
+		long more;
+		void *extra;
+		long nv = seed_workload(tv, addrs, &extra, &more), bad = 0;
 		double tb, tt;
 
-		for (int i = 0; i < 464; i++) {
-			struct text_vma *v;
-
-			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-			v = &tv[(seed >> 33) % nv];
-			uniq[i] = v->start + (seed >> 7) % (v->end - v->start);
-		}
-		for (int i = 0; i < 3244; i++) {
-			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-			addrs[i] = uniq[(seed >> 33) % 464];
-		}
 		/* Sorting is common to both ways: not timed (as row 3). */
 		memcpy(sorted, addrs, sizeof(sorted));
 		qsort(sorted, 3244, sizeof(*sorted), cmp_u64);
