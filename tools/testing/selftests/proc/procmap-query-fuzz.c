@@ -26,7 +26,9 @@
  * end at boundaries the writer created (check_arena()).
  *
  * PROCMAP_FUZZ_SEED=<n> (default: from the time) and PROCMAP_FUZZ_SECONDS=<s>
- * per variant (default 8). The seed is printed ("# seed: N"); each thread
+ * per variant (default 8); PROCMAP_FUZZ_UNLOADS=<n>: the reload variant goes
+ * on past that time until the module was unloaded n times (allowing a second
+ * per unload at most). The seed is printed ("# seed: N"); each thread
  * draws its inputs from its own PRNG derived from it, so rerunning with
  * PROCMAP_FUZZ_SEED=N replays the same input sequence (the answers depend on
  * timing; run under "setarch -R" to replay the addresses as well). A failure
@@ -127,6 +129,7 @@ struct in {
 
 static uint64_t fuzz_seed;
 static double fuzz_secs = 8;
+static unsigned long fuzz_unloads;
 
 static uint64_t next(struct fz *f)	/* splitmix64 */
 {
@@ -919,8 +922,8 @@ static void *reloader(void *arg)
 
 	wait_go(f->sh);
 	while (!atomic_load(&f->sh->stop)) {
-		if (!unload_rust())
-			f->n++;
+		if (!unload_rust())	/* read by the main thread */
+			__atomic_store_n(&f->n, f->n + 1, __ATOMIC_RELAXED);
 		if (!rust_loaded() && load_rust())
 			f->ok++;	/* failed loads */
 	}
@@ -1132,7 +1135,7 @@ TEST_F_TIMEOUT(fuzz, run, 300)
 	pid_t pid = 0;
 	int i, nth = 0, status;
 
-	alarm(fuzz_secs * 3 + 60);	/* watchdog */
+	alarm(fuzz_secs * 3 + 60 + fuzz_unloads);	/* watchdog */
 	if (variant->mode == M_RELOAD) {
 		atomic_store(&self->sh->reloading, 1);
 		self->was_loaded = rust_loaded();
@@ -1160,8 +1163,10 @@ TEST_F_TIMEOUT(fuzz, run, 300)
 					    &fz[NCTX + 1]));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	atomic_store(&sh->go, 1);
-	while (t < fuzz_secs) {
-		usleep(MIN(fuzz_secs - t, 0.1) * 1e6);
+	while (t < fuzz_secs || (variant->mode == M_RELOAD && t < fuzz_secs + fuzz_unloads &&
+				 __atomic_load_n(&fz[NCTX + 1].n, __ATOMIC_RELAXED) <
+				 fuzz_unloads)) {
+		usleep(MAX(MIN(fuzz_secs - t, 0.1), 0.01) * 1e6);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		t = t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	}
@@ -1235,8 +1240,11 @@ static void __attribute__((constructor(KSELFTEST_PRIO_TEST + 1))) fuzz_init(void
 		fuzz_secs = strtod(s, NULL);
 	if (!(fuzz_secs > 0))
 		fuzz_secs = 8;
-	if (fuzz_secs * 4 + 120 > 300)
-		_fuzz_run_object->timeout = fuzz_secs * 4 + 120;
+	s = getenv("PROCMAP_FUZZ_UNLOADS");
+	if (s)
+		fuzz_unloads = strtoul(s, NULL, 0);
+	if (fuzz_secs * 4 + 120 + fuzz_unloads > 300)
+		_fuzz_run_object->timeout = fuzz_secs * 4 + 120 + fuzz_unloads;
 }
 
 TEST_HARNESS_MAIN
