@@ -132,8 +132,9 @@ struct Batch {
     recs: KVVec<ProcmapBatchVma>,
     files: KVec<Option<ARef<File>>>,
     arena: Option<NameArena>,
-    /// Lookup: the addresses of this pass, and the index of each one's record.
-    pass_addrs: KVec<u64>,
+    /// Lookup: the addresses of this pass (as the user's `u64`s, in native byte order), and
+    /// the index of each one's record.
+    pass_addrs: KVec<u8>,
     answers: KVec<u32>,
     /// Lookup: `(start, end, index)` of the records of this call, in the order they were
     /// reported, and whether they are sorted by start.
@@ -146,14 +147,18 @@ impl Batch {
         let lookup = req.flags & batch::LOOKUP != 0;
         let build_id = req.flags & batch::BUILD_ID != 0;
         let vma_count = req.vma_count as usize;
+        let addr_count = req.addr_count as usize;
+        // The stage holds what a pass may report: a lookup reports at most one record per
+        // address. A short call allocates little (and from the slab, not the page allocator).
+        let addr_chunk = if lookup { CHUNK.min(addr_count) } else { 0 };
         let chunk = CHUNK.min(vma_count);
+        let chunk = if lookup { chunk.min(addr_chunk) } else { chunk };
         let names_size = req.names_size as usize;
         let arena = if names_size != 0 && vma_count != 0 {
             Some(NameArena::new(names_size.min(NAMES_STAGE), GFP_KERNEL)?)
         } else {
             None
         };
-        let addr_chunk = if lookup { CHUNK } else { 0 };
         Ok(Self {
             lookup,
             build_id,
@@ -165,7 +170,7 @@ impl Batch {
             names_size,
             addrs: req.addrs,
             addr_vmas: req.addr_vmas,
-            addr_count: req.addr_count as usize,
+            addr_count,
             at: req.addr as usize,
             examined: 0,
             written: 0,
@@ -175,7 +180,7 @@ impl Batch {
             recs: KVVec::with_capacity(chunk, GFP_KERNEL)?,
             files: KVec::with_capacity(if build_id { chunk } else { 0 }, GFP_KERNEL)?,
             arena,
-            pass_addrs: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
+            pass_addrs: KVec::with_capacity(addr_chunk * size_of::<u64>(), GFP_KERNEL)?,
             answers: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
             index: KVec::new(),
             sorted: true,
@@ -188,7 +193,7 @@ impl Batch {
         loop {
             if self.lookup {
                 self.read_addrs()?;
-                self.index.reserve(CHUNK, GFP_KERNEL)?;
+                self.index.reserve(self.pass_len(), GFP_KERNEL)?;
             }
             // The address space is used only while a pass stages; it is given back before
             // anything may fault.
@@ -341,11 +346,20 @@ impl Batch {
         let n = (self.addr_count - self.answered).min(CHUNK);
         self.answers.clear();
         self.pass_addrs.clear();
-        self.pass_addrs.resize(n, 0, GFP_KERNEL)?;
         let src = offset(self.addrs, self.answered, size_of::<u64>())?;
-        UserSlice::new(src, n * size_of::<u64>())
-            .reader()
-            .read_slice(AsBytes::as_bytes_mut(self.pass_addrs.as_mut_slice()))
+        // Into the reserved room, with no zeroing first.
+        UserSlice::new(src, n * size_of::<u64>()).read_all(&mut self.pass_addrs, GFP_KERNEL)
+    }
+
+    /// The number of addresses of this pass.
+    fn pass_len(&self) -> usize {
+        self.pass_addrs.len() / size_of::<u64>()
+    }
+
+    /// Address `i` of this pass.
+    fn pass_addr(&self, i: usize) -> Option<u64> {
+        let bytes = self.pass_addrs.get(i * size_of::<u64>()..)?.first_chunk()?;
+        Some(u64::from_ne_bytes(*bytes))
     }
 
     /// The record already staged or written in this call that covers `addr`, if any.
@@ -365,7 +379,7 @@ impl Batch {
 
     /// A pass of a lookup: answers the addresses read by [`Batch::read_addrs`].
     fn lookup_pass(&mut self, mm: &MmWithUser) -> Result<Pass> {
-        while let Some(&addr) = self.pass_addrs.get(self.answers.len()) {
+        while let Some(addr) = self.pass_addr(self.answers.len()) {
             // As `PROCMAP_QUERY`: on a 32-bit kernel the upper half is dropped.
             let addr = addr as usize;
             let answer = match self.reported(addr) {
