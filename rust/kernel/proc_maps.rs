@@ -28,7 +28,8 @@ use crate::{
 use core::{
     marker::PhantomData,
     mem::{size_of, MaybeUninit},
-    ptr, slice,
+    ptr::{self, NonNull},
+    slice,
 };
 
 /// The argument of `PROCMAP_QUERY`: `struct procmap_query` from `include/uapi/linux/fs.h`.
@@ -170,43 +171,60 @@ pub fn vma_name(vma: &VmaRef) -> Result<Option<VmaName<'_>>> {
     }
     // A non-null name or format is a NUL-terminated string that lives at least as long as the
     // locked VMA: a static string, the driver's, or the VMA's anon_vma_name.
-    let as_cstr = |p: *const c_char| -> Option<&CStr> {
-        // SAFETY: `p` is null or such a string, see above.
-        (!p.is_null()).then(|| unsafe { CStr::from_char_ptr(p) })
-    };
-    let (name, fmt) = (as_cstr(name), as_cstr(fmt));
-    Ok(match (fmt, name) {
-        (None, None) => None,
-        (None, Some(name)) => Some(VmaName::Name(name)),
-        (Some(fmt), name) => {
-            // `vsnprintf()` prints a NULL string as "(null)".
-            let arg = name.unwrap_or(c"(null)");
-            let fmt = fmt.to_bytes();
-            let at = fmt.windows(2).position(|w| w == b"%s").ok_or(EINVAL)?;
-            let (prefix, suffix) = (&fmt[..at], &fmt[at + 2..]);
-            // Only a single "%s" can be reproduced without `snprintf()`.
-            if prefix.contains(&b'%') || suffix.contains(&b'%') {
-                return Err(EINVAL);
-            }
-            Some(VmaName::Formatted {
-                prefix,
-                arg,
-                suffix,
-            })
+    if fmt.is_null() {
+        if name.is_null() {
+            return Ok(None);
         }
-    })
+        // SAFETY: `name` is such a string, see above.
+        return Ok(Some(VmaName::Name(unsafe { CStr::from_char_ptr(name) })));
+    }
+    // SAFETY: `fmt` is such a string, and `name` is null or one, see above.
+    unsafe { formatted(fmt, name) }
+}
+
+/// The name `name_fmt` with `name` (or `"(null)"`) in place of its `"%s"`, as
+/// `proc_get_vma_name()` gives it for areas named with `prctl(PR_SET_VMA_ANON_NAME)`.
+///
+/// Out of line: the common names (a path, a fixed name, none) do not pay for it.
+///
+/// # Safety
+///
+/// `fmt` is a NUL-terminated string, and `name` null or one, both living at least for `'a`.
+unsafe fn formatted<'a>(fmt: *const c_char, name: *const c_char) -> Result<Option<VmaName<'a>>> {
+    // SAFETY: By the safety requirements, `fmt` is a string that lives for `'a`.
+    let fmt = unsafe { CStr::from_char_ptr(fmt) }.to_bytes();
+    // `vsnprintf()` prints a NULL string as "(null)".
+    let arg = if name.is_null() {
+        c"(null)"
+    } else {
+        // SAFETY: By the safety requirements, `name` is a string that lives for `'a`.
+        unsafe { CStr::from_char_ptr(name) }
+    };
+    let at = fmt.windows(2).position(|w| w == b"%s").ok_or(EINVAL)?;
+    let (prefix, suffix) = (&fmt[..at], &fmt[at + 2..]);
+    // Only a single "%s" can be reproduced without `snprintf()`.
+    if prefix.contains(&b'%') || suffix.contains(&b'%') {
+        return Err(EINVAL);
+    }
+    Ok(Some(VmaName::Formatted {
+        prefix,
+        arg,
+        suffix,
+    }))
 }
 
 /// A buffer a VMA name is built in, for `PROCMAP_QUERY`.
 ///
-/// It is allocated as the C code allocates it: the size the caller asks for, not zeroed. The
-/// name and its terminating NUL are written at the end of the buffer, as `d_path()` writes
-/// them, and only those bytes can be read.
+/// It is allocated as the C code allocates it, with `kmalloc()`: the size the caller asks
+/// for, not zeroed. (Not a [`KVec`]: the Rust allocators go through `krealloc()`, which
+/// costs more than `kmalloc()` and `kfree()`, and every named query pays it.) The name and its
+/// terminating NUL are written at the end of the buffer, as `d_path()` writes them, and only
+/// those bytes can be read.
 ///
 /// # Invariants
 ///
-/// `buf` is empty (`buf.len() == 0`), `start <= buf.capacity()`, and the bytes
-/// `start..buf.capacity()` of its allocation are initialized.
+/// `ptr` is a `kmalloc()` allocation of `cap` bytes (`ZERO_SIZE_PTR` if `cap` is 0) that this
+/// buffer owns, `start <= cap`, and the bytes `start..cap` are initialized.
 ///
 /// # Examples
 ///
@@ -221,7 +239,8 @@ pub fn vma_name(vma: &VmaRef) -> Result<Option<VmaName<'_>>> {
 /// # Ok::<(), Error>(())
 /// ```
 pub struct NameBuf {
-    buf: KVec<u8>,
+    ptr: NonNull<u8>,
+    cap: usize,
     start: usize,
 }
 
@@ -229,22 +248,34 @@ impl NameBuf {
     /// Allocates a buffer for a name of up to `size` bytes, its NUL included.
     #[inline]
     pub fn new(size: usize, flags: Flags) -> Result<Self> {
-        let buf = KVec::with_capacity(size, flags)?;
-        // INVARIANT: `buf` is empty, and no byte is claimed to be initialized yet.
+        // SAFETY: `__kmalloc_noprof()` may be called with any size and flags.
+        let ptr = unsafe { bindings::__kmalloc_noprof(size, flags.as_raw()) };
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: `ptr` was just allocated with `size` bytes, and no byte is claimed to be
+        // initialized yet.
         Ok(Self {
-            start: buf.capacity(),
-            buf,
+            ptr,
+            cap: size,
+            start: size,
         })
+    }
+
+    /// The whole buffer, for writing a name.
+    #[inline]
+    fn spare(&mut self) -> &mut [MaybeUninit<u8>] {
+        // SAFETY: By the type invariants, `ptr` is valid for reads and writes of `cap` bytes
+        // (or is `ZERO_SIZE_PTR`, non-null and aligned, if `cap` is 0), and is owned by `self`,
+        // which the slice borrows mutably.
+        unsafe { slice::from_raw_parts_mut(self.ptr.as_ptr().cast(), self.cap) }
     }
 
     /// Builds the path name of `path` in the buffer, as `d_path()` does, and returns its size
     /// (NUL included). Fails with [`ENAMETOOLONG`] if it does not fit.
     #[inline]
     pub fn d_path(&mut self, path: &Path) -> Result<usize> {
-        let size = path.d_path(self.buf.spare_capacity_mut())?.len();
-        // INVARIANT: `Path::d_path` initialized the last `size` bytes of the spare capacity,
-        // which is the whole allocation since `buf` is empty.
-        self.start = self.buf.capacity() - size;
+        let size = path.d_path(self.spare())?.len();
+        // INVARIANT: `Path::d_path` initialized the last `size` bytes of the buffer.
+        self.start = self.cap - size;
         Ok(size)
     }
 
@@ -255,10 +286,9 @@ impl NameBuf {
     /// need, not a truncated name, is what is checked); the buffer is then left as it was.
     pub fn concat(&mut self, parts: &[&[u8]]) -> Result<usize> {
         let size = concat_size(parts)?;
-        let spare = self.buf.spare_capacity_mut();
-        let start = spare.len().checked_sub(size).ok_or(ENAMETOOLONG)?;
-        write_concat(&mut spare[start..], parts);
-        // INVARIANT: The `size` bytes from `start` to the end of the allocation were written.
+        let start = self.cap.checked_sub(size).ok_or(ENAMETOOLONG)?;
+        write_concat(&mut self.spare()[start..], parts);
+        // INVARIANT: The `size` bytes from `start` to the end of the buffer were written.
         self.start = start;
         Ok(size)
     }
@@ -266,15 +296,18 @@ impl NameBuf {
     /// Returns the name built last, its NUL included (empty if none was built).
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        // SAFETY: By the type invariants, `start <= capacity` and the bytes from `start` to the
-        // end of the allocation are initialized; they are borrowed from `self` and are not
-        // written while the borrow lasts (every write takes `&mut self`).
-        unsafe {
-            slice::from_raw_parts(
-                self.buf.as_ptr().add(self.start),
-                self.buf.capacity() - self.start,
-            )
-        }
+        // SAFETY: By the type invariants, `start <= cap` and the bytes from `start` to `cap`
+        // are initialized; they are borrowed from `self` and are not written while the borrow
+        // lasts (every write takes `&mut self`).
+        unsafe { slice::from_raw_parts(self.ptr.as_ptr().add(self.start), self.cap - self.start) }
+    }
+}
+
+impl Drop for NameBuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants, `ptr` came from `kmalloc()` and is owned by `self`.
+        unsafe { bindings::kfree(self.ptr.as_ptr().cast()) };
     }
 }
 

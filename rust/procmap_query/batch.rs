@@ -410,6 +410,11 @@ impl Batch {
     /// Looks up the VMA covering `addr`, as `PROCMAP_QUERY` without `COVERING_OR_NEXT_VMA`
     /// does, and stages it.
     fn lookup_one(&mut self, mm: &MmWithUser, addr: usize) -> Result<Take> {
+        // Most addresses of a trace are mapped: the VMA covering one is found and locked in
+        // one descent of the tree. If none is (or it cannot be locked), look again below.
+        if let Some(vma) = mm.lock_vma_under_rcu(addr) {
+            return self.take_covering(Some(&vma), addr);
+        }
         let take = if cfg!(CONFIG_PER_VMA_LOCK) {
             match mm.lock_next_vma(addr) {
                 Err(e) if e == EAGAIN => None,
