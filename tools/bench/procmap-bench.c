@@ -571,13 +571,10 @@ static void batches(void)
 
 		/*
 		 * The floor: an unknown command with the module unloaded (no
-		 * delegation). Medians of rounds of 4000 calls: one loop alone
-		 * may take in a tick's work, 5 % of a call this short.
+		 * delegation), and loaded. Medians of rounds of 4000 calls: one
+		 * loop alone may take in a tick's work, 5 % of a call this short.
 		 */
-		use_rust(0);
-		c = TIME_MEDIAN(ROUNDS, measure(FLOOR, 0, 4000)) / 4000;
-		use_rust(1);
-		fr = TIME_MEDIAN(ROUNDS, measure(FLOOR, 0, 4000)) / 4000;
+		rust_vs_c(FLOOR, 0, 4000, &c, &fr);	/* ends with Rust loaded */
 		r = TIME_MEDIAN(ROUNDS, TIME_LOOP(4000, ioctl(maps_fd, PROCMAP_QUERY_GENERATION,
 							      &gen))) / 4000;
 		x = TIME_MEDIAN(ROUNDS, measure(EXACT, (uintptr_t)&costs, 2000)) / 2000;
