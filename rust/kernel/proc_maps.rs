@@ -14,7 +14,7 @@
 //! [`include/uapi/linux/procmap_query.h`](srctree/include/uapi/linux/procmap_query.h)
 
 use crate::{
-    alloc::Flags,
+    alloc::{allocator::Kmalloc, Allocator, Flags, NumaNode},
     bindings,
     error::{to_result, VTABLE_DEFAULT_ERROR},
     ffi::{c_char, c_long, c_uint, c_void},
@@ -26,6 +26,7 @@ use crate::{
     uaccess::UserPtr,
 };
 use core::{
+    alloc::Layout,
     marker::PhantomData,
     mem::{size_of, MaybeUninit},
     ptr::{self, NonNull},
@@ -215,16 +216,14 @@ unsafe fn formatted<'a>(fmt: *const c_char, name: *const c_char) -> Result<Optio
 
 /// A buffer a VMA name is built in, for `PROCMAP_QUERY`.
 ///
-/// It is allocated as the C code allocates it, with `kmalloc()`: the size the caller asks
-/// for, not zeroed. (Not a [`KVec`]: the Rust allocators go through `krealloc()`, which
-/// costs more than `kmalloc()` and `kfree()`, and every named query pays it.) The name and its
-/// terminating NUL are written at the end of the buffer, as `d_path()` writes them, and only
-/// those bytes can be read.
+/// It is allocated as the C code allocates it, with [`Kmalloc`] (`kmalloc()`): the size the
+/// caller asks for, not zeroed. The name and its terminating NUL are written at the end of the
+/// buffer, as `d_path()` writes them, and only those bytes can be read.
 ///
 /// # Invariants
 ///
-/// `ptr` is a `kmalloc()` allocation of `cap` bytes (`ZERO_SIZE_PTR` if `cap` is 0) that this
-/// buffer owns, `start <= cap`, and the bytes `start..cap` are initialized.
+/// `ptr` is a [`Kmalloc`] allocation of `cap` bytes that this buffer owns (a dangling pointer if
+/// `cap` is 0), `start <= cap`, and the bytes `start..cap` are initialized.
 ///
 /// # Examples
 ///
@@ -248,23 +247,27 @@ impl NameBuf {
     /// Allocates a buffer for a name of up to `size` bytes, its NUL included.
     #[inline]
     pub fn new(size: usize, flags: Flags) -> Result<Self> {
-        // SAFETY: `__kmalloc_noprof()` may be called with any size and flags.
-        let ptr = unsafe { bindings::__kmalloc_noprof(size, flags.as_raw()) };
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
+        let ptr = Kmalloc::alloc(Self::layout(size)?, flags, NumaNode::NO_NODE)?;
         // INVARIANT: `ptr` was just allocated with `size` bytes, and no byte is claimed to be
         // initialized yet.
         Ok(Self {
-            ptr,
+            ptr: ptr.cast(),
             cap: size,
             start: size,
         })
+    }
+
+    /// The layout of a buffer of `size` bytes.
+    #[inline]
+    fn layout(size: usize) -> Result<Layout> {
+        Layout::array::<u8>(size).map_err(|_| ENOMEM)
     }
 
     /// The whole buffer, for writing a name.
     #[inline]
     fn spare(&mut self) -> &mut [MaybeUninit<u8>] {
         // SAFETY: By the type invariants, `ptr` is valid for reads and writes of `cap` bytes
-        // (or is `ZERO_SIZE_PTR`, non-null and aligned, if `cap` is 0), and is owned by `self`,
+        // (or is dangling, non-null and aligned, if `cap` is 0), and is owned by `self`,
         // which the slice borrows mutably.
         unsafe { slice::from_raw_parts_mut(self.ptr.as_ptr().cast(), self.cap) }
     }
@@ -306,8 +309,13 @@ impl NameBuf {
 impl Drop for NameBuf {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: By the type invariants, `ptr` came from `kmalloc()` and is owned by `self`.
-        unsafe { bindings::kfree(self.ptr.as_ptr().cast()) };
+        // `new` made this layout from `cap`.
+        let Ok(layout) = Self::layout(self.cap) else {
+            return;
+        };
+        // SAFETY: By the type invariants, `ptr` is a `Kmalloc` allocation of `layout` that `self`
+        // owns, and it is not used again.
+        unsafe { Kmalloc::free(self.ptr, layout) };
     }
 }
 
