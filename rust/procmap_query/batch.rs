@@ -16,6 +16,7 @@ use kernel::{
     alloc::KVVec,
     fs::file::{File, BUILD_ID_SIZE_MAX},
     mm::{virt::VmaRef, Mm, MmWithUser},
+    page::PAGE_SHIFT,
     prelude::*,
     proc_maps::{self, batch, NameArena, ProcmapBatch, ProcmapBatchVma, GENERATION_UNKNOWN},
     sync::aref::ARef,
@@ -31,6 +32,34 @@ const CHUNK: usize = 256;
 
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
 const NAMES_STAGE: usize = 2 * matching::PATH_MAX;
+
+/// The most slots of a lookup's page cache (a power of two).
+const PAGE_SLOTS: usize = 64;
+
+/// A page no address is in, marking an empty slot of the page cache.
+const NO_PAGE: usize = usize::MAX;
+
+/// A lookup's page cache, for a pass of `addrs` addresses: a slot per address, up to
+/// [`PAGE_SLOTS`]. None if they are too few to repeat much, or if there is no memory for it: it
+/// only saves searching the records.
+fn page_cache(addrs: usize) -> KVec<(usize, u32)> {
+    if addrs < PAGE_SLOTS / 4 {
+        return KVec::new();
+    }
+    let slots = addrs.next_power_of_two().min(PAGE_SLOTS);
+    let Ok(mut pages) = KVec::with_capacity(slots, GFP_KERNEL) else {
+        return KVec::new();
+    };
+    while pages.push_within_capacity((NO_PAGE, 0)).is_ok() {}
+    pages
+}
+
+/// The slot of a page cache of `slots` slots (a power of two) where `page` goes.
+#[inline]
+fn page_slot(page: usize, slots: usize) -> usize {
+    // With no slot, any index: there is nothing to find.
+    (page ^ (page >> PAGE_SLOTS.trailing_zeros())) & slots.wrapping_sub(1)
+}
 
 /// The generation of `mm`'s VMA set: its count of mmap write-lock sections.
 fn generation(seq: Option<u32>) -> u64 {
@@ -140,6 +169,11 @@ struct Batch {
     /// reported, and whether they are sorted by start.
     index: KVec<(usize, usize, u32)>,
     sorted: bool,
+    /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
+    /// start and end on page boundaries, so every address of a page has the same answer. Made
+    /// once addresses come back to an earlier record: a stack trace repeats the same few
+    /// return addresses, out of order, and most are then answered here.
+    pages: KVec<(usize, u32)>,
 }
 
 impl Batch {
@@ -184,6 +218,7 @@ impl Batch {
             answers: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
             index: KVec::new(),
             sorted: true,
+            pages: KVec::new(),
         })
     }
 
@@ -193,7 +228,8 @@ impl Batch {
         loop {
             if self.lookup {
                 self.read_addrs()?;
-                self.index.reserve(self.pass_len(), GFP_KERNEL)?;
+                self.index
+                    .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP_KERNEL)?;
             }
             // The address space is used only while a pass stages; it is given back before
             // anything may fault.
@@ -351,25 +387,24 @@ impl Batch {
         UserSlice::new(src, n * size_of::<u64>()).read_all(&mut self.pass_addrs, GFP_KERNEL)
     }
 
-    /// The number of addresses of this pass.
-    fn pass_len(&self) -> usize {
-        self.pass_addrs.len() / size_of::<u64>()
-    }
-
-    /// Address `i` of this pass.
-    fn pass_addr(&self, i: usize) -> Option<u64> {
-        let bytes = self.pass_addrs.get(i * size_of::<u64>()..)?.first_chunk()?;
-        Some(u64::from_ne_bytes(*bytes))
+    /// The record reported last in this call, if it covers `addr`: addresses in ascending order
+    /// (a sorted trace) mostly hit it.
+    #[inline]
+    fn last_reported(&self, addr: usize) -> Option<u32> {
+        self.index
+            .last()
+            .filter(|&&(start, end, _)| start <= addr && addr < end)
+            .map(|r| r.2)
     }
 
     /// The record already staged or written in this call that covers `addr`, if any.
     fn reported(&self, addr: usize) -> Option<u32> {
         let covers = |&(start, end, _): &(usize, usize, u32)| start <= addr && addr < end;
-        // Addresses in ascending order (a sorted stack trace) mostly hit the last record.
-        if let Some(last) = self.index.last().filter(|r| covers(r)) {
-            return Some(last.2);
-        }
         if self.sorted {
+            // Above the last record, as a sorted trace's new VMAs are: none covers it.
+            if self.index.last().is_none_or(|&(_, end, _)| end <= addr) {
+                return None;
+            }
             let i = self.index.partition_point(|&(_, end, _)| end <= addr);
             self.index.get(i).filter(|r| covers(r)).map(|r| r.2)
         } else {
@@ -377,24 +412,73 @@ impl Batch {
         }
     }
 
+    /// The answer the page cache holds for `page`, if any.
+    #[inline]
+    fn cached(&self, page: usize) -> Option<u32> {
+        match self.pages.get(page_slot(page, self.pages.len())) {
+            Some(&(cached, answer)) if cached == page => Some(answer),
+            _ => None,
+        }
+    }
+
+    /// Puts the answer for `page` in the page cache, if there is one.
+    #[inline]
+    fn cache(&mut self, page: usize, answer: u32) {
+        let slot = page_slot(page, self.pages.len());
+        if let Some(entry) = self.pages.get_mut(slot) {
+            *entry = (page, answer);
+        }
+    }
+
     /// A pass of a lookup: answers the addresses read by [`Batch::read_addrs`].
     fn lookup_pass(&mut self, mm: &MmWithUser) -> Result<Pass> {
-        while let Some(addr) = self.pass_addr(self.answers.len()) {
+        // Out of `self` while they are answered, and back for the next pass.
+        let addrs = core::mem::take(&mut self.pass_addrs);
+        let pass = self.answer(mm, &addrs);
+        self.pass_addrs = addrs;
+        pass
+    }
+
+    /// Answers the addresses of `addrs` (native `u64`s) from the first not answered yet.
+    fn answer(&mut self, mm: &MmWithUser, addrs: &[u8]) -> Result<Pass> {
+        let count = addrs.len() / size_of::<u64>();
+        for bytes in addrs
+            .chunks_exact(size_of::<u64>())
+            .skip(self.answers.len())
+        {
+            let mut addr = [0; size_of::<u64>()];
+            addr.copy_from_slice(bytes);
             // As `PROCMAP_QUERY`: on a 32-bit kernel the upper half is dropped.
-            let addr = addr as usize;
-            let answer = match self.reported(addr) {
-                Some(index) => index,
-                None => {
-                    if !self.room() || self.index.len() == self.index.capacity() {
-                        return Ok(self.no_room());
+            let addr = u64::from_ne_bytes(addr) as usize;
+            let page = addr >> PAGE_SHIFT;
+            let answer = if let Some(index) = self.last_reported(addr) {
+                index
+            } else if let Some(answer) = self.cached(page) {
+                answer
+            } else {
+                let answer = match self.reported(addr) {
+                    Some(index) => {
+                        // Back to an earlier record: the addresses are out of order, and
+                        // repeat. From now on, remember pages.
+                        if self.pages.is_empty() {
+                            self.pages = page_cache(count - self.answers.len());
+                        }
+                        index
                     }
-                    self.examined += 1;
-                    match self.lookup_one(mm, addr)? {
-                        Take::Taken(index) => index,
-                        Take::Filtered => batch::NO_VMA,
-                        Take::NoRoom => return self.name_too_long(),
+                    None => {
+                        if !self.room() || self.index.len() == self.index.capacity() {
+                            return Ok(self.no_room());
+                        }
+                        self.examined += 1;
+                        match self.lookup_one(mm, addr)? {
+                            Take::Taken(index) => index,
+                            Take::Filtered => batch::NO_VMA,
+                            Take::NoRoom => return self.name_too_long(),
+                        }
                     }
-                }
+                };
+                self.cache(page, answer);
+                answer
             };
             self.answers
                 .push_within_capacity(answer)
