@@ -195,9 +195,8 @@ fn describe(
     query.inode = fields.inode;
 
     if query.vma_name_size != 0 {
-        *name = build_name(vma, query.vma_name_size)?;
         // At most `PATH_MAX`: it fits.
-        query.vma_name_size = name.as_ref().map_or(0, |name| name.as_bytes().len()) as u32;
+        query.vma_name_size = build_name(vma, query.vma_name_size, name)? as u32;
     }
     if query.build_id_size != 0 {
         *file_ref = vma.file().map(ARef::from);
@@ -235,24 +234,26 @@ pub(crate) fn file_fields(vma: &VmaRef) -> FileFields {
     }
 }
 
-/// Builds the name of `vma` as `/proc/<pid>/maps` shows it, in a buffer of `size` bytes but at
-/// most `PATH_MAX`, or `None` if the VMA has no name. `ENAMETOOLONG` if it does not fit.
-fn build_name(vma: &VmaRef, size: u32) -> Result<Option<NameBuf>> {
+/// Builds the name of `vma` as `/proc/<pid>/maps` shows it into `slot`, in a buffer of `size`
+/// bytes but at most `PATH_MAX`, and returns its size (NUL included); 0, and `slot` left empty,
+/// if the VMA has no name. `ENAMETOOLONG` if it does not fit.
+///
+/// The buffer is built where it stays until it is copied out, not moved there after.
+fn build_name(vma: &VmaRef, size: u32, slot: &mut Option<NameBuf>) -> Result<usize> {
     let Some(name) = proc_maps::vma_name(vma)? else {
-        return Ok(None);
+        return Ok(0);
     };
     // As the C code: the size asked for, at most `PATH_MAX`, not zeroed.
-    let mut buf = NameBuf::new(matching::name_buf_size(size), GFP_KERNEL)?;
+    let buf = slot.insert(NameBuf::new(matching::name_buf_size(size), GFP_KERNEL)?);
     match name {
-        VmaName::Path(path) => buf.d_path(path)?,
-        VmaName::Name(name) => buf.concat(&[name.to_bytes()])?,
+        VmaName::Path(path) => buf.d_path(path),
+        VmaName::Name(name) => buf.concat(&[name.to_bytes()]),
         VmaName::Formatted {
             prefix,
             arg,
             suffix,
-        } => buf.concat(&[prefix, arg.to_bytes(), suffix])?,
-    };
-    Ok(Some(buf))
+        } => buf.concat(&[prefix, arg.to_bytes(), suffix]),
+    }
 }
 
 /// Reads the build ID after unlocking, as upstream does (parsing may sleep and fault pages in,
