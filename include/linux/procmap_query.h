@@ -20,10 +20,9 @@ struct vm_area_struct;
  * @ioctl: handles the ioctl @cmd; @mm is the mm_struct the file was opened
  *	on (may be NULL, e.g. for a kernel thread; the file holds an mm_count
  *	reference but no mm_users one), @uarg the user's argument. Returns
- *	like &file_operations.unlocked_ioctl; -ENOIOCTLCMD leaves the call to
- *	the built-in handler (for PROCMAP_QUERY) or fails with ENOTTY (for
- *	the commands of <uapi/linux/procmap_query.h>, which only this handler
- *	implements).
+ *	like &file_operations.unlocked_ioctl: PROCMAP_QUERY it answers;
+ *	-ENOIOCTLCMD, for a command it does not implement, fails the call
+ *	with ENOTTY.
  * @compat_ioctl: optional, called instead of @ioctl for 32-bit callers;
  *	@uarg is already converted by compat_ptr().
  *

@@ -458,6 +458,7 @@ pub trait ProcMapsHandler: 'static {
     /// one: use [`Mm::mmget_not_zero`] to access the address space.
     ///
     /// Return [`ENOIOCTLCMD`] for a command the handler does not know: user space sees `ENOTTY`.
+    /// `PROCMAP_QUERY` it must answer: while a handler is registered, the C code does not.
     fn ioctl(mm: Option<&Mm>, cmd: u32, arg: UserPtr) -> Result<isize>;
 
     /// Handles an ioctl of a 32-bit caller; `arg` is already converted by `compat_ptr()`.
