@@ -446,8 +446,10 @@ impl Batch {
             .chunks_exact(size_of::<u64>())
             .skip(self.answers.len())
         {
-            let mut addr = [0; size_of::<u64>()];
-            addr.copy_from_slice(bytes);
+            // `chunks_exact()` gives whole `u64`s.
+            let Some(&addr) = bytes.first_chunk() else {
+                return Err(EINVAL);
+            };
             // As `PROCMAP_QUERY`: on a 32-bit kernel the upper half is dropped.
             let addr = u64::from_ne_bytes(addr) as usize;
             let page = addr >> PAGE_SHIFT;
