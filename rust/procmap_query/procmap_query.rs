@@ -119,10 +119,23 @@ fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
         let vma_guard;
         let mmap_guard;
         let vma: &VmaRef = if cfg!(CONFIG_PER_VMA_LOCK) {
-            // Each candidate is looked up under RCU and read-locked on its own
-            // (`lock_next_vma()`); if one cannot be locked that way (`EAGAIN`), the search
-            // goes on from the same address under the mmap read lock.
-            match search(|a| mm.lock_next_vma(a), &mut at, flags) {
+            // An exact query asks for the VMA covering the address. When there is one, it is
+            // found and read-locked in one descent of the tree, as a page fault finds its VMA
+            // (`lock_vma_under_rcu()`), with no iterator to set up. Otherwise (no VMA there,
+            // or it cannot be locked that way), and for `COVERING_OR_NEXT_VMA`, each candidate
+            // is looked up under RCU and read-locked on its own (`lock_next_vma()`); if one
+            // cannot be locked that way (`EAGAIN`), the search goes on from the same address
+            // under the mmap read lock.
+            let mut covering = if flags & proc_maps::flags::COVERING_OR_NEXT_VMA == 0 {
+                mm.lock_vma_under_rcu(at)
+            } else {
+                None
+            };
+            let lookup = |a| match covering.take() {
+                Some(vma) => Ok(Some(vma)),
+                None => mm.lock_next_vma(a),
+            };
+            match search(lookup, &mut at, flags) {
                 Err(e) if e == EAGAIN => {
                     mmap_guard = mm.mmap_read_lock();
                     search(|a| Ok(mmap_guard.find_vma(a)), &mut at, flags)?
