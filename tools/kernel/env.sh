@@ -11,18 +11,23 @@ JOBS=${JOBS:-$(nproc)}
 
 # Selects the kernel config flavour (test; bench: the test config without debug
 # options; bench-builtin: bench with the Rust handler built in; lever-*: bench
-# with one optimisation undone; soak: test plus fault injection and kmemleak), each built in its own directory: sets KBUILD
+# with one optimisation undone; bench-distro: bench with a distribution's
+# hardening and mitigations, built with GCC; soak: test plus fault injection and
+# kmemleak), each built in its own directory: sets KBUILD
 # and KMAKE.
 use_flavour() {
 	case "$1" in
 	test) KBUILD=$CACHE/build ;;
 	bench) KBUILD=$CACHE/build-bench ;;
 	bench-builtin) KBUILD=$CACHE/build-bench-builtin ;;
-	lever-os | lever-no-inline-helpers | soak) KBUILD=$CACHE/build-$1 ;;
+	lever-os | lever-no-inline-helpers | soak | bench-distro) KBUILD=$CACHE/build-$1 ;;
 	*) die "unknown kernel flavour $1" ;;
 	esac
 	# Rust is always built through clippy, and any Rust or clippy warning fails the build.
-	KMAKE=(make -s -C "$KSRC" O="$KBUILD" LLVM=-22 CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
+	# bench-distro is built with GCC, as Debian builds its kernels; the others with clang.
+	local cc=(LLVM=-22)
+	[ "$1" = bench-distro ] && cc=(CC=gcc HOSTCC=gcc)
+	KMAKE=(make -s -C "$KSRC" O="$KBUILD" "${cc[@]}" CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
 }
 # Fixed identity and dates: the same series always gives the same commits.
 export GIT_AUTHOR_NAME="procmap-query project" GIT_AUTHOR_EMAIL="procmap-query@localhost"
