@@ -30,6 +30,12 @@ use crate::{args, facts, file_fields, matching, user_ptr};
 /// addresses of a lookup it reads at once.
 const CHUNK: usize = 256;
 
+/// The most records a lookup's pass stages: as many as fill a 4 KiB slab object. A trace's
+/// addresses fall in far fewer VMAs than there are addresses, and where allocations are zeroed
+/// (`init_on_alloc`, on by default in distributions' kernels) each byte of room costs; more
+/// VMAs take another pass.
+const LOOKUP_STAGE: usize = 4096 / size_of::<ProcmapBatchVma>();
+
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
 const NAMES_STAGE: usize = 2 * matching::PATH_MAX;
 
@@ -167,9 +173,9 @@ struct Batch {
     /// the index of each one's record.
     pass_addrs: KVec<u8>,
     answers: KVec<u32>,
-    /// Lookup: `(start, end, index)` of the records of this call, in the order they were
-    /// reported, and whether they are sorted by start.
-    index: KVec<(usize, usize, u32)>,
+    /// Lookup: `(start, end)` of the records of this call, in the order they were reported
+    /// (each one's position is its record's index), and whether they are sorted by start.
+    index: KVec<(usize, usize)>,
     sorted: bool,
     /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
     /// start and end on page boundaries, so every address of a page has the same answer. Made
@@ -188,7 +194,11 @@ impl Batch {
         // address. A short call allocates little (and from the slab, not the page allocator).
         let addr_chunk = if lookup { CHUNK.min(addr_count) } else { 0 };
         let chunk = CHUNK.min(vma_count);
-        let chunk = if lookup { chunk.min(addr_chunk) } else { chunk };
+        let chunk = if lookup {
+            chunk.min(addr_chunk).min(LOOKUP_STAGE)
+        } else {
+            chunk
+        };
         let names_size = req.names_size as usize;
         let arena = if names_size != 0 && vma_count != 0 {
             Some(NameArena::new(names_size.min(NAMES_STAGE), GFP_KERNEL)?)
@@ -393,24 +403,28 @@ impl Batch {
     /// (a sorted trace) mostly hit it.
     #[inline]
     fn last_reported(&self, addr: usize) -> Option<u32> {
-        self.index
-            .last()
-            .filter(|&&(start, end, _)| start <= addr && addr < end)
-            .map(|r| r.2)
+        match self.index.last() {
+            // The last record of a call is `u32`-indexed, as all are.
+            Some(&(start, end)) if start <= addr && addr < end => {
+                Some((self.index.len() - 1) as u32)
+            }
+            _ => None,
+        }
     }
 
     /// The record already staged or written in this call that covers `addr`, if any.
     fn reported(&self, addr: usize) -> Option<u32> {
-        let covers = |&(start, end, _): &(usize, usize, u32)| start <= addr && addr < end;
+        let covers = |&(start, end): &(usize, usize)| start <= addr && addr < end;
         if self.sorted {
             // Above the last record, as a sorted trace's new VMAs are: none covers it.
-            if self.index.last().is_none_or(|&(_, end, _)| end <= addr) {
+            if self.index.last().is_none_or(|&(_, end)| end <= addr) {
                 return None;
             }
-            let i = self.index.partition_point(|&(_, end, _)| end <= addr);
-            self.index.get(i).filter(|r| covers(r)).map(|r| r.2)
+            let i = self.index.partition_point(|&(_, end)| end <= addr);
+            // Record indices are `u32`s.
+            self.index.get(i).filter(|r| covers(r)).map(|_| i as u32)
         } else {
-            self.index.iter().find(|r| covers(r)).map(|r| r.2)
+            self.index.iter().position(covers).map(|i| i as u32)
         }
     }
 
@@ -527,17 +541,18 @@ impl Batch {
             return Ok(Take::Filtered);
         };
         let take = self.take(vma)?;
-        if let Take::Taken(index) = take {
+        if let Take::Taken(_) = take {
+            // A lookup reports records only here, so this one's index is its position.
             let (start, end) = (vma.start(), vma.end());
             if self
                 .index
                 .last()
-                .is_some_and(|&(_, last_end, _)| last_end > start)
+                .is_some_and(|&(_, last_end)| last_end > start)
             {
                 self.sorted = false;
             }
             self.index
-                .push_within_capacity((start, end, index))
+                .push_within_capacity((start, end))
                 .map_err(|_| ENOMEM)?;
         }
         Ok(take)
