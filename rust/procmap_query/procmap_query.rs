@@ -309,10 +309,11 @@ fn copy_out(
             .write_slice(name)?;
     }
     if query.build_id_size != 0 {
-        let len = query.build_id_size as usize;
-        UserSlice::new(user_ptr(query.build_id_addr), len)
+        // `read_build_id()` reported the size of the ID it read into `build_id`.
+        let build_id = build_id.get(..query.build_id_size as usize).ok_or(EINVAL)?;
+        UserSlice::new(user_ptr(query.build_id_addr), build_id.len())
             .writer()
-            .write_slice(&build_id[..len])?;
+            .write_slice(build_id)?;
     }
     let len = user_size.min(size_of::<ProcmapQuery>());
     UserSlice::new(uarg, len)
