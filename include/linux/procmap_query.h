@@ -26,9 +26,10 @@ struct vm_area_struct;
  * @compat_ioctl: optional, called instead of @ioctl for 32-bit callers;
  *	@uarg is already converted by compat_ptr().
  *
- * While registered, these replace the built-in handler. A call runs inside
- * an SRCU read-side section, so procmap_query_unregister() returns only
- * after every call that started before it has returned.
+ * While registered, these replace the built-in handler; @ioctl is reached
+ * by a static call, a direct call once registered. A call runs inside an
+ * SRCU read-side section, so procmap_query_unregister() returns only after
+ * every call that started before it has returned.
  */
 struct procmap_query_ops {
 	long (*ioctl)(struct mm_struct *mm, unsigned int cmd, void __user *uarg);
