@@ -90,20 +90,6 @@ static int query(uint64_t addr, uint64_t flags, int with_name, struct procmap_qu
 
 enum kind { EXACT, NAMED, NAME_ONLY, FLOOR, EARLY };
 
-static double measure_loop(enum kind k, uint64_t addr, long iters);
-
-/*
- * ns per call of @k, over @iters calls after a tenth as many untimed: each
- * round loads or unloads the module, and under TCG the first calls through
- * freshly loaded code pay for its translation (wall clock only: the
- * instruction clock does not count it).
- */
-static double measure(enum kind k, uint64_t addr, long iters)
-{
-	measure_loop(k, addr, iters / 10);
-	return measure_loop(k, addr, iters);
-}
-
 static double measure_loop(enum kind k, uint64_t addr, long iters)
 {
 	struct procmap_query q;
@@ -124,6 +110,18 @@ static double measure_loop(enum kind k, uint64_t addr, long iters)
 		return TIME_LOOP(iters, ioctl(maps_fd, PROCMAP_QUERY, &q));
 	}
 	return 0;
+}
+
+/*
+ * ns per call of @k, over @iters calls after a tenth as many untimed: each
+ * round loads or unloads the module, and under TCG the first calls through
+ * freshly loaded code pay for its translation (wall clock only: the
+ * instruction clock does not count it).
+ */
+static double measure(enum kind k, uint64_t addr, long iters)
+{
+	measure_loop(k, addr, iters / 10);
+	return measure_loop(k, addr, iters);
 }
 
 #define ROUNDS 7
