@@ -58,7 +58,7 @@ pub(crate) enum Seen {
     Changed,
     /// The kernel cannot tell (`PROCMAP_GENERATION_UNKNOWN`), or has no generation.
     Untracked,
-    /// The address space is gone (`ESRCH`).
+    /// The address space is gone ([`Error::is_gone`]).
     Gone,
     /// The walk did not go to its end in batches.
     NotBatch,
@@ -86,7 +86,6 @@ struct Gens {
     last: u64,
     /// Every value equal to the first.
     steady: bool,
-    gone: bool,
 }
 
 impl Gens {
@@ -137,7 +136,6 @@ impl Walk {
                 first: None,
                 last: 0,
                 steady: true,
-                gone: false,
             },
         }
     }
@@ -171,10 +169,10 @@ impl Walk {
                         self.gens.steady = false;
                     }
                 },
-                // No address space (any more): nothing more to report, as the text says.
+                // No address space (any more): the walk ends with that.
                 Err(libc::ESRCH) => {
                     self.done = true;
-                    self.gens.gone = true;
+                    return Err(Error::gone("ioctl(PROCMAP_QUERY_BATCH)"));
                 }
                 Err(libc::ENOTTY) => return Ok(Step::Lost(self.at)),
                 Err(e) => {
@@ -231,7 +229,6 @@ impl Walk {
     pub(crate) fn seen(&self) -> Seen {
         let g = self.gens;
         match g.first {
-            _ if g.gone => Seen::Gone,
             None => Seen::NotBatch,
             Some(first) if g.steady => Seen::of(first, g.last),
             Some(_) => Seen::Changed,
@@ -327,8 +324,8 @@ impl ProcMaps {
                 Ok(()) => (b.addr_count as usize).min(chunk.len()),
                 // Not even one name fits (longer than `PATH_MAX`): answered as below.
                 Err(libc::ENAMETOOLONG) => 0,
-                // No address space (any more): the rest are unmapped, as the text says.
-                Err(libc::ESRCH) => break,
+                // No address space (any more).
+                Err(libc::ESRCH) => return Err(Error::gone("ioctl(PROCMAP_QUERY_BATCH)")),
                 Err(libc::ENOTTY) => return Ok(None),
                 Err(e) => {
                     return Err(Error::os(

@@ -26,8 +26,10 @@ pub enum Freshness {
     /// refresh reads them again, whatever the generation.
     Unstable,
     /// The address space is gone (the process exited or called `execve()`; the maps file
-    /// stays on the address space it was opened on): no VMAs, and no more reads. Open the
-    /// maps again for the new program.
+    /// stays on the address space it was opened on): no VMAs, and no more reads;
+    /// [`VmaCache::get`] and [`VmaCache::resolve`] fail with an error for which
+    /// [`Error::is_gone`](crate::Error::is_gone) holds. Open the maps again for the new
+    /// program.
     Gone,
 }
 
@@ -60,6 +62,16 @@ impl Source for ProcMaps {
     }
 
     fn snapshot(&self, query: Query) -> Result<(Vec<Vma>, Seen)> {
+        match self.walk(query) {
+            Err(e) if e.is_gone() => Ok((Vec::new(), Seen::Gone)),
+            r => r,
+        }
+    }
+}
+
+impl ProcMaps {
+    /// [`Source::snapshot`], with the address space's going as an error.
+    fn walk(&self, query: Query) -> Result<(Vec<Vma>, Seen)> {
         if self.backend() == Backend::Batch {
             // The generation each call saw, before its first VMA and after its last.
             let mut it = self.iter(query);
@@ -149,6 +161,14 @@ impl Core {
         }
         self.freshness = Freshness::Unstable;
         self.stale = true;
+        Ok(())
+    }
+
+    /// The address space's going, as the error [`ProcMaps`] gives for it.
+    fn not_gone(&self) -> Result<()> {
+        if self.freshness == Freshness::Gone {
+            return Err(crate::Error::gone("VmaCache"));
+        }
         Ok(())
     }
 
@@ -279,8 +299,11 @@ impl VmaCache {
     }
 
     /// Refreshes, then gives the VMA covering `addr` (among those the query lets through).
+    /// An error for which [`Error::is_gone`](crate::Error::is_gone) holds once the cache is
+    /// [`Freshness::Gone`].
     pub fn get(&mut self, addr: u64) -> Result<Option<&Vma>> {
         self.refresh()?;
+        self.core.not_gone()?;
         Ok(self.core.lookup(addr))
     }
 
@@ -289,9 +312,11 @@ impl VmaCache {
         self.core.lookup(addr)
     }
 
-    /// Refreshes, then maps the addresses as [`ProcMaps::resolve`] does, from the cache.
+    /// Refreshes, then maps the addresses as [`ProcMaps::resolve`] does, from the cache
+    /// (with the same error once the cache is [`Freshness::Gone`]).
     pub fn resolve(&mut self, addrs: &[u64]) -> Result<Resolution> {
         self.refresh()?;
+        self.core.not_gone()?;
         Ok(self.core.resolve(addrs))
     }
 

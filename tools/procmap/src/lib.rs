@@ -111,8 +111,38 @@ impl Error {
         }
     }
 
+    /// Whether the address space is gone (`ESRCH`): the process exited, or called `execve()`
+    /// since the maps were opened (the file stays on the address space it was opened on,
+    /// which never comes back), or never had one (a kernel thread). Open the maps again for
+    /// the process's new program; answers received before are about the old one.
+    ///
+    /// Queries, walks and [`ProcMaps::resolve`] fail with such an error rather than answer
+    /// that nothing is mapped: a symbolizer must not take the addresses of a process that
+    /// went away for unmapped ones. A walk that it cuts short ends with it.
+    ///
+    /// ```no_run
+    /// # use procmap::{ProcMaps, Query};
+    /// # let (pid, addr) = (1, 0);
+    /// let maps = ProcMaps::open(pid)?;
+    /// match maps.query(addr, Query::new()) {
+    ///     Ok(Some(vma)) => println!("{addr:#x} is in {:#x}-{:#x}", vma.start, vma.end),
+    ///     Ok(None) => println!("{addr:#x} is not mapped"),
+    ///     Err(e) if e.is_gone() => println!("process {pid} exited or ran another program"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Error::Os { .. }) && self.errno() == Some(libc::ESRCH)
+    }
+
     fn os(op: &'static str, source: io::Error) -> Self {
         Error::Os { op, source }
+    }
+
+    /// The address space is gone ([`Error::is_gone`]), as found by `op`.
+    pub(crate) fn gone(op: &'static str) -> Self {
+        Error::os(op, io::Error::from_raw_os_error(libc::ESRCH))
     }
 }
 
@@ -656,8 +686,8 @@ impl ProcMaps {
         }
     }
 
-    /// The VMA that `query` finds for `addr`, or `None` (the kernel's `ENOENT`; also for a
-    /// process without an address space, whose text is empty).
+    /// The VMA that `query` finds for `addr`, or `None` (the kernel's `ENOENT`). An error
+    /// for which [`Error::is_gone`] holds if the process has no address space (any more).
     ///
     /// ```
     /// # use procmap::{ProcMaps, Query};
@@ -686,6 +716,10 @@ impl ProcMaps {
     /// the last one ended; one `COVERING_OR_NEXT` query per VMA with [`Backend::Ioctl`]; one
     /// read of the text with [`Backend::Text`]. Names are asked of the kernel only if `query`
     /// asks for them, build IDs likewise.
+    ///
+    /// If the address space goes away before the walk reaches its end (the process exits or
+    /// calls `execve()`), the walk ends with an error for which [`Error::is_gone`] holds, as
+    /// it does at once for a process without one (a zombie, a kernel thread).
     pub fn iter(&self, query: Query) -> Vmas<'_> {
         Vmas {
             maps: self,
@@ -707,7 +741,9 @@ impl ProcMaps {
     ///
     /// The answer holds each VMA once, in address order, and for each address (in the order
     /// of `addrs`) the index of its VMA and its file offset: the shape of blazesym's
-    /// normalizer. An address is `None` if no VMA that passes `query`'s filters holds it.
+    /// normalizer. An address is `None` if no VMA that passes `query`'s filters holds it. If
+    /// the process has no address space (any more), an error for which [`Error::is_gone`]
+    /// holds, however many addresses were answered before it went.
     ///
     /// ```
     /// # use procmap::{ProcMaps, Query};
@@ -817,8 +853,27 @@ impl ProcMaps {
                     Err(e) => return Err(Error::os("read", e)),
                 }
             }
+            // The text of an address space without users is empty, so an end of the text
+            // cannot tell whether the process went away during the reads: the text from its
+            // start, once more. A live address space has VMAs (at least its stack), and one
+            // without users never gets them back, so if this finds some, no read was cut.
+            if s.is_empty() || self.text_is_empty(&mut buf)? {
+                return Err(Error::gone("read"));
+            }
         }
         text::Snapshot::parse(&s)
+    }
+
+    /// Whether the text is empty now (one read of its start into `buf`).
+    fn text_is_empty(&self, buf: &mut [u8]) -> Result<bool> {
+        let first = buf.get_mut(..1).unwrap_or_default();
+        loop {
+            match self.file.read_at(first, 0) {
+                Ok(n) => return Ok(n == 0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::os("read", e)),
+            }
+        }
     }
 
     /// One query through the ioctl, with the any-of permission filter done in user space
@@ -856,7 +911,7 @@ impl ProcMaps {
         }
     }
 
-    /// One query through the ioctl, `ENOENT` and `ESRCH` as `None`, and a name longer than
+    /// One query through the ioctl, `ENOENT` as `None`, and a name longer than
     /// `PATH_MAX` taken from the text (read once per `cache`).
     fn ioctl_vma(&self, addr: u64, query: Query, cache: &mut TextCache) -> Result<Option<Vma>> {
         let mut name = [0u8; NAME_BUF];
@@ -955,11 +1010,11 @@ impl ProcMaps {
     }
 }
 
-/// `ENOENT` (no such VMA) and `ESRCH` (no address space: a kernel thread, a zombie, or a
-/// process that exited since the open; its text is empty) are `None`.
+/// `ENOENT` (no such VMA) is `None`; `ESRCH` (no address space: a kernel thread, a zombie, or
+/// a process that exited or called `execve()` since the open) is [`Error::is_gone`].
 fn none_or_error(errno: i32) -> Result<Option<Vma>> {
     match errno {
-        libc::ENOENT | libc::ESRCH => Ok(None),
+        libc::ENOENT => Ok(None),
         e => Err(Error::os(
             "ioctl(PROCMAP_QUERY)",
             io::Error::from_raw_os_error(e),

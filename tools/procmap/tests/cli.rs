@@ -136,6 +136,20 @@ fn zombie_lists_nothing() {
     let out = procmap(&[&z.pid.to_string()]);
     assert!(out.status.success(), "{out:?}");
     assert!(out.stdout.is_empty());
+    // But its addresses are not "unmapped": there is no address space to ask.
+    for args in [&["-a", "400000"][..], &["-a", "400000", "-a", "0"]] {
+        let mut all = vec![z.pid.to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = procmap(&all);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("process {} has no address space", z.pid)),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -585,34 +585,126 @@ fn bad_pid_is_a_typed_error() {
     }
 }
 
-#[test]
-fn gone_process_is_empty() {
-    // Like the text of /proc/PID/maps (empty once the process has exited), not an error.
-    let child = Child::spawn();
-    let maps = ProcMaps::open(child.pid as u32).unwrap();
-    drop(child);
-    assert_eq!(maps.query(0, Query::new().or_next(true)).unwrap(), None);
-    assert_eq!(walk(&maps, Query::new()), vec![]);
+/// The backends this kernel has, each on its own handle of `pid`'s maps.
+fn every_backend(pid: libc::pid_t) -> Vec<ProcMaps> {
+    let mut all = vec![open_with(pid, Backend::Text)];
+    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
+        all.push(open_with(pid, Backend::Ioctl));
+    }
+    if ProcMaps::open_self().unwrap().backend() == Backend::Batch {
+        all.push(open_with(pid, Backend::Batch));
+    }
+    all
+}
+
+/// Every way of asking fails with the error that says the address space is gone, not with an
+/// answer that nothing is mapped; and a cache says so.
+fn assert_gone(maps: ProcMaps) {
+    let b = maps.backend();
+    let gone = |r: Result<(), procmap::Error>, what: &str| {
+        let e = r.expect_err(what);
+        assert!(e.is_gone(), "{b:?} {what}: {e}");
+        assert_eq!(e.errno(), Some(libc::ESRCH), "{b:?} {what}");
+    };
+    gone(maps.query(0, Query::new().or_next(true)).map(drop), "query");
+    gone(
+        maps.query(0x400000, Query::new().name(true)).map(drop),
+        "query",
+    );
+    let first = maps.iter(Query::new().name(true)).next();
+    gone(
+        first.expect("the walk ends with an error").map(drop),
+        "walk",
+    );
+    let addrs = [0, 0x400000, u64::MAX];
+    gone(
+        maps.resolve(&addrs, Query::new().name(true)).map(drop),
+        "resolve",
+    );
+    let mut cache = VmaCache::new(maps, Query::new()).unwrap();
+    assert_eq!(cache.freshness(), Freshness::Gone, "{b:?}");
+    assert!(cache.vmas().is_empty());
+    gone(cache.get(0x400000).map(drop), "cache get");
+    gone(cache.resolve(&addrs).map(drop), "cache resolve");
 }
 
 #[test]
-fn zombie_is_an_empty_address_space() {
-    // A zombie (like a kernel thread) has no mm: the text is empty and the ioctl says ESRCH.
-    if !have_ioctl("zombie_is_an_empty_address_space") {
-        return;
+fn gone_process_is_an_error() {
+    let child = Child::spawn();
+    let all = every_backend(child.pid);
+    // Killed and reaped: the text's read fails with ESRCH, the ioctls too.
+    drop(child);
+    for maps in all {
+        assert_gone(maps);
     }
+}
+
+#[test]
+fn zombie_is_an_error() {
+    // A zombie (like a kernel thread) has no mm: the text is empty and the ioctl says ESRCH.
     let z = Zombie::spawn();
     assert_eq!(text_of(&z.pid.to_string()), vec![]);
-    let maps = ProcMaps::open(z.pid as u32).unwrap();
-    assert_ne!(maps.backend(), Backend::Text);
-    assert_eq!(walk(&maps, Query::new().name(true)), vec![]);
-    assert_eq!(maps.query(0, Query::new().or_next(true)).unwrap(), None);
-    let r = maps
-        .resolve(&[0, 0x400000, u64::MAX], Query::new().name(true))
+    for maps in every_backend(z.pid) {
+        assert_gone(maps);
+    }
+}
+
+#[test]
+fn exec_after_the_open_is_an_error() {
+    // The maps file stays on the address space it was opened on; after execve() that one
+    // has no users. A fresh open sees the new program's.
+    let mut sh = std::process::Command::new("/bin/sh")
+        .args(["-c", "read x; exec sleep 1000"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(r.addrs, vec![None; 3]);
-    let cache = VmaCache::new(maps, Query::new()).unwrap();
-    assert!(cache.vmas().is_empty());
+    let pid = sh.id() as libc::pid_t;
+    let before = every_backend(pid);
+    assert!(!walk(&before[0], Query::new()).is_empty());
+    let comm = format!("/proc/{pid}/comm");
+    std::io::Write::write_all(sh.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&comm).unwrap().trim() != "sleep" {
+        assert!(t.elapsed().as_secs() < 60, "no exec");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for maps in before {
+        assert_gone(maps);
+    }
+    let after = ProcMaps::open(pid as u32).unwrap();
+    assert!(!walk(&after, Query::new()).is_empty());
+    sh.kill().unwrap();
+    sh.wait().unwrap();
+}
+
+#[test]
+fn walk_cut_short_by_exit_ends_with_an_error() {
+    // Ioctl and batch walks ask the kernel as they go; the text backend reads the text at
+    // the first step, whole (and checks it was not cut).
+    let child = Child::spawn_many(600);
+    let asking: Vec<ProcMaps> = every_backend(child.pid)
+        .into_iter()
+        .filter(|m| m.backend() != Backend::Text)
+        .collect();
+    let mut iters: Vec<_> = asking
+        .iter()
+        .map(|m| m.iter(Query::new().name(true)))
+        .collect();
+    // Beyond a batch call's 256 records.
+    for it in &mut iters {
+        for _ in 0..300 {
+            it.next().unwrap().unwrap();
+        }
+    }
+    drop(child);
+    for mut it in iters {
+        let rest: Vec<_> = it.by_ref().collect();
+        let (last, before) = rest.split_last().expect("an error at the end");
+        assert!(before.iter().all(Result::is_ok));
+        let e = last.as_ref().expect_err("the walk ends with an error");
+        assert!(e.is_gone(), "{e}");
+        assert!(it.next().is_none());
+    }
 }
 
 #[test]

@@ -162,7 +162,22 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("procmap: {e}");
+            let gone = e
+                .downcast_ref::<procmap::Error>()
+                .is_some_and(procmap::Error::is_gone)
+                || e.downcast_ref::<io::Error>()
+                    .and_then(|e| e.get_ref())
+                    .and_then(|e| e.downcast_ref::<procmap::Error>())
+                    .is_some_and(procmap::Error::is_gone);
+            if gone {
+                let who = args.pid.as_deref().unwrap_or("self");
+                eprintln!(
+                    "procmap: process {who} has no address space any more (it exited or \
+                     called execve()), or never had one (a kernel thread): {e}"
+                );
+            } else {
+                eprintln!("procmap: {e}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -217,8 +232,21 @@ fn answer(
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let (args, maps, query) = (p.args, p.maps, p.query);
     if addrs.is_empty() {
+        let mut listed = false;
         for vma in maps.iter(query) {
-            p.vma(out, &vma?, None)?;
+            match vma {
+                Ok(v) => {
+                    p.vma(out, &v, None)?;
+                    listed = true;
+                }
+                // As `cat`: nothing, for a process without an address space. One that goes
+                // away during the listing is an error: the listing is cut short.
+                Err(e) if e.is_gone() && !listed => break,
+                Err(e) => {
+                    out.flush()?;
+                    return Err(e.into());
+                }
+            }
         }
         out.flush()?;
         return Ok(true);
