@@ -109,6 +109,31 @@ fn main() {
                 ns_per(resolve, n),
             );
         }
+        // resolve() of one address in every k-th VMA, in order: a profile's addresses spread
+        // over more or fewer of the VMAs.
+        println!();
+        println!("| VMAs | backend | every k-th VMA | addresses | resolve | per addr |");
+        println!("|---:|---|---:|---:|---:|---:|");
+        for backend in backends
+            .into_iter()
+            .filter(|&b| batch || b != Backend::Batch)
+        {
+            let maps = Options::new().backend(backend).open_self().unwrap();
+            for k in [1, 2, 4, 16, 64] {
+                let some: Vec<u64> = (0..n)
+                    .step_by(k)
+                    .map(|i| base as u64 + (i * PAGE + 8) as u64)
+                    .collect();
+                let t = time(5, || maps.resolve(&some, Query::new().name(true)).unwrap());
+                println!(
+                    "| {total} | {backend:?} | {k} | {} | {} | {} |",
+                    some.len(),
+                    ms(t),
+                    ns_per(t, some.len())
+                );
+            }
+        }
+        println!();
         // Two threads walking through one text handle at once (the time for both walks).
         let maps = Options::new().backend(Backend::Text).open_self().unwrap();
         let both = time(3, || {

@@ -269,6 +269,52 @@ fn resolve_through_batches_equals_single_queries_and_text() {
     );
 }
 
+/// `resolve()` looks addresses up while they are spread out and walks while they are in
+/// nearly every VMA: with both in one call, each part still answers what single queries do.
+#[test]
+fn resolve_dense_and_sparse_addresses_equals_single_queries() {
+    have_ioctl("resolve_dense_and_sparse_addresses_equals_single_queries");
+    let batch = have_batch("resolve_dense_and_sparse_addresses_equals_single_queries");
+    let child = Child::spawn_many(1200);
+    let auto = ProcMaps::open(child.pid as u32).unwrap();
+    let single = open_with(child.pid, Backend::Ioctl);
+    let vmas = walk(&single, Query::new());
+    let third = vmas.len() / 3;
+    // An address in every VMA of the first third, in every ninth of the second, in every one
+    // of the last; and some not mapped.
+    let mut addrs: Vec<u64> = vmas
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i < third || i >= 2 * third || i % 9 == 0)
+        .map(|(i, v)| v.start + (i as u64 % 3) * (v.end - v.start - 1) / 2)
+        .collect();
+    addrs.extend([0, 1, u64::MAX]);
+    addrs.reverse();
+    for q in queries() {
+        let a = auto.resolve(&addrs, q).unwrap();
+        assert_eq!(
+            a,
+            single.resolve(&addrs, q).unwrap(),
+            "flags {:#x}",
+            q.flags()
+        );
+        if !q.filters() {
+            assert_eq!(
+                a.addrs.iter().flatten().count(),
+                addrs.len() - 3,
+                "flags {:#x}",
+                q.flags()
+            );
+        }
+    }
+    let want = if batch {
+        Backend::Batch
+    } else {
+        Backend::Ioctl
+    };
+    assert_eq!(auto.backend(), want);
+}
+
 #[test]
 fn any_of_equals_filtering_in_user_space() {
     have_ioctl("any_of_equals_filtering_in_user_space");
