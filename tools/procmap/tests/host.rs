@@ -460,6 +460,12 @@ fn cache_reads_again_only_after_a_change() {
         assert!(cache.refresh().unwrap());
         assert!(cache.refresh().unwrap());
         assert_eq!(cache.reads(), 3);
+        // A lookup asks the kernel instead of walking every VMA again, and leaves the
+        // snapshot as it was.
+        let asked = child.map_more();
+        assert!(cache.get(asked).unwrap().is_some_and(|v| v.contains(asked)));
+        assert_eq!(cache.lookup(asked), None);
+        assert_eq!(cache.reads(), 3);
         // ...unless trusted: then stale until invalidated.
         cache.trust_without_generation(true);
         assert!(!cache.refresh().unwrap());
