@@ -568,6 +568,12 @@ const BUILD_ID_BUF: usize = 64;
 impl ProcMaps {
     /// Opens the maps of process `pid`, probing for the batch extension and the ioctl.
     ///
+    /// The kernel checks at the open that the caller may read the process's memory map
+    /// (`PTRACE_MODE_READ`: the same user and a dumpable process, or `CAP_SYS_PTRACE`); an
+    /// [`Error::Open`] with `EACCES` otherwise, and with `ENOENT` for a process that does not
+    /// exist. The open file then answers without further checks, for the address space the
+    /// process had at the open (see [`Error::is_gone`]).
+    ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
     /// # Ok::<(), procmap::Error>(())

@@ -173,7 +173,8 @@ fn usage_errors_exit_2() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
         err,
-        "procmap: cannot open /proc/4294967295/maps: No such file or directory (os error 2)\n"
+        "procmap: no process 4294967295: cannot open /proc/4294967295/maps: No such file or \
+         directory (os error 2)\n"
     );
     let out = procmap(&["--version"]);
     assert!(out.status.success());
@@ -225,10 +226,29 @@ fn addresses() {
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
     let l = lines.next().unwrap();
-    assert!(!l.contains("file_offset"), "{l}");
+    let head = format!("{{\"addr\":\"{anon:#x}\",\"file_offset\":null,\"vma\":{{\"start\":");
+    assert!(l.starts_with(&head), "{l}");
     let l = lines.next().unwrap();
-    assert!(l.contains("\"file_offset\":\"0x0\""), "{l}");
+    assert!(l.contains("\"file_offset\":\"0x0\",\"vma\":{"), "{l}");
     assert!(l.contains(" (deleted)\""), "{l}");
+    // An address in no VMA has the same keys, and says why.
+    let out = procmap(&[&pid, "--json", "-a", "0"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"addr\":\"0x0\",\"file_offset\":null,\"vma\":null,\"reason\":\"unmapped\"}\n"
+    );
+    // Short options with -a last: its value attached or next.
+    let want = procmap(&[&pid, "-x", "-a", &format!("{file:x}")]).stdout;
+    for args in [
+        vec![pid.clone(), format!("-xa{file:x}")],
+        vec![pid.clone(), "-xa".into(), format!("{file:x}")],
+        vec![format!("-a{file:x}"), "-x".into(), pid.clone()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = procmap(&args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_eq!(out.stdout, want, "{args:?}");
+    }
 }
 
 #[test]

@@ -15,9 +15,9 @@ of /proc/PID/maps; or, with --addr, the VMA and file offset of each address. Whe
 kernel has PROCMAP_QUERY_BATCH, the listing and --addr (all addresses given) use it.
 
 Options:
-  -a, --addr ADDR    Resolve ADDR (hex, with or without 0x). Repeatable. \"-\" reads
-                     addresses from standard input, one per line, and answers each
-                     line as soon as it is read.
+  -a, --addr ADDR    Resolve ADDR (hex, with or without 0x; also -aADDR).
+                     Repeatable. \"-\" reads addresses from standard input, one per
+                     line, and answers each line as soon as it is read.
   -r, --readable     Only readable VMAs.
   -w, --writable     Only writable VMAs.
   -x, --executable   Only executable VMAs.
@@ -27,7 +27,9 @@ Options:
                      those permissions, instead of all of them.
       --page-size    Add a page-size column before the name.
       --build-id     Add a build-ID column before the name.
-      --json         One JSON object per line, with every field.
+      --json         One JSON object per line, with every field; with --addr,
+                     {\"addr\", \"file_offset\", \"vma\"}, and \"vma\": null with a
+                     \"reason\" (unmapped, filtered) for an address in no VMA.
       --backend NAME Use NAME: batch (PROCMAP_QUERY_BATCH), ioctl (one PROCMAP_QUERY
                      per VMA) or text (parse /proc/PID/maps). Default: the first of
                      them the kernel has.
@@ -35,6 +37,11 @@ Options:
       --show-backend At the end, print the backend that answered to standard error.
   -h, --help         Print this help.
   -V, --version      Print the version.
+
+Reading another process's maps takes the same user and a dumpable process, or
+CAP_SYS_PTRACE (checked when the file is opened). A process without an address space
+(a zombie, a kernel thread) lists nothing, as /proc/PID/maps; one that exits or calls
+execve() during the listing, or while addresses are resolved, is an error.
 
 Exit status: 0 on success, 1 on an error, 2 on a usage error.
 ";
@@ -97,8 +104,20 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--any" => a.query = q.any_perm(true),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s if s.starts_with('-') && s.len() > 1 => {
-                // Short flags, possibly together (-rx).
-                for c in s.chars().skip(1) {
+                // Short flags, possibly together (-rx), the last one possibly -a with its
+                // value attached (-rxa7f00) or next.
+                for (i, c) in s.char_indices().skip(1) {
+                    if c == 'a' {
+                        let rest = &s[i + 1..];
+                        match (!rest.is_empty())
+                            .then(|| rest.to_string())
+                            .or_else(|| it.next())
+                        {
+                            Some(v) => a.addrs.push(v),
+                            None => return Err("--addr needs a value".into()),
+                        }
+                        break;
+                    }
                     a.query = match c {
                         'r' => a.query.readable(true),
                         'w' => a.query.writable(true),
@@ -169,11 +188,22 @@ fn main() -> ExitCode {
                     .and_then(|e| e.get_ref())
                     .and_then(|e| e.downcast_ref::<procmap::Error>())
                     .is_some_and(procmap::Error::is_gone);
+            let who = args.pid.as_deref().unwrap_or("self");
+            let open = e
+                .downcast_ref::<procmap::Error>()
+                .filter(|e| matches!(e, procmap::Error::Open { .. }))
+                .and_then(procmap::Error::errno);
             if gone {
-                let who = args.pid.as_deref().unwrap_or("self");
                 eprintln!(
                     "procmap: process {who} has no address space any more (it exited or \
                      called execve()), or never had one (a kernel thread): {e}"
+                );
+            } else if open == Some(libc::ENOENT) {
+                eprintln!("procmap: no process {who}: {e}");
+            } else if open == Some(libc::EACCES) {
+                eprintln!(
+                    "procmap: not allowed to read the maps of process {who} (that takes \
+                     the same user and a dumpable process, or CAP_SYS_PTRACE): {e}"
                 );
             } else {
                 eprintln!("procmap: {e}");
@@ -208,6 +238,9 @@ fn run(
         maps: &maps,
         query,
     };
+    if maps.backend() == Backend::Text && (args.page_size || args.build_id) && !args.json {
+        eprintln!("procmap: the text backend has no page sizes or build IDs: printed as -");
+    }
     let mut out = BufWriter::new(io::stdout().lock());
     let ok = answer(&p, &mut out, addrs)?;
     if args.show_backend {
@@ -357,7 +390,7 @@ impl Printer<'_> {
         if self.args.json {
             writeln!(
                 out,
-                "{{\"addr\":\"{addr:#x}\",\"vma\":null,\"reason\":\"{why}\"}}"
+                "{{\"addr\":\"{addr:#x}\",\"file_offset\":null,\"vma\":null,\"reason\":\"{why}\"}}"
             )
         } else if mapped {
             writeln!(out, "{addr:#x} not in a VMA that matches the filters")
@@ -417,45 +450,58 @@ impl Printer<'_> {
         out.write_all(&line)
     }
 
+    /// A VMA as a JSON object; for an address, the address, its file offset and the VMA, in
+    /// the shape of an address that is in no VMA.
     fn json(&self, out: &mut impl Write, v: &Vma, addr: Option<u64>) -> io::Result<()> {
-        let mut s = String::with_capacity(256);
-        s.push('{');
-        if let Some(a) = addr {
-            s += &format!("\"addr\":\"{a:#x}\",");
-            if let Some(o) = v.file_offset(a) {
-                s += &format!("\"file_offset\":\"{o:#x}\",");
+        let vma = json_vma(v);
+        match addr {
+            None => writeln!(out, "{vma}"),
+            Some(a) => {
+                let off = v
+                    .file_offset(a)
+                    .map_or("null".into(), |o| format!("\"{o:#x}\""));
+                writeln!(
+                    out,
+                    "{{\"addr\":\"{a:#x}\",\"file_offset\":{off},\"vma\":{vma}}}"
+                )
             }
         }
-        s += &format!(
-            "\"start\":\"{:#x}\",\"end\":\"{:#x}\",\"perms\":\"{}\",\"offset\":\"{:#x}\",\
-             \"dev\":\"{:02x}:{:02x}\",\"inode\":{},\"page_size\":{},\"name\":",
-            v.start,
-            v.end,
-            v.perms,
-            v.offset,
-            v.dev_major,
-            v.dev_minor,
-            v.inode,
-            v.page_size.map_or("null".into(), |p| p.to_string()),
-        );
-        match &v.name {
-            None => s += "null",
-            Some(n) => {
-                s += &json_str(n);
-                // Lossless for names that are not UTF-8: the bytes, in hex.
-                if std::str::from_utf8(n).is_err() {
-                    s += &format!(",\"name_hex\":\"{}\"", hex(n));
-                }
-            }
-        }
-        s += ",\"build_id\":";
-        match &v.build_id {
-            Some(b) => s += &format!("\"{}\"", hex(b)),
-            None => s += "null",
-        }
-        s.push('}');
-        writeln!(out, "{s}")
     }
+}
+
+/// A VMA as a JSON object, every field.
+fn json_vma(v: &Vma) -> String {
+    let mut s = String::with_capacity(256);
+    s.push('{');
+    s += &format!(
+        "\"start\":\"{:#x}\",\"end\":\"{:#x}\",\"perms\":\"{}\",\"offset\":\"{:#x}\",\
+             \"dev\":\"{:02x}:{:02x}\",\"inode\":{},\"page_size\":{},\"name\":",
+        v.start,
+        v.end,
+        v.perms,
+        v.offset,
+        v.dev_major,
+        v.dev_minor,
+        v.inode,
+        v.page_size.map_or("null".into(), |p| p.to_string()),
+    );
+    match &v.name {
+        None => s += "null",
+        Some(n) => {
+            s += &json_str(n);
+            // Lossless for names that are not UTF-8: the bytes, in hex.
+            if std::str::from_utf8(n).is_err() {
+                s += &format!(",\"name_hex\":\"{}\"", hex(n));
+            }
+        }
+    }
+    s += ",\"build_id\":";
+    match &v.build_id {
+        Some(b) => s += &format!("\"{}\"", hex(b)),
+        None => s += "null",
+    }
+    s.push('}');
+    s
 }
 
 fn hex(b: &[u8]) -> String {
