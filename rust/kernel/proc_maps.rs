@@ -202,7 +202,8 @@ unsafe fn formatted<'a>(fmt: *const c_char, name: *const c_char) -> Result<Optio
         unsafe { CStr::from_char_ptr(name) }
     };
     let at = fmt.windows(2).position(|w| w == b"%s").ok_or(EINVAL)?;
-    let (prefix, suffix) = (&fmt[..at], &fmt[at + 2..]);
+    let (prefix, rest) = fmt.split_at_checked(at).ok_or(EINVAL)?;
+    let suffix = rest.strip_prefix(b"%s").ok_or(EINVAL)?;
     // Only a single "%s" can be reproduced without `snprintf()`.
     if prefix.contains(&b'%') || suffix.contains(&b'%') {
         return Err(EINVAL);
@@ -279,8 +280,9 @@ impl NameBuf {
     #[inline]
     pub fn d_path(&mut self, path: &Path) -> Result<usize> {
         let size = path.d_path(self.spare())?.len();
-        // INVARIANT: `Path::d_path` initialized the last `size` bytes of the buffer.
-        self.start = self.cap - size;
+        // INVARIANT: `Path::d_path` initialized the last `size` bytes of the buffer (a part of
+        // it, so `size <= cap`).
+        self.start = self.cap.checked_sub(size).ok_or(ENAMETOOLONG)?;
         Ok(size)
     }
 
@@ -304,7 +306,12 @@ impl NameBuf {
         // SAFETY: By the type invariants, `start <= cap` and the bytes from `start` to `cap`
         // are initialized; they are borrowed from `self` and are not written while the borrow
         // lasts (every write takes `&mut self`).
-        unsafe { slice::from_raw_parts(self.ptr.as_ptr().add(self.start), self.cap - self.start) }
+        unsafe {
+            slice::from_raw_parts(
+                self.ptr.as_ptr().add(self.start),
+                self.cap.saturating_sub(self.start),
+            )
+        }
     }
 }
 
@@ -371,7 +378,8 @@ impl NameArena {
             VmaName::Path(path) => {
                 // `d_path()` builds the name at the end of the buffer: move it to the start.
                 let size = path.d_path(spare)?.len();
-                spare.copy_within(room - size.., 0);
+                // A part of `spare`, so `size <= room`.
+                spare.copy_within(room.checked_sub(size).ok_or(ENAMETOOLONG)?.., 0);
                 size
             }
             VmaName::Name(name) => concat_at_start(spare, &[name.to_bytes()])?,

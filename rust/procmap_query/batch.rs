@@ -124,11 +124,21 @@ enum Pass {
 
 /// What became of a VMA offered to the stage.
 enum Take {
-    /// It was staged as the record of this index (in this call).
-    Taken(u32),
+    /// It was staged.
+    Taken,
     /// It does not pass the filters.
     Filtered,
     /// Its name does not fit: stage it in the next pass, or the next call.
+    NoRoom,
+}
+
+/// What a lookup found for an address.
+enum Found {
+    /// The VMA covering it, staged as the record of this index (in this call).
+    Record(u32),
+    /// No VMA that passes the filters covers it.
+    Nothing,
+    /// The name of the VMA covering it does not fit: look again in the next pass, or call.
     NoRoom,
 }
 
@@ -281,7 +291,8 @@ impl Batch {
 
     /// Whether the call may report one more record and examine one more VMA.
     fn call_room(&self) -> bool {
-        self.written + self.recs.len() < self.vma_count && self.examined < batch::MAX_VMAS
+        self.recs.len() < self.vma_count.saturating_sub(self.written)
+            && self.examined < batch::MAX_VMAS
     }
 
     /// Whether this pass may stage one more record, and the call examine one more VMA.
@@ -321,12 +332,17 @@ impl Batch {
         let mut rec = record(vma);
         if let Some(arena) = self.arena.as_mut() {
             if let Some(name) = proc_maps::vma_name(vma)? {
-                let limit = self.names_size - self.names_used - arena.len();
+                // What is left of the user's buffer: the names written and staged are in it.
+                let limit = self
+                    .names_size
+                    .saturating_sub(self.names_used)
+                    .saturating_sub(arena.len());
                 match arena.push(&name, limit) {
                     Ok((off, size)) => {
-                        // Both below `names_size`, a `u32`.
-                        rec.name_off = (self.names_used + off) as u32;
-                        rec.name_size = size as u32;
+                        // Both within `names_size`, a `u32`.
+                        let off = self.names_used.checked_add(off).ok_or(EOVERFLOW)?;
+                        rec.name_off = u32::try_from(off).map_err(|_| EOVERFLOW)?;
+                        rec.name_size = u32::try_from(size).map_err(|_| EOVERFLOW)?;
                     }
                     Err(e) if e == ENAMETOOLONG => return Ok(Take::NoRoom),
                     Err(e) => return Err(e),
@@ -338,9 +354,8 @@ impl Batch {
             let file = vma.file().map(ARef::from);
             self.files.push_within_capacity(file).map_err(|_| ENOMEM)?;
         }
-        let index = (self.written + self.recs.len()) as u32;
         self.recs.push_within_capacity(rec).map_err(|_| ENOMEM)?;
-        Ok(Take::Taken(index))
+        Ok(Take::Taken)
     }
 
     /// A pass of a walk: stages the VMAs that pass the filters from `at` on.
@@ -381,8 +396,9 @@ impl Batch {
     fn walk_step(&mut self, vma: &VmaRef) -> Result<Option<Pass>> {
         match self.take(vma)? {
             Take::NoRoom => Ok(Some(self.name_too_long()?)),
-            Take::Taken(_) | Take::Filtered => {
-                self.examined += 1;
+            Take::Taken | Take::Filtered => {
+                // Below `MAX_VMAS`: `room()` said so.
+                self.examined = self.examined.saturating_add(1);
                 self.at = vma.end();
                 Ok(None)
             }
@@ -391,7 +407,7 @@ impl Batch {
 
     /// Reads the next addresses of a lookup, as many as a pass answers at most, in one copy.
     fn read_addrs(&mut self) -> Result {
-        let n = (self.addr_count - self.answered).min(CHUNK);
+        let n = self.addr_count.saturating_sub(self.answered).min(CHUNK);
         self.answers.clear();
         self.pass_addrs.clear();
         let src = offset(self.addrs, self.answered, size_of::<u64>())?;
@@ -405,8 +421,9 @@ impl Batch {
     fn last_reported(&self, addr: usize) -> Option<u32> {
         match self.index.last() {
             // The last record of a call is `u32`-indexed, as all are.
+            // The last record of a call is `u32`-indexed, as all are.
             Some(&(start, end)) if start <= addr && addr < end => {
-                Some((self.index.len() - 1) as u32)
+                u32::try_from(self.index.len().saturating_sub(1)).ok()
             }
             _ => None,
         }
@@ -479,7 +496,7 @@ impl Batch {
                         // Back to an earlier record: the addresses are out of order, and
                         // repeat. From now on, remember pages.
                         if self.pages.is_empty() {
-                            self.pages = page_cache(count - self.answers.len());
+                            self.pages = page_cache(count.saturating_sub(self.answers.len()));
                         }
                         index
                     }
@@ -487,11 +504,12 @@ impl Batch {
                         if !self.room() || self.index.len() == self.index.capacity() {
                             return Ok(self.no_room());
                         }
-                        self.examined += 1;
+                        // Below `MAX_VMAS`: `room()` said so.
+                        self.examined = self.examined.saturating_add(1);
                         match self.lookup_one(mm, addr)? {
-                            Take::Taken(index) => index,
-                            Take::Filtered => batch::NO_VMA,
-                            Take::NoRoom => return self.name_too_long(),
+                            Found::Record(index) => index,
+                            Found::Nothing => batch::NO_VMA,
+                            Found::NoRoom => return self.name_too_long(),
                         }
                     }
                 };
@@ -502,7 +520,7 @@ impl Batch {
                 .push_within_capacity(answer)
                 .map_err(|_| ENOMEM)?;
         }
-        if self.answered + self.answers.len() == self.addr_count {
+        if self.answers.len() == self.addr_count.saturating_sub(self.answered) {
             Ok(Pass::Done)
         } else {
             Ok(Pass::Full)
@@ -511,51 +529,56 @@ impl Batch {
 
     /// Looks up the VMA covering `addr`, as `PROCMAP_QUERY` without `COVERING_OR_NEXT_VMA`
     /// does, and stages it.
-    fn lookup_one(&mut self, mm: &MmWithUser, addr: usize) -> Result<Take> {
+    fn lookup_one(&mut self, mm: &MmWithUser, addr: usize) -> Result<Found> {
         // Most addresses of a trace are mapped: the VMA covering one is found and locked in
         // one descent of the tree. If none is (or it cannot be locked), look again below.
         if let Some(vma) = mm.lock_vma_under_rcu(addr) {
             return self.take_covering(Some(&vma), addr);
         }
-        let take = if cfg!(CONFIG_PER_VMA_LOCK) {
+        let found = if cfg!(CONFIG_PER_VMA_LOCK) {
             match mm.lock_next_vma(addr) {
                 Err(e) if e == EAGAIN => None,
-                found => Some(self.take_covering(found?.as_deref(), addr)?),
+                next => Some(self.take_covering(next?.as_deref(), addr)?),
             }
         } else {
             None
         };
-        let take = match take {
-            Some(take) => take,
+        let found = match found {
+            Some(found) => found,
             None => {
                 let guard = mm.mmap_read_lock_killable()?;
                 self.take_covering(guard.find_vma(addr), addr)?
             }
         };
-        Ok(take)
+        Ok(found)
     }
 
     /// Stages `vma`, the first VMA ending above `addr` (locked), if it covers `addr`.
-    fn take_covering(&mut self, vma: Option<&VmaRef>, addr: usize) -> Result<Take> {
+    fn take_covering(&mut self, vma: Option<&VmaRef>, addr: usize) -> Result<Found> {
         let Some(vma) = vma.filter(|vma| vma.start() <= addr) else {
-            return Ok(Take::Filtered);
+            return Ok(Found::Nothing);
         };
-        let take = self.take(vma)?;
-        if let Take::Taken(_) = take {
-            // A lookup reports records only here, so this one's index is its position.
-            let (start, end) = (vma.start(), vma.end());
-            if self
-                .index
-                .last()
-                .is_some_and(|&(_, last_end)| last_end > start)
-            {
-                self.sorted = false;
+        match self.take(vma)? {
+            Take::Filtered => Ok(Found::Nothing),
+            Take::NoRoom => Ok(Found::NoRoom),
+            Take::Taken => {
+                // A lookup reports records only here, so this one's index is its position
+                // (below `vma_count`, a `u32`).
+                let index = u32::try_from(self.index.len()).map_err(|_| EOVERFLOW)?;
+                let (start, end) = (vma.start(), vma.end());
+                if self
+                    .index
+                    .last()
+                    .is_some_and(|&(_, last_end)| last_end > start)
+                {
+                    self.sorted = false;
+                }
+                self.index
+                    .push_within_capacity((start, end))
+                    .map_err(|_| ENOMEM)?;
+                Ok(Found::Record(index))
             }
-            self.index
-                .push_within_capacity((start, end))
-                .map_err(|_| ENOMEM)?;
         }
-        Ok(take)
     }
 
     /// Copies a pass's stage out, with no lock held: names, build IDs, records, answers.
@@ -566,7 +589,8 @@ impl Batch {
                 UserSlice::new(dst, arena.len())
                     .writer()
                     .write_slice(arena.as_bytes())?;
-                self.names_used += arena.len();
+                // Within `names_size`: `take()` staged no more than was left.
+                self.names_used = self.names_used.saturating_add(arena.len());
                 arena.clear();
             }
         }
@@ -577,7 +601,8 @@ impl Batch {
         }
         if !self.recs.is_empty() {
             let dst = offset(self.vmas, self.written, self.vma_size)?;
-            let mut writer = UserSlice::new(dst, self.recs.len() * self.vma_size).writer();
+            let len = self.recs.len().checked_mul(self.vma_size).ok_or(EFAULT)?;
+            let mut writer = UserSlice::new(dst, len).writer();
             if self.vma_size == size_of::<ProcmapBatchVma>() {
                 writer.write_slice(AsBytes::as_bytes(&self.recs[..]))?;
             } else {
@@ -585,7 +610,8 @@ impl Batch {
                 let zeros = [0u8; 64];
                 for rec in self.recs.iter() {
                     writer.write(rec)?;
-                    let mut tail = self.vma_size - size_of::<ProcmapBatchVma>();
+                    // `args::check_batch()` made it at least the known size.
+                    let mut tail = self.vma_size.saturating_sub(size_of::<ProcmapBatchVma>());
                     while tail != 0 {
                         let n = tail.min(zeros.len());
                         writer.write_slice(&zeros[..n])?;
@@ -593,15 +619,22 @@ impl Batch {
                     }
                 }
             }
-            self.written += self.recs.len();
+            // Within `vma_count`: `room()` said so.
+            self.written = self.written.saturating_add(self.recs.len());
             self.recs.clear();
         }
         if !self.answers.is_empty() {
             let dst = offset(self.addr_vmas, self.answered, size_of::<u32>())?;
-            UserSlice::new(dst, self.answers.len() * size_of::<u32>())
+            let len = self
+                .answers
+                .len()
+                .checked_mul(size_of::<u32>())
+                .ok_or(EFAULT)?;
+            UserSlice::new(dst, len)
                 .writer()
                 .write_slice(AsBytes::as_bytes(&self.answers[..]))?;
-            self.answered += self.answers.len();
+            // Within `addr_count`: `read_addrs()` read no more.
+            self.answered = self.answered.saturating_add(self.answers.len());
             self.answers.clear();
         }
         Ok(())
