@@ -24,7 +24,7 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::{args, facts, file_fields, matching, user_ptr};
+use crate::{args, facts, file_fields, lock_covering_or_next, matching, user_ptr};
 
 /// The records one pass stages before it unlocks and copies them out (22 KiB), and the
 /// addresses of a lookup it reads at once.
@@ -531,14 +531,11 @@ impl Batch {
     /// does, and stages it.
     fn lookup_one(&mut self, mm: &MmWithUser, addr: usize) -> Result<Found> {
         // Most addresses of a trace are mapped: the VMA covering one is found and locked in
-        // one descent of the tree. If none is (or it cannot be locked), look again below.
-        if let Some(vma) = mm.lock_vma_under_rcu(addr) {
-            return self.take_covering(Some(&vma), addr);
-        }
+        // one descent of the tree.
         let found = if cfg!(CONFIG_PER_VMA_LOCK) {
-            match mm.lock_next_vma(addr) {
+            match lock_covering_or_next(mm, addr) {
                 Err(e) if e == EAGAIN => None,
-                next => Some(self.take_covering(next?.as_deref(), addr)?),
+                vma => Some(self.take_covering(vma?.as_deref(), addr)?),
             }
         } else {
             None

@@ -9,7 +9,7 @@
 use core::{mem::MaybeUninit, ops::Deref};
 use kernel::{
     fs::file::{File, BUILD_ID_SIZE_MAX},
-    mm::{virt::VmaRef, Mm},
+    mm::{virt::VmaRef, Mm, MmWithUser, VmaReadGuard},
     page::PAGE_SHIFT,
     prelude::*,
     proc_maps::{
@@ -126,14 +126,13 @@ fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
             // is looked up under RCU and read-locked on its own (`lock_next_vma()`); if one
             // cannot be locked that way (`EAGAIN`), the search goes on from the same address
             // under the mmap read lock.
-            let mut covering = if flags & proc_maps::flags::COVERING_OR_NEXT_VMA == 0 {
-                mm.lock_vma_under_rcu(at)
-            } else {
-                None
-            };
-            let lookup = |a| match covering.take() {
-                Some(vma) => Ok(Some(vma)),
-                None => mm.lock_next_vma(a),
+            let exact = flags & proc_maps::flags::COVERING_OR_NEXT_VMA == 0;
+            let lookup = |a| {
+                if exact {
+                    lock_covering_or_next(&mm, a)
+                } else {
+                    mm.lock_next_vma(a)
+                }
             };
             match search(lookup, &mut at, flags) {
                 Err(e) if e == EAGAIN => {
@@ -157,6 +156,21 @@ fn procmap_query(mm: Option<&Mm>, uarg: UserPtr) -> Result {
     let mut build_id = [0u8; BUILD_ID_SIZE_MAX];
     read_build_id(query, file, &mut build_id)?;
     copy_out(uarg, user_size, query, name.as_ref(), &build_id)
+}
+
+/// The VMA covering `addr`, or else the first one above it, read-locked: found as a page fault
+/// finds its VMA (`lock_vma_under_rcu()`: one descent of the tree, no iterator to set up) when
+/// one covers `addr` and can be locked that way, else by `lock_next_vma()` (`EAGAIN` if that
+/// VMA cannot be read-locked on its own).
+#[inline]
+pub(crate) fn lock_covering_or_next(
+    mm: &MmWithUser,
+    addr: usize,
+) -> Result<Option<VmaReadGuard<'_>>> {
+    match mm.lock_vma_under_rcu(addr) {
+        Some(vma) => Ok(Some(vma)),
+        None => mm.lock_next_vma(addr),
+    }
 }
 
 /// The search from `*at` for the VMA that answers a query with `query_flags`: `lookup` gives
