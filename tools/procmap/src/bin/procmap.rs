@@ -40,8 +40,9 @@ Options:
 
 Reading another process's maps takes the same user and a dumpable process, or
 CAP_SYS_PTRACE (checked when the file is opened). A process without an address space
-(a zombie, a kernel thread) lists nothing, as /proc/PID/maps; one that exits or calls
-execve() during the listing, or while addresses are resolved, is an error.
+(a zombie, a kernel thread) lists nothing, as /proc/PID/maps; so does one that exits or
+calls execve() before the first VMA is listed. Going away later in a listing, or while
+addresses are resolved, is an error.
 
 Exit status: 0 on success, 1 on an error, 2 on a usage error.
 ";
