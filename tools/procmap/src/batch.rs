@@ -119,6 +119,9 @@ pub(crate) struct Walk {
     pending: VecDeque<Vma>,
     at: u64,
     done: bool,
+    /// It ended because a record did not end above the last one (never from a 64-bit
+    /// kernel; a 32-bit one truncates addresses), not because the VMAs did.
+    went_back: bool,
     gens: Gens,
 }
 
@@ -134,6 +137,7 @@ impl Walk {
             pending: VecDeque::new(),
             at: 0,
             done: false,
+            went_back: false,
             gens: Gens {
                 first: None,
                 last: 0,
@@ -192,6 +196,7 @@ impl Walk {
         self.pending.clear();
         self.at = at;
         self.done = false;
+        self.went_back = false;
     }
 
     /// One call, from `at`: its records into `pending`. Whether it made progress.
@@ -230,6 +235,7 @@ impl Walk {
             // walk go back, so it ends.
             if v.end <= self.at {
                 self.done = true;
+                self.went_back = true;
                 self.gens.steady = false;
                 return Ok(true);
             }
@@ -327,13 +333,16 @@ impl ProcMaps {
                 let w = walk.get_or_insert_with(|| Walk::new(query));
                 w.restart(chunk[0]);
                 match w.fill_up_to(self, query, chunk.len()) {
+                    // A walk that did not reach the end of the VMAs answers up to where it
+                    // stopped; one that went back, only below its last good record, and
+                    // the next call looks up.
                     Ok(true) => {
-                        let stop = (!w.done).then_some(w.at);
+                        let stop = (!w.done || w.went_back).then_some(w.at);
                         let vmas = w.pending.len();
                         let (next, used) = lookup.walked(&uniq, pos, w.pending.drain(..), stop);
                         pos = next;
                         // Stay with walks while at least half their VMAs hold an address.
-                        dense = 2 * used >= vmas;
+                        dense = 2 * used >= vmas && !w.went_back;
                         continue;
                     }
                     // No room for a name, or no progress: as a lookup call would be.
