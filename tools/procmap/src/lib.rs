@@ -45,6 +45,8 @@
 mod abi;
 mod batch;
 mod cache;
+#[cfg(test)]
+mod fake;
 mod text;
 
 use std::fmt;
@@ -1000,20 +1002,30 @@ impl ProcMaps {
         }
         #[cfg(test)]
         tests::IOCTLS.with(|c| c.set(c.get() + 1));
-        // SAFETY: `q` is a valid `struct procmap_query` of the size it declares, and the name
-        // and build-ID buffers it points to (if any) are exclusively borrowed for the call
-        // and at least as large as the sizes given.
-        let ret = unsafe {
-            libc::ioctl(
-                self.file.as_raw_fd(),
-                abi::PROCMAP_QUERY as _,
-                &mut q as *mut abi::procmap_query,
-            )
-        };
-        if ret != 0 {
-            return Err(io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO));
+        #[cfg(test)]
+        // SAFETY: As for the ioctl below.
+        let fake = unsafe { fake::query(&mut q) };
+        #[cfg(not(test))]
+        let fake: Option<std::result::Result<(), i32>> = None;
+        match fake {
+            Some(r) => r?,
+            None => {
+                // SAFETY: `q` is a valid `struct procmap_query` of the size it declares, and
+                // the name and build-ID buffers it points to (if any) are exclusively borrowed
+                // for the call and at least as large as the sizes given.
+                let ret = unsafe {
+                    libc::ioctl(
+                        self.file.as_raw_fd(),
+                        abi::PROCMAP_QUERY as _,
+                        &mut q as *mut abi::procmap_query,
+                    )
+                };
+                if ret != 0 {
+                    return Err(io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::EIO));
+                }
+            }
         }
         // The kernel writes no more than it was given; clamp anyway.
         q.vma_name_size = q.vma_name_size.min(name.len() as u32);
