@@ -51,6 +51,16 @@ pub(crate) fn record_vma(rec: &abi::procmap_batch_vma, names: &[u8], query: Quer
     }
 }
 
+/// The error for a failed `PROCMAP_QUERY_BATCH`: [`Error::is_gone`] for `ESRCH` (no address
+/// space, any more).
+fn batch_error(errno: i32) -> Error {
+    const OP: &str = "ioctl(PROCMAP_QUERY_BATCH)";
+    match errno {
+        libc::ESRCH => Error::gone(OP),
+        e => Error::os(OP, io::Error::from_raw_os_error(e)),
+    }
+}
+
 /// What the generation was through a walk, for a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Seen {
@@ -175,17 +185,11 @@ impl Walk {
                         self.gens.steady = false;
                     }
                 },
-                // No address space (any more): the walk ends with that.
-                Err(libc::ESRCH) => {
-                    self.done = true;
-                    return Err(Error::gone("ioctl(PROCMAP_QUERY_BATCH)"));
-                }
                 Err(libc::ENOTTY) => return Ok(Step::Lost(self.at)),
+                // No address space (any more) ends the walk with that, as any error does.
                 Err(e) => {
-                    return Err(Error::os(
-                        "ioctl(PROCMAP_QUERY_BATCH)",
-                        io::Error::from_raw_os_error(e),
-                    ))
+                    self.done = true;
+                    return Err(batch_error(e));
                 }
             }
         }
@@ -352,14 +356,8 @@ impl ProcMaps {
                     }
                     // No room for a name, or no progress: as a lookup call would be.
                     Ok(false) | Err(libc::ENAMETOOLONG) => dense = false,
-                    Err(libc::ESRCH) => return Err(Error::gone("ioctl(PROCMAP_QUERY_BATCH)")),
                     Err(libc::ENOTTY) => return Ok(None),
-                    Err(e) => {
-                        return Err(Error::os(
-                            "ioctl(PROCMAP_QUERY_BATCH)",
-                            io::Error::from_raw_os_error(e),
-                        ))
-                    }
+                    Err(e) => return Err(batch_error(e)),
                 }
             }
             let mut b = abi::new_batch();
@@ -381,15 +379,8 @@ impl ProcMaps {
                 Ok(()) => (b.addr_count as usize).min(chunk.len()),
                 // Not even one name fits (longer than `PATH_MAX`): answered as below.
                 Err(libc::ENAMETOOLONG) => 0,
-                // No address space (any more).
-                Err(libc::ESRCH) => return Err(Error::gone("ioctl(PROCMAP_QUERY_BATCH)")),
                 Err(libc::ENOTTY) => return Ok(None),
-                Err(e) => {
-                    return Err(Error::os(
-                        "ioctl(PROCMAP_QUERY_BATCH)",
-                        io::Error::from_raw_os_error(e),
-                    ))
-                }
+                Err(e) => return Err(batch_error(e)),
             };
             if answered == 0 {
                 // The first address by a single query (which takes a name longer than

@@ -227,15 +227,23 @@ impl Fake {
         Ok(Some((off as u32, size as u32)))
     }
 
-    fn record(v: &FakeVma) -> abi::procmap_batch_vma {
-        abi::procmap_batch_vma {
+    /// The record of `v`, its name packed into `names` (see [`Fake::put_name`]).
+    fn record(
+        v: &FakeVma,
+        names: &mut [u8],
+        used: &mut usize,
+    ) -> Result<abi::procmap_batch_vma, ()> {
+        let (name_off, name_size) = Self::put_name(v, names, used)?.unwrap_or((0, 0));
+        Ok(abi::procmap_batch_vma {
             vma_start: v.start,
             vma_end: v.end,
             vma_flags: v.flags,
             vma_page_size: 4096,
             inode: u64::from(v.file),
+            name_off,
+            name_size,
             ..Default::default()
-        }
+        })
     }
 
     /// # Safety
@@ -274,14 +282,11 @@ impl Fake {
                     break;
                 }
                 if passes(v, query_flags) {
-                    let mut r = Self::record(v);
-                    match Self::put_name(v, names, &mut used) {
-                        Ok(Some((off, size))) => (r.name_off, r.name_size) = (off, size),
-                        Ok(None) => {}
+                    match Self::record(v, names, &mut used) {
+                        Ok(r) => recs[written] = r,
                         Err(()) if written == 0 => return Err(libc::ENAMETOOLONG),
                         Err(()) => break,
                     }
-                    recs[written] = r;
                     written += 1;
                 }
                 examined += 1;
@@ -315,14 +320,11 @@ impl Fake {
                         if written >= cap {
                             break;
                         }
-                        let mut r = Self::record(v);
-                        match Self::put_name(v, names, &mut used) {
-                            Ok(Some((off, size))) => (r.name_off, r.name_size) = (off, size),
-                            Ok(None) => {}
+                        match Self::record(v, names, &mut used) {
+                            Ok(r) => recs[written] = r,
                             Err(()) if written == 0 => return Err(libc::ENAMETOOLONG),
                             Err(()) => break,
                         }
-                        recs[written] = r;
                         index.push((v.start, v.end));
                         written += 1;
                         written as u32 - 1
