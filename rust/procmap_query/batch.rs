@@ -4,12 +4,14 @@
 //! `include/uapi/linux/procmap_query.h`.
 //!
 //! A batch runs in passes. A pass takes a reference to the address space, reads the generation,
-//! and stages up to [`CHUNK`] records (and their names) in kernel memory: each VMA under its
-//! own per-VMA read lock, taken and dropped in turn as `/proc/<pid>/maps` does, or under the
-//! mmap read lock where per-VMA locks cannot be used. Then it drops the reference and, with no
-//! lock held, parses the build IDs and copies the records, names and address answers out. So a
-//! writer never waits for more than one VMA, no lock is held across a user copy, and a call
-//! does at most [`batch::MAX_VMAS`] VMAs' work.
+//! and examines up to [`CHUNK`] VMAs, staging their records (and names) in kernel memory: each
+//! VMA under its own per-VMA read lock, taken and dropped in turn as `/proc/<pid>/maps` does,
+//! or under the mmap read lock where per-VMA locks cannot be used. Then it drops the reference
+//! and, with no lock held, parses the build IDs and copies the records, names and address
+//! answers out. So a writer never waits for more than one VMA, no lock is held across a user
+//! copy, an RCU read-side section or an mmap read lock lasts at most one pass, and a call
+//! examines at most [`batch::MAX_VMAS`] VMAs and answers at most as many addresses, with a
+//! scheduling point between passes.
 
 use core::mem::MaybeUninit;
 use kernel::{
@@ -26,8 +28,8 @@ use kernel::{
 
 use crate::{args, facts, file_fields, lock_covering_or_next, matching, user_ptr};
 
-/// The records one pass stages before it unlocks and copies them out (22 KiB), and the
-/// addresses of a lookup it reads at once.
+/// The VMAs one pass examines, and the records it stages (22 KiB), before it unlocks and copies
+/// them out; the addresses of a lookup it reads at once.
 const CHUNK: usize = 256;
 
 /// The most records a lookup's pass stages: as many as fill a 4 KiB slab object. A trace's
@@ -166,8 +168,9 @@ struct Batch {
 
     /// Walk: the end of the last VMA examined (where the next call resumes).
     at: usize,
-    /// VMAs examined so far (the work bound).
+    /// VMAs examined so far (the work bound), and when this pass began.
     examined: usize,
+    pass_start: usize,
     /// Records, name bytes and addresses already copied out.
     written: usize,
     names_used: usize,
@@ -185,7 +188,7 @@ struct Batch {
     answers: KVec<u32>,
     /// Lookup: `(start, end)` of the records of this call, in the order they were reported
     /// (each one's position is its record's index), and whether they are sorted by start.
-    index: KVec<(usize, usize)>,
+    index: KVVec<(usize, usize)>,
     sorted: bool,
     /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
     /// start and end on page boundaries, so every address of a page has the same answer. Made
@@ -229,6 +232,7 @@ impl Batch {
             addr_count,
             at: req.addr as usize,
             examined: 0,
+            pass_start: 0,
             written: 0,
             names_used: 0,
             answered: 0,
@@ -238,7 +242,7 @@ impl Batch {
             arena,
             pass_addrs: KVec::with_capacity(addr_chunk * size_of::<u64>(), GFP_KERNEL)?,
             answers: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
-            index: KVec::new(),
+            index: KVVec::new(),
             sorted: true,
             pages: KVec::new(),
         })
@@ -266,6 +270,7 @@ impl Batch {
                 req.gen_start = generation(user.mmap_lock_seq());
                 first = false;
             }
+            self.pass_start = self.examined;
             let pass = if self.lookup {
                 self.lookup_pass(&user)
             } else {
@@ -283,6 +288,8 @@ impl Batch {
                 Pass::Stop => return Ok(()),
                 Pass::Full => {}
             }
+            // A call may examine many VMAs: let others run in between.
+            kernel::task::cond_resched();
             if kernel::current!().signal_pending() {
                 return Ok(());
             }
@@ -295,9 +302,11 @@ impl Batch {
             && self.examined < batch::MAX_VMAS
     }
 
-    /// Whether this pass may stage one more record, and the call examine one more VMA.
+    /// Whether this pass may stage one more record and examine one more VMA, and the call too.
     fn room(&self) -> bool {
-        self.recs.len() < self.recs.capacity() && self.call_room()
+        self.recs.len() < self.recs.capacity()
+            && self.examined.saturating_sub(self.pass_start) < CHUNK
+            && self.call_room()
     }
 
     /// What to do when [`Batch::room`] says no: a full stage is copied out and the call goes
@@ -332,11 +341,13 @@ impl Batch {
         let mut rec = record(vma);
         if let Some(arena) = self.arena.as_mut() {
             if let Some(name) = proc_maps::vma_name(vma)? {
-                // What is left of the user's buffer: the names written and staged are in it.
+                // What is left of the user's buffer (the names written and staged are in it),
+                // and no more than `PROCMAP_QUERY` would build.
                 let limit = self
                     .names_size
                     .saturating_sub(self.names_used)
-                    .saturating_sub(arena.len());
+                    .saturating_sub(arena.len())
+                    .min(matching::PATH_MAX);
                 match arena.push(&name, limit) {
                     Ok((off, size)) => {
                         // Both within `names_size`, a `u32`.
@@ -405,9 +416,14 @@ impl Batch {
         }
     }
 
-    /// Reads the next addresses of a lookup, as many as a pass answers at most, in one copy.
+    /// Reads the next addresses of a lookup, as many as a pass answers at most, in one copy. A
+    /// call answers at most [`batch::MAX_VMAS`] addresses.
     fn read_addrs(&mut self) -> Result {
-        let n = self.addr_count.saturating_sub(self.answered).min(CHUNK);
+        let n = self
+            .addr_count
+            .min(batch::MAX_VMAS)
+            .saturating_sub(self.answered)
+            .min(CHUNK);
         self.answers.clear();
         self.pass_addrs.clear();
         let src = offset(self.addrs, self.answered, size_of::<u64>())?;
@@ -520,8 +536,12 @@ impl Batch {
                 .push_within_capacity(answer)
                 .map_err(|_| ENOMEM)?;
         }
-        if self.answers.len() == self.addr_count.saturating_sub(self.answered) {
+        let answered = self.answered.saturating_add(self.answers.len());
+        if answered == self.addr_count {
             Ok(Pass::Done)
+        } else if answered >= batch::MAX_VMAS {
+            // The call's work is done: the caller resumes at the next address.
+            Ok(Pass::Stop)
         } else {
             Ok(Pass::Full)
         }

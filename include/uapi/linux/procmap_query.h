@@ -79,7 +79,10 @@ enum procmap_batch_out_flags {
 /* In the procmap_batch.addr_vmas array: no VMA answers the address. */
 #define PROCMAP_BATCH_NO_VMA		(~0U)
 
-/* Work per call: at most this many VMAs are examined or reported. */
+/*
+ * Work per call: at most this many VMAs are examined (walk and lookup) and
+ * this many addresses answered (lookup); the call then returns early.
+ */
 #define PROCMAP_BATCH_MAX_VMAS		65536
 
 /* One VMA of a batch: what a single PROCMAP_QUERY reports for it. */
