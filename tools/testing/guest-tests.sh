@@ -16,9 +16,35 @@ for bits in 64 32; do
 	done
 done
 
+# The documentation's C example, as a user copies it: run on a sleeping
+# process, it must print that process's readable or executable file mappings
+# as the maps text shows them, then "unchanged".
+for bits in 64 32; do
+	echo "=== documentation example ($bits-bit)"
+	sleep 1000 &
+	spid=$!
+	out=$("./$bits/procmap-query-doc-example" "$spid")
+	want=$(awk '$5 != 0 && $2 ~ /[rx]/ { print $1, $6 }' "/proc/$spid/maps" |
+		sed 's/^0*//; s/-0*/-/')
+	kill "$spid"
+	got=$(echo "$out" | grep -v '^unchanged$')
+	if [ -n "$want" ] && [ "$got" = "$want" ] && echo "$out" | grep -qx unchanged; then
+		echo "ok 1 documentation example lists $(echo "$want" | wc -l) mappings, unchanged"
+		echo "# Totals: pass:1 fail:0 xfail:0 xpass:0 skip:0 error:0"
+	else
+		echo "not ok 1 documentation example"
+		printf '# printed:\n%s\n# maps text:\n%s\n' "$out" "$want"
+		echo "# Totals: pass:0 fail:1 xfail:0 xpass:0 skip:0 error:0"
+		rc=1
+	fi
+done
+
 # The userspace crate's tests, against the Rust module.
 echo "=== procmap crate tests (procmap_query loaded: $([ -d /sys/module/procmap_query ] && echo 1 || echo 0))"
 PROCMAP_REQUIRE_IOCTL=1 PROCMAP_REQUIRE_BATCH=1 ./64/procmap-host-tests --test-threads=2 || rc=1
+echo "=== procmap CLI tests"
+PROCMAP_BIN=./64/procmap PROCMAP_REQUIRE_IOCTL=1 PROCMAP_REQUIRE_BATCH=1 \
+	./64/procmap-cli-tests --test-threads=2 || rc=1
 
 # Upstream tests: the Rust module must be the one answering.
 if [ -d /sys/module/procmap_query ]; then loaded=1; else loaded=0; fi

@@ -36,6 +36,10 @@ pub(crate) struct Fake {
     mutate: bool,
     /// Batch walks made.
     pub(crate) walks: u64,
+    /// Batch calls made, and after how many the extension goes (the module unloaded): then
+    /// batches fail with `ENOTTY` and the any-of filter with `EINVAL`, as from the C handler.
+    batch_calls: u64,
+    lose_after: Option<u64>,
 }
 
 thread_local! {
@@ -164,7 +168,14 @@ impl Fake {
             stop_per_mille,
             mutate,
             walks: 0,
+            batch_calls: 0,
+            lose_after: None,
         }
+    }
+
+    /// Whether the extension is gone.
+    fn lost(&self) -> bool {
+        self.lose_after.is_some_and(|k| self.batch_calls > k)
     }
 
     fn stop(&mut self) -> bool {
@@ -264,6 +275,10 @@ impl Fake {
             // SAFETY: By the requirements, `names` is a buffer of `names_size` bytes.
             unsafe { std::slice::from_raw_parts_mut(b.names as *mut u8, b.names_size as usize) }
         };
+        self.batch_calls += 1;
+        if self.lost() {
+            return Err(libc::ENOTTY);
+        }
         let mut written = 0;
         let mut used = 0;
         self.mutate_once();
@@ -350,6 +365,9 @@ impl Fake {
     ///
     /// As for [`query`].
     unsafe fn query(&mut self, q: &mut abi::procmap_query) -> Result<(), i32> {
+        if self.lost() && q.query_flags & abi::VMA_PERM_ANY != 0 {
+            return Err(libc::EINVAL);
+        }
         self.mutate_once();
         let query_flags = q.query_flags;
         let or_next = query_flags & abi::COVERING_OR_NEXT_VMA != 0;
@@ -521,40 +539,82 @@ fn batch_resolve_and_walk_equal_the_vmas() {
         let maps = install(Fake::new(vmas.clone(), seed, stop, false));
         let q = random_query(&mut r);
         let a = addresses(&mut r, &vmas);
-        let flags = q.batch_flags();
-        let name = |v: &FakeVma| v.name.clone().filter(|_| q.name_wanted());
-        let res = maps
-            .resolve(&a, q)
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        assert_eq!(res.addrs.len(), a.len());
-        for (i, &x) in a.iter().enumerate() {
-            let got = res.get(i).map(|(v, _)| (v.start, v.end, v.name.clone()));
-            let want = vmas
-                .iter()
-                .find(|v| v.start <= x && x < v.end)
-                .filter(|v| passes(v, flags))
-                .map(|v| (v.start, v.end, name(v)));
-            assert_eq!(got, want, "seed {seed}: {x:#x}, flags {:#x}", q.flags());
-        }
-        assert!(
-            res.vmas.windows(2).all(|w| w[0].end <= w[1].start),
-            "seed {seed}"
-        );
+        check_resolve(&maps, q, &vmas, &a, seed);
         walked += FAKE.with(|f| f.borrow().as_ref().map_or(0, |f| f.walks));
-        let got: Vec<_> = maps
-            .iter(q)
-            .map(|v| v.map(|v| (v.start, v.end, v.name)))
-            .collect::<crate::Result<_>>()
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        let want: Vec<_> = vmas
-            .iter()
-            .filter(|v| passes(v, flags))
-            .map(|v| (v.start, v.end, name(v)))
-            .collect();
-        assert_eq!(got, want, "seed {seed}: walk");
+        check_walk(&maps, q, &vmas, seed);
     }
     // The dense addresses made resolve() walk, not only look up.
     assert!(walked > 0);
+    FAKE.with(|f| *f.borrow_mut() = None);
+}
+
+/// Checks that `maps.resolve(a, q)` answers each address with its VMA among `vmas`.
+fn check_resolve(maps: &ProcMaps, q: Query, vmas: &[FakeVma], a: &[u64], seed: u64) {
+    let flags = q.batch_flags();
+    let name = |v: &FakeVma| v.name.clone().filter(|_| q.name_wanted());
+    let res = maps
+        .resolve(a, q)
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    assert_eq!(res.addrs.len(), a.len());
+    for (i, &x) in a.iter().enumerate() {
+        let got = res.get(i).map(|(v, _)| (v.start, v.end, v.name.clone()));
+        let want = vmas
+            .iter()
+            .find(|v| v.start <= x && x < v.end)
+            .filter(|v| passes(v, flags))
+            .map(|v| (v.start, v.end, name(v)));
+        assert_eq!(got, want, "seed {seed}: {x:#x}, flags {:#x}", q.flags());
+    }
+    assert!(
+        res.vmas.windows(2).all(|w| w[0].end <= w[1].start),
+        "seed {seed}"
+    );
+}
+
+/// Checks that `maps.iter(q)` gives the VMAs of `vmas` that pass the filters.
+fn check_walk(maps: &ProcMaps, q: Query, vmas: &[FakeVma], seed: u64) {
+    let flags = q.batch_flags();
+    let name = |v: &FakeVma| v.name.clone().filter(|_| q.name_wanted());
+    let got: Vec<_> = maps
+        .iter(q)
+        .map(|v| v.map(|v| (v.start, v.end, v.name)))
+        .collect::<crate::Result<_>>()
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let want: Vec<_> = vmas
+        .iter()
+        .filter(|v| passes(v, flags))
+        .map(|v| (v.start, v.end, name(v)))
+        .collect();
+    assert_eq!(got, want, "seed {seed}: walk");
+}
+
+#[test]
+fn batch_resolve_and_walk_survive_losing_the_extension() {
+    let mut lost = 0;
+    for seed in 1..=seeds() {
+        let mut r = Rng::new(seed);
+        let vmas = layout(&mut r);
+        let stop = [0, 5, 50, 300][r.below(4) as usize];
+        let mut fake = Fake::new(vmas.clone(), seed, stop, false);
+        // The probe is the first batch call: lost after it, or after a few more.
+        fake.lose_after = Some(1 + r.below(4));
+        let maps = install(fake);
+        let q = random_query(&mut r);
+        if r.below(2) == 0 {
+            let a = addresses(&mut r, &vmas);
+            check_resolve(&maps, q, &vmas, &a, seed);
+        } else {
+            check_walk(&maps, q, &vmas, seed);
+        }
+        if FAKE.with(|f| f.borrow().as_ref().is_some_and(|f| f.lost())) {
+            lost += 1;
+            assert_ne!(maps.backend(), Backend::Batch, "seed {seed}");
+            // And the next calls, without batches, still answer.
+            check_walk(&maps, q, &vmas, seed);
+        }
+    }
+    // The extension went in the middle of a walk or resolve() in most seeds.
+    assert!(lost > seeds() / 4, "lost in {lost} seeds");
     FAKE.with(|f| *f.borrow_mut() = None);
 }
 

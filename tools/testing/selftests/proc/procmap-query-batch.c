@@ -785,6 +785,49 @@ TEST_F(batch, bad_pointers_are_efault)
 		init_walk(&b, 0, 0, 0, recs, MAX_VMAS, guard - 64, NAMES_MAX);
 		EXPECT_EQ(EFAULT, batch(self->fd, &b));
 	}
+	/*
+	 * Lookup: the addresses, or the answers, fault at the first, a middle or
+	 * the last element; the header is then left as it was.
+	 */
+	for (at = 0; at < 3; at++) {
+		static struct procmap_batch_vma recs[MAX_VMAS];
+		int first_bad = at == 0 ? 0 : at == 1 ? 57 : 99;
+		uint64_t *addrs = (uint64_t *)(guard - first_bad * sizeof(uint64_t));
+		uint32_t *idx = (uint32_t *)(guard - first_bad * sizeof(uint32_t));
+		uint32_t good_idx[100];
+		uint64_t good_addrs[100];
+		struct procmap_batch before;
+		int i, arr;
+
+		for (i = 0; i < 100; i++)
+			good_addrs[i] = self->bounds[i % self->nbounds];
+		memcpy(addrs, good_addrs, first_bad * sizeof(*addrs));
+		for (arr = 0; arr < 2; arr++) {
+			memset(&b, 0, sizeof(b));
+			b.size = sizeof(b);
+			b.flags = PROCMAP_BATCH_LOOKUP;
+			b.vmas = ptr_to_u64(recs);
+			b.vma_count = MAX_VMAS;
+			b.vma_size = rs;
+			b.addrs = ptr_to_u64(arr ? good_addrs : addrs);
+			b.addr_vmas = ptr_to_u64(arr ? idx : good_idx);
+			b.addr_count = 100;
+			before = b;
+			EXPECT_EQ(EFAULT, batch(self->fd, &b))
+				TH_LOG("%s: element %d faults",
+				       arr ? "addr_vmas" : "addrs", first_bad);
+			EXPECT_EQ(0, memcmp(&before, &b, sizeof(b)));
+		}
+	}
+	/* A walk's header is left as it was too. */
+	{
+		struct procmap_batch before;
+
+		init_walk(&b, 0, 0, 0, guard - 5 * rs, 20, NULL, 0);
+		before = b;
+		EXPECT_EQ(EFAULT, batch(self->fd, &b));
+		EXPECT_EQ(0, memcmp(&before, &b, sizeof(b)));
+	}
 	/* Lookup: the addresses, and the answers, fault in the middle. */
 	{
 		static struct procmap_batch_vma recs[MAX_VMAS];
@@ -830,21 +873,25 @@ TEST_F(batch, names_that_do_not_fit)
 
 	ASSERT_TRUE((ref) != NULL);
 	n = single_walk(self->fd, 0, 0, true, false, ref, MAX_VMAS);
-	for (i = 0; i < n && named < 0; i++)
-		if (ref[i].rec.name_size > 2)
+	/* A named VMA right after one without a name (the target has such pairs). */
+	for (i = 1; i < n && named < 0; i++)
+		if (ref[i].rec.name_size > 2 && ref[i - 1].rec.name_size == 0 &&
+		    ref[i - 1].rec.vma_end == ref[i].rec.vma_start)
 			named = i;
-	ASSERT_LE(0, named);
+	ASSERT_LT(0, named);
 	/* The first named VMA with a 2-byte buffer: as PROCMAP_QUERY, ENAMETOOLONG. */
 	init_walk(&b, ref[named].rec.vma_start, 0, 0, recs, MAX_VMAS, names, 2);
 	EXPECT_EQ(ENAMETOOLONG, batch(self->fd, &b));
 	/* From before it, with the 2 bytes: it stops before the named VMA, not done. */
-	if (named > 0 && ref[named - 1].rec.name_size == 0) {
-		init_walk(&b, ref[named - 1].rec.vma_start, 0, 0, recs, MAX_VMAS, names, 2);
-		EXPECT_EQ(0, batch(self->fd, &b));
-		EXPECT_EQ(1, b.vma_count);
-		EXPECT_EQ(0, b.out_flags);
-		EXPECT_EQ(ref[named - 1].rec.vma_end, b.addr);
-	}
+	init_walk(&b, ref[named - 1].rec.vma_start, 0, 0, recs, MAX_VMAS, names, 2);
+	EXPECT_EQ(0, batch(self->fd, &b));
+	EXPECT_EQ(1, b.vma_count);
+	EXPECT_EQ(0, b.out_flags);
+	EXPECT_EQ(ref[named - 1].rec.vma_end, b.addr);
+	EXPECT_EQ(0, b.names_size);
+	/* The next call goes on from the named VMA: ENAMETOOLONG there, as above. */
+	init_walk(&b, b.addr, 0, 0, recs, MAX_VMAS, names, 2);
+	EXPECT_EQ(ENAMETOOLONG, batch(self->fd, &b));
 	free(ref);
 }
 
@@ -884,6 +931,192 @@ TEST_F(batch, huge_n)
 	/* A names size larger than the buffer: fine while the names fit the real one. */
 	init_walk(&b, 0, 0, 0, recs, UINT32_MAX, names, UINT32_MAX);
 	ASSERT_EQ(0, batch(self->fd, &b));
+}
+
+static void init_lookup(struct procmap_batch *b, const uint64_t *addrs, uint32_t *idx,
+			uint32_t n, void *vmas, uint32_t vma_count)
+{
+	memset(b, 0, sizeof(*b));
+	b->size = sizeof(*b);
+	b->flags = PROCMAP_BATCH_LOOKUP;
+	b->addrs = n ? ptr_to_u64(addrs) : 0;
+	b->addr_vmas = n ? ptr_to_u64(idx) : 0;
+	b->addr_count = n;
+	b->vmas = vma_count ? ptr_to_u64(vmas) : 0;
+	b->vma_count = vma_count;
+	b->vma_size = sizeof(struct procmap_batch_vma);
+}
+
+/*
+ * A lookup of no address answers nothing and is done; a lookup answers at
+ * most PROCMAP_BATCH_MAX_VMAS addresses per call, then returns where to
+ * resume, even when every address has the same answer.
+ */
+TEST_F(batch, lookup_of_none_and_of_too_many)
+{
+	static struct procmap_batch_vma recs[4];
+	const uint32_t n = PROCMAP_BATCH_MAX_VMAS + 4464;
+	uint64_t *addrs = calloc(n, sizeof(*addrs));
+	uint32_t *idx = calloc(n, sizeof(*idx));
+	struct procmap_batch b;
+	uint32_t i, wrong = 0;
+
+	ASSERT_TRUE((addrs) != NULL && (idx) != NULL);
+	init_lookup(&b, NULL, NULL, 0, recs, 4);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	EXPECT_EQ(0, b.addr_count);
+	EXPECT_EQ(0, b.vma_count);
+	EXPECT_EQ(PROCMAP_BATCH_DONE, b.out_flags);
+	EXPECT_EQ(generation(self->fd), b.gen_start);
+
+	for (i = 0; i < n; i++) {
+		addrs[i] = self->bounds[2] + (i % 7);
+		idx[i] = 12345;
+	}
+	init_lookup(&b, addrs, idx, n, recs, 4);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	ASSERT_EQ(PROCMAP_BATCH_MAX_VMAS, b.addr_count);
+	EXPECT_EQ(0, b.out_flags);
+	ASSERT_EQ(1, b.vma_count);
+	EXPECT_LE(recs[0].vma_start, addrs[0]);
+	EXPECT_GT(recs[0].vma_end, addrs[0]);
+	for (i = 0; i < n; i++)
+		wrong += idx[i] != (i < PROCMAP_BATCH_MAX_VMAS ? 0 : 12345);
+	EXPECT_EQ(0, wrong);
+	/* Resumed at the next address: the rest, and done. */
+	init_lookup(&b, addrs + PROCMAP_BATCH_MAX_VMAS, idx + PROCMAP_BATCH_MAX_VMAS,
+		    n - PROCMAP_BATCH_MAX_VMAS, recs, 4);
+	ASSERT_EQ(0, batch(self->fd, &b));
+	EXPECT_EQ(n - PROCMAP_BATCH_MAX_VMAS, b.addr_count);
+	EXPECT_EQ(PROCMAP_BATCH_DONE, b.out_flags);
+	EXPECT_EQ(1, b.vma_count);
+	for (i = PROCMAP_BATCH_MAX_VMAS; i < n; i++)
+		wrong += idx[i] != 0;
+	EXPECT_EQ(0, wrong);
+	free(addrs);
+	free(idx);
+}
+
+/*
+ * A walk examines at most PROCMAP_BATCH_MAX_VMAS VMAs per call, reported or
+ * filtered out, then returns where to resume: here 70000 anonymous VMAs
+ * walked with a filter that none of them passes.
+ */
+/* Tests that take long under TCG and need a timeout of their own. */
+FIXTURE(slow) {
+	int unused;
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
+TEST_F_TIMEOUT(slow, walk_examines_at_most_max_vmas, 900)
+{
+	const long nvmas = 70000;
+	static struct procmap_batch_vma recs[4];
+	char old[32] = "";
+	struct procmap_batch b;
+	int fd, sys, calls = 0;
+	ssize_t len;
+	uint64_t lo;
+	char *area;
+	long i;
+
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	/* Room for 70000 more VMAs than the default of 65530. */
+	sys = open("/proc/sys/vm/max_map_count", O_RDWR);
+	ASSERT_LE(0, sys);
+	len = read(sys, old, sizeof(old) - 1);
+	ASSERT_LT(0, len);
+	ASSERT_EQ(6, pwrite(sys, "200000", 6, 0));
+	area = mmap(NULL, nvmas * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		    -1, 0);
+	ASSERT_TRUE((area) != MAP_FAILED);
+	for (i = 1; i < nvmas; i += 2)
+		ASSERT_EQ(0, mprotect(area + i * PAGE, PAGE, PROT_READ));
+	lo = ptr_to_u64(area);
+	fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_LE(0, fd);
+	init_walk(&b, lo, Q_FILE, 0, recs, 4, NULL, 0);
+	ASSERT_EQ(0, batch(fd, &b));
+	EXPECT_EQ(0, b.vma_count);
+	EXPECT_EQ(0, b.out_flags);
+	EXPECT_EQ(lo + PROCMAP_BATCH_MAX_VMAS * PAGE, b.addr);
+	/* Resumed, it goes on past the area to the end of the address space. */
+	while (!(b.out_flags & PROCMAP_BATCH_DONE) && calls++ < 10) {
+		uint64_t at = b.addr;
+
+		init_walk(&b, at, Q_FILE, 0, recs, 4, NULL, 0);
+		ASSERT_EQ(0, batch(fd, &b));
+		if (b.vma_count)
+			EXPECT_LE(lo + nvmas * PAGE, recs[0].vma_start);
+		if (!(b.out_flags & PROCMAP_BATCH_DONE) && b.vma_count < 4)
+			EXPECT_LT(at, b.addr);
+	}
+	EXPECT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
+	close(fd);
+	munmap(area, nvmas * PAGE);
+	ASSERT_EQ(len, pwrite(sys, old, len, 0));
+	close(sys);
+}
+
+/*
+ * A name longer than PATH_MAX: PROCMAP_QUERY fails with ENAMETOOLONG, from C
+ * and from Rust, and so does a batch that reaches its VMA, however large its
+ * names buffer.
+ */
+TEST(name_longer_than_path_max)
+{
+	static struct procmap_batch_vma recs[4];
+	static char names[4 * 4096];
+	char comp[251], cwd[256];
+	struct procmap_batch b;
+	struct answer a;
+	int fd, depth, impl;
+	char *p;
+
+	ASSERT_TRUE(getcwd(cwd, sizeof(cwd)) != NULL);
+	memset(comp, 'd', sizeof(comp) - 1);
+	comp[sizeof(comp) - 1] = 0;
+	ASSERT_EQ(0, chdir("/tmp"));
+	/* 17 levels of 251 bytes: the path is over 4096 bytes. */
+	for (depth = 0; depth < 17; depth++) {
+		ASSERT_EQ(0, mkdir(comp, 0700));
+		ASSERT_EQ(0, chdir(comp));
+	}
+	fd = open("f", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, PAGE));
+	p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	ASSERT_TRUE((p) != MAP_FAILED);
+	close(fd);
+	fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_LE(0, fd);
+	for (impl = 0; impl < 2; impl++) {
+		ASSERT_TRUE(use_impl(impl ? IMPL_RUST : IMPL_C));
+		EXPECT_EQ(ENAMETOOLONG, single(fd, ptr_to_u64(p), 0, true, false, &a));
+		EXPECT_EQ(0, single(fd, ptr_to_u64(p), 0, false, false, &a));
+	}
+	init_walk(&b, ptr_to_u64(p), 0, 0, recs, 4, names, sizeof(names));
+	EXPECT_EQ(ENAMETOOLONG, batch(fd, &b));
+	/* Without names it is reported. */
+	init_walk(&b, ptr_to_u64(p), 0, 0, recs, 4, NULL, 0);
+	ASSERT_EQ(0, batch(fd, &b));
+	ASSERT_LE(1, b.vma_count);
+	EXPECT_EQ(ptr_to_u64(p), recs[0].vma_start);
+	close(fd);
+	munmap(p, PAGE);
+	EXPECT_EQ(0, unlink("f"));
+	for (depth = 0; depth < 17; depth++) {
+		ASSERT_EQ(0, chdir(".."));
+		EXPECT_EQ(0, rmdir(comp));
+	}
+	ASSERT_EQ(0, chdir(cwd));
 }
 
 /* ESRCH once the process is gone; ENOTTY from the C handler. */
@@ -1060,6 +1293,124 @@ TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
 	       snapshots, gaps);
 	munmap(race_area, 16 * PAGE);
 	close(fd);
+}
+
+/* One line of the maps text. */
+struct text_line {
+	uint64_t start, end, offset, inode;
+	unsigned int major, minor, flags;
+	char name[256];
+};
+
+/* Parses the maps text of @pid into @out (no [vsyscall]); returns the count. */
+static int read_text(int pid, struct text_line *out, int max)
+{
+	char path[64], line[512], perms[8];
+	int n = 0, pos;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		struct text_line *t = &out[n];
+		char *name;
+
+		if (strstr(line, "[vsyscall]"))
+			continue;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %" SCNu64 "%n",
+			   &t->start, &t->end, perms, &t->offset, &t->major, &t->minor, &t->inode,
+			   &pos) != 7)
+			break;
+		t->flags = (perms[0] == 'r' ? Q_R : 0) | (perms[1] == 'w' ? Q_W : 0) |
+			   (perms[2] == 'x' ? Q_X : 0) | (perms[3] == 's' ? Q_S : 0);
+		for (name = line + pos; *name == ' '; name++)
+			;
+		name[strcspn(name, "\n")] = 0;
+		snprintf(t->name, sizeof(t->name), "%s", name);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * While another process changes its VMAs in bursts, a batch walk of its maps
+ * whose generations equal those read around a read of the text (even, and
+ * unchanged) is that text: every VMA, field and name. It must happen at
+ * least 20 times, and the writer must have been caught at work too.
+ */
+TEST_F_TIMEOUT(slow, snapshot_under_a_writer_is_the_text, 900)
+{
+	static struct procmap_batch_vma recs[MAX_VMAS];
+	static struct text_line text[MAX_VMAS];
+	static char names[16 * NAMES_MAX];
+	int fd, round, hits = 0, busy = 0;
+	char path[64];
+	pid_t pid;
+
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		race_area = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (race_area == MAP_FAILED)
+			_exit(1);
+		for (;;) {
+			pthread_t t;
+
+			atomic_store(&stop_writer, 0);
+			if (pthread_create(&t, NULL, writer, NULL))
+				_exit(1);
+			usleep(2000);
+			atomic_store(&stop_writer, 1);
+			pthread_join(t, NULL);
+			usleep(20000);
+		}
+	}
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	for (round = 0; round < 3000 && (hits < 20 || !busy); round++) {
+		uint64_t g1 = generation(fd), g2;
+		struct procmap_batch b;
+		int n, i;
+
+		n = read_text(pid, text, MAX_VMAS);
+		ASSERT_LT(0, n);
+		g2 = generation(fd);
+		init_walk(&b, 0, 0, 0, recs, MAX_VMAS, names, sizeof(names));
+		ASSERT_EQ(0, batch(fd, &b));
+		ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
+		if (g1 != g2 || g2 != b.gen_start || b.gen_start != b.gen_end || g1 % 2) {
+			busy++;
+			continue;
+		}
+		hits++;
+		ASSERT_EQ(n, (int)b.vma_count);
+		for (i = 0; i < n; i++) {
+			const struct procmap_batch_vma *r = &recs[i];
+			const char *name = r->name_size ? names + r->name_off : "";
+
+			ASSERT_EQ(text[i].start, r->vma_start);
+			ASSERT_EQ(text[i].end, r->vma_end);
+			ASSERT_EQ(text[i].flags, r->vma_flags);
+			ASSERT_EQ(text[i].offset, r->vma_offset);
+			ASSERT_EQ(text[i].inode, r->inode);
+			ASSERT_EQ(text[i].major, r->dev_major);
+			ASSERT_EQ(text[i].minor, r->dev_minor);
+			ASSERT_STREQ(text[i].name, name);
+		}
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(fd);
+	TH_LOG("%d rounds: %d snapshots equal to the text, %d with the writer at work",
+	       round, hits, busy);
+	ASSERT_LE(20, hits);
+	ASSERT_LE(1, busy);
 }
 
 TEST_HARNESS_MAIN
