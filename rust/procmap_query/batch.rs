@@ -520,9 +520,13 @@ impl Batch {
                         if !self.room() || self.index.len() == self.index.capacity() {
                             return Ok(self.no_room());
                         }
-                        // Below `MAX_VMAS`: `room()` said so.
-                        self.examined = self.examined.saturating_add(1);
-                        match self.lookup_one(mm, addr)? {
+                        let found = self.lookup_one(mm, addr)?;
+                        if !matches!(found, Found::NoRoom) {
+                            // Below `MAX_VMAS`: `room()` said so. A VMA whose name did not
+                            // fit is examined again, and counted then (as a walk does).
+                            self.examined = self.examined.saturating_add(1);
+                        }
+                        match found {
                             Found::Record(index) => index,
                             Found::Nothing => batch::NO_VMA,
                             Found::NoRoom => return self.name_too_long(),

@@ -23,9 +23,17 @@ for bits in 64 32; do
 	echo "=== documentation example ($bits-bit)"
 	sleep 1000 &
 	spid=$!
+	# Once it has exec'd: its maps no longer change.
+	m1=a m2=b
+	while [ "$m1" != "$m2" ]; do
+		m1=$(cat "/proc/$spid/maps")
+		sleep 1
+		m2=$(cat "/proc/$spid/maps")
+	done
 	out=$("./$bits/procmap-query-doc-example" "$spid")
-	want=$(awk '$5 != 0 && $2 ~ /[rx]/ { print $1, $6 }' "/proc/$spid/maps" |
-		sed 's/^0*//; s/-0*/-/')
+	want=$(awk '$5 != 0 && $2 ~ /[rx]/ {
+			n = $6; for (i = 7; i <= NF; i++) n = n " " $i; print $1, n
+		}' "/proc/$spid/maps" | sed 's/^0*//; s/-0*/-/')
 	kill "$spid"
 	got=$(echo "$out" | grep -v '^unchanged$')
 	if [ -n "$want" ] && [ "$got" = "$want" ] && echo "$out" | grep -qx unchanged; then

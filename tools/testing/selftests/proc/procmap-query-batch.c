@@ -1044,42 +1044,59 @@ TEST_F(batch, lookup_of_none_and_of_too_many)
 }
 
 /*
- * A walk examines at most PROCMAP_BATCH_MAX_VMAS VMAs per call, reported or
- * filtered out, then returns where to resume: here 70000 anonymous VMAs
- * walked with a filter that none of them passes.
+ * Tests that take long under TCG and need a timeout of their own; what they
+ * change outside the process is undone in the teardown, which also runs when
+ * an assertion fails: a writer process, vm.max_map_count.
  */
-/* Tests that take long under TCG and need a timeout of their own. */
 FIXTURE(slow) {
-	int unused;
+	pid_t pid;
+	int sys;
+	char old[32];
+	ssize_t len;
 };
 
 FIXTURE_SETUP(slow)
 {
+	self->pid = 0;
+	self->sys = -1;
+	self->len = 0;
 }
 
 FIXTURE_TEARDOWN(slow)
 {
+	if (self->pid > 0) {
+		kill(self->pid, SIGKILL);
+		waitpid(self->pid, NULL, 0);
+	}
+	if (self->sys >= 0) {
+		if (self->len > 0 && pwrite(self->sys, self->old, self->len, 0) != self->len)
+			TH_LOG("vm.max_map_count not restored");
+		close(self->sys);
+	}
 }
 
+/*
+ * A walk examines at most PROCMAP_BATCH_MAX_VMAS VMAs per call, reported or
+ * filtered out, then returns where to resume: here 70000 anonymous VMAs
+ * walked with a filter that none of them passes.
+ */
 TEST_F_TIMEOUT(slow, walk_examines_at_most_max_vmas, 900)
 {
 	const long nvmas = 70000;
 	static struct procmap_batch_vma recs[4];
-	char old[32] = "";
 	struct procmap_batch b;
-	int fd, sys, calls = 0;
-	ssize_t len;
+	int fd, calls = 0;
 	uint64_t lo;
 	char *area;
 	long i;
 
 	ASSERT_TRUE(use_impl(IMPL_RUST));
 	/* Room for 70000 more VMAs than the default of 65530. */
-	sys = open("/proc/sys/vm/max_map_count", O_RDWR);
-	ASSERT_LE(0, sys);
-	len = read(sys, old, sizeof(old) - 1);
-	ASSERT_LT(0, len);
-	ASSERT_EQ(6, pwrite(sys, "200000", 6, 0));
+	self->sys = open("/proc/sys/vm/max_map_count", O_RDWR);
+	ASSERT_LE(0, self->sys);
+	self->len = read(self->sys, self->old, sizeof(self->old) - 1);
+	ASSERT_LT(0, self->len);
+	ASSERT_EQ(6, pwrite(self->sys, "200000", 6, 0));
 	area = mmap(NULL, nvmas * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		    -1, 0);
 	ASSERT_TRUE((area) != MAP_FAILED);
@@ -1107,8 +1124,6 @@ TEST_F_TIMEOUT(slow, walk_examines_at_most_max_vmas, 900)
 	EXPECT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
 	close(fd);
 	munmap(area, nvmas * PAGE);
-	ASSERT_EQ(len, pwrite(sys, old, len, 0));
-	close(sys);
 }
 
 /*
@@ -1120,7 +1135,7 @@ TEST(name_longer_than_path_max)
 {
 	static struct procmap_batch_vma recs[4];
 	static char names[4 * 4096];
-	char comp[251], cwd[256];
+	char comp[251], cwd[256], root[] = "/tmp/pqn-XXXXXX";
 	struct procmap_batch b;
 	struct answer a;
 	int fd, depth, impl;
@@ -1129,7 +1144,8 @@ TEST(name_longer_than_path_max)
 	ASSERT_TRUE(getcwd(cwd, sizeof(cwd)) != NULL);
 	memset(comp, 'd', sizeof(comp) - 1);
 	comp[sizeof(comp) - 1] = 0;
-	ASSERT_EQ(0, chdir("/tmp"));
+	ASSERT_TRUE(mkdtemp(root) != NULL);
+	ASSERT_EQ(0, chdir(root));
 	/* 17 levels of 251 bytes: the path is over 4096 bytes. */
 	for (depth = 0; depth < 17; depth++) {
 		ASSERT_EQ(0, mkdir(comp, 0700));
@@ -1163,6 +1179,7 @@ TEST(name_longer_than_path_max)
 		EXPECT_EQ(0, rmdir(comp));
 	}
 	ASSERT_EQ(0, chdir(cwd));
+	EXPECT_EQ(0, rmdir(root));
 }
 
 /* ESRCH once the process is gone; ENOTTY from the C handler. */
@@ -1400,6 +1417,7 @@ TEST_F_TIMEOUT(slow, snapshot_under_a_writer_is_the_text, 900)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		race_area = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (race_area == MAP_FAILED)
@@ -1416,6 +1434,7 @@ TEST_F_TIMEOUT(slow, snapshot_under_a_writer_is_the_text, 900)
 			usleep(20000);
 		}
 	}
+	self->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	fd = open(path, O_RDONLY);
 	ASSERT_LE(0, fd);
@@ -1450,8 +1469,6 @@ TEST_F_TIMEOUT(slow, snapshot_under_a_writer_is_the_text, 900)
 			ASSERT_STREQ(text[i].name, name);
 		}
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
 	close(fd);
 	TH_LOG("%d rounds: %d snapshots equal to the text, %d with the writer at work",
 	       round, hits, busy);
