@@ -661,10 +661,18 @@ TEST(generation_changes_with_the_vmas)
 	close(fd);
 }
 
-static int parse_maps_starts(int pid, uint64_t *starts, int max)
+/* One line of the maps text. */
+struct text_line {
+	uint64_t start, end, offset, inode;
+	unsigned int major, minor, flags;
+	char name[256];
+};
+
+/* Parses the maps text of @pid into @out (no [vsyscall]); returns the count. */
+static int read_text(int pid, struct text_line *out, int max)
 {
-	char path[64], line[512];
-	int n = 0;
+	char path[64], line[512], perms[8];
+	int n = 0, pos;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
@@ -672,10 +680,22 @@ static int parse_maps_starts(int pid, uint64_t *starts, int max)
 	if (!f)
 		return -1;
 	while (n < max && fgets(line, sizeof(line), f)) {
+		struct text_line *t = &out[n];
+		char *name;
+
 		if (strstr(line, "[vsyscall]"))
 			continue;
-		if (sscanf(line, "%" SCNx64 "-", &starts[n]) == 1)
-			n++;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %" SCNu64 "%n",
+			   &t->start, &t->end, perms, &t->offset, &t->major, &t->minor, &t->inode,
+			   &pos) != 7)
+			break;
+		t->flags = (perms[0] == 'r' ? Q_R : 0) | (perms[1] == 'w' ? Q_W : 0) |
+			   (perms[2] == 'x' ? Q_X : 0) | (perms[3] == 's' ? Q_S : 0);
+		for (name = line + pos; *name == ' '; name++)
+			;
+		name[strcspn(name, "\n")] = 0;
+		snprintf(t->name, sizeof(t->name), "%s", name);
+		n++;
 	}
 	fclose(f);
 	return n;
@@ -685,7 +705,7 @@ static int parse_maps_starts(int pid, uint64_t *starts, int max)
 TEST_F(batch, equal_generations_mean_the_maps_text)
 {
 	static struct procmap_batch_vma recs[MAX_VMAS];
-	uint64_t starts[MAX_VMAS];
+	static struct text_line text[MAX_VMAS];
 	struct procmap_batch b;
 	int n, i;
 
@@ -694,11 +714,11 @@ TEST_F(batch, equal_generations_mean_the_maps_text)
 	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
 	ASSERT_EQ(b.gen_start, b.gen_end);
 	ASSERT_EQ(0, b.gen_start % 2);
-	n = parse_maps_starts(self->pid, starts, MAX_VMAS);
+	n = read_text(self->pid, text, MAX_VMAS);
 	ASSERT_EQ(b.gen_end, generation(self->fd));
 	ASSERT_EQ(n, (int)b.vma_count);
 	for (i = 0; i < n; i++)
-		ASSERT_EQ(starts[i], recs[i].vma_start);
+		ASSERT_EQ(text[i].start, recs[i].vma_start);
 	/* N = 0: nothing examined, the generation read, not done. */
 	init_walk(&b, 0, 0, 0, NULL, 0, NULL, 0);
 	ASSERT_EQ(0, batch(self->fd, &b));
@@ -1356,46 +1376,6 @@ TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
 	       snapshots, gaps);
 	munmap(race_area, 16 * PAGE);
 	close(fd);
-}
-
-/* One line of the maps text. */
-struct text_line {
-	uint64_t start, end, offset, inode;
-	unsigned int major, minor, flags;
-	char name[256];
-};
-
-/* Parses the maps text of @pid into @out (no [vsyscall]); returns the count. */
-static int read_text(int pid, struct text_line *out, int max)
-{
-	char path[64], line[512], perms[8];
-	int n = 0, pos;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (n < max && fgets(line, sizeof(line), f)) {
-		struct text_line *t = &out[n];
-		char *name;
-
-		if (strstr(line, "[vsyscall]"))
-			continue;
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %x:%x %" SCNu64 "%n",
-			   &t->start, &t->end, perms, &t->offset, &t->major, &t->minor, &t->inode,
-			   &pos) != 7)
-			break;
-		t->flags = (perms[0] == 'r' ? Q_R : 0) | (perms[1] == 'w' ? Q_W : 0) |
-			   (perms[2] == 'x' ? Q_X : 0) | (perms[3] == 's' ? Q_S : 0);
-		for (name = line + pos; *name == ' '; name++)
-			;
-		name[strcspn(name, "\n")] = 0;
-		snprintf(t->name, sizeof(t->name), "%s", name);
-		n++;
-	}
-	fclose(f);
-	return n;
 }
 
 /*
