@@ -9,7 +9,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export RUST_LIB_SRC=/usr/src/rustc-$RUSTC_VER/library
 JOBS=${JOBS:-$(nproc)}
 
-# Selects the kernel config flavour (test; bench: the test config without debug
+# Selects the kernel config flavour (test; test-up: the test config on one CPU,
+# without per-VMA locks; bench: the test config without debug
 # options; bench-builtin: bench with the Rust handler built in; lever-*: bench
 # with one optimisation undone; bench-distro: bench with a distribution's
 # hardening and mitigations, built with GCC; soak: test plus fault injection and
@@ -18,6 +19,7 @@ JOBS=${JOBS:-$(nproc)}
 use_flavour() {
 	case "$1" in
 	test) KBUILD=$CACHE/build ;;
+	test-up) KBUILD=$CACHE/build-test-up ;;
 	bench) KBUILD=$CACHE/build-bench ;;
 	bench-builtin) KBUILD=$CACHE/build-bench-builtin ;;
 	lever-os | lever-no-inline-helpers | soak | bench-distro) KBUILD=$CACHE/build-$1 ;;

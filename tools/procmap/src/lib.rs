@@ -61,6 +61,11 @@ use std::sync::{Mutex, PoisonError};
 pub use cache::{Freshness, VmaCache};
 pub use text::parse_maps;
 
+/// The generation ([`ProcMaps::generation`]) of a kernel that cannot tell whether VMAs changed
+/// (`PROCMAP_GENERATION_UNKNOWN`, odd: never a snapshot), e.g. one built without
+/// `CONFIG_PER_VMA_LOCK`, as uniprocessor kernels are.
+pub const GENERATION_UNKNOWN: u64 = abi::GENERATION_UNKNOWN;
+
 /// An error: what was being done and the kernel's errno, or text that could not be parsed.
 ///
 /// [`Error::errno`] gives the errno as the kernel returned it. An `Error` converts into an
@@ -659,8 +664,8 @@ impl ProcMaps {
     /// offset, file, anonymous name). Two equal, even values read at two moments mean that no
     /// VMA changed in between, up to the limits listed at [`VmaCache`] (a 32-bit counter that
     /// repeats; file names that change without the VMAs changing). An odd value means a
-    /// change was in progress; `u64::MAX` is a kernel that cannot tell (built without
-    /// `CONFIG_PER_VMA_LOCK`).
+    /// change was in progress; [`GENERATION_UNKNOWN`] is a kernel that cannot tell (built
+    /// without `CONFIG_PER_VMA_LOCK`).
     ///
     /// `None` where the kernel lacks the extension, whatever the backend. An error with
     /// `ESRCH` ([`Error::errno`]) for an address space without users: a kernel thread, or a
