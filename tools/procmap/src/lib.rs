@@ -75,6 +75,7 @@ pub const GENERATION_UNKNOWN: u64 = abi::GENERATION_UNKNOWN;
 pub enum Error {
     /// Opening the maps file failed (`ENOENT` for a process that does not exist, `EACCES`
     /// when not allowed, ...).
+    #[non_exhaustive]
     Open {
         /// The file.
         path: PathBuf,
@@ -82,6 +83,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A system call on the open file failed.
+    #[non_exhaustive]
     Os {
         /// What was being done, e.g. `"ioctl(PROCMAP_QUERY)"`.
         op: &'static str,
@@ -89,6 +91,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A line of the maps text could not be parsed.
+    #[non_exhaustive]
     Parse {
         /// The line, lossily as UTF-8.
         line: String,
@@ -109,9 +112,19 @@ impl Error {
         }
     }
 
-    /// The kind of error, as [`io::Error::kind`] tells it (`NotFound` for a process that
-    /// does not exist, `PermissionDenied`, `InvalidData` for text that does not parse, ...).
+    /// The kind of error, as [`io::Error::kind`] tells it (`PermissionDenied`, `InvalidData`
+    /// for text that does not parse, ...), but `NotFound` both for a process that does not
+    /// exist and for an address space that is gone ([`Error::is_gone`]), which `ESRCH`
+    /// alone would leave uncategorized.
+    ///
+    /// ```
+    /// let err = procmap::ProcMaps::open(u32::MAX).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    /// ```
     pub fn kind(&self) -> io::ErrorKind {
+        if self.is_gone() {
+            return io::ErrorKind::NotFound;
+        }
         match self {
             Error::Open { source, .. } | Error::Os { source, .. } => source.kind(),
             Error::Parse { .. } => io::ErrorKind::InvalidData,
@@ -334,12 +347,15 @@ impl Query {
 /// Permissions of a VMA.
 ///
 /// More may come as the kernel's `vma_flags` grow, so build one from
-/// [`Perms::default`] (all clear):
+/// [`Perms::default`] (all clear), or parse the four letters of `/proc/<pid>/maps`:
 ///
 /// ```
 /// let mut p = procmap::Perms::default();
 /// p.read = true;
 /// assert_eq!(p.to_string(), "r--p");
+/// let q: procmap::Perms = "r-xs".parse()?;
+/// assert!(q.read && !q.write && q.exec && q.shared);
+/// # Ok::<(), procmap::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -377,6 +393,26 @@ impl Perms {
     }
 }
 
+impl std::str::FromStr for Perms {
+    type Err = Error;
+
+    /// The four letters of `/proc/<pid>/maps` (`r` or `-`, `w` or `-`, `x` or `-`, `s` or
+    /// `p`), as [`Perms`]'s `Display` writes them; [`Error::Parse`] otherwise.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.as_bytes() {
+            &[r @ (b'r' | b'-'), w @ (b'w' | b'-'), x @ (b'x' | b'-'), sh @ (b's' | b'p')] => {
+                Ok(Perms {
+                    read: r == b'r',
+                    write: w == b'w',
+                    exec: x == b'x',
+                    shared: sh == b's',
+                })
+            }
+            _ => Err(Error::Parse { line: s.into() }),
+        }
+    }
+}
+
 impl fmt::Display for Perms {
     /// The four letters of `/proc/<pid>/maps`, e.g. `r-xp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -402,7 +438,7 @@ pub struct Vma {
     pub end: u64,
     /// Permissions.
     pub perms: Perms,
-    /// Offset in the mapped file, in bytes (the page offset for anonymous memory).
+    /// Offset in the mapped file, in bytes (0 for anonymous memory).
     pub offset: u64,
     /// Major number of the file's device.
     pub dev_major: u32,
@@ -494,9 +530,30 @@ impl Options {
         self.backend = Some(backend);
         self
     }
-    /// Opens `/proc/<pid>/maps`.
+    /// Opens `/proc/<pid>/maps`; see [`ProcMaps::open`] for a process whose main thread
+    /// exited.
     pub fn open(&self, pid: u32) -> Result<ProcMaps> {
-        self.open_path(format!("/proc/{pid}/maps").as_ref())
+        let maps = self.open_path(format!("/proc/{pid}/maps").as_ref())?;
+        if maps.has_address_space()? {
+            return Ok(maps);
+        }
+        Ok(self.open_live_thread(pid).unwrap_or(maps))
+    }
+
+    /// The maps of a thread of process `pid` other than its main one, with an address space:
+    /// the process's, when its main thread exited (`pthread_exit()` in `main()`) and others
+    /// run on. `/proc/<pid>/maps` is the main thread's, which has none left; a thread's maps
+    /// show the address space it shares with the rest of the process.
+    fn open_live_thread(&self, pid: u32) -> Option<ProcMaps> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        tasks.flatten().find_map(|task| {
+            let tid: u32 = task.file_name().to_str()?.parse().ok()?;
+            if tid == pid {
+                return None;
+            }
+            let maps = self.open_path(&task.path().join("maps")).ok()?;
+            maps.has_address_space().ok()?.then_some(maps)
+        })
     }
     /// Opens `/proc/self/maps`.
     pub fn open_self(&self) -> Result<ProcMaps> {
@@ -512,17 +569,22 @@ impl Options {
     }
     /// Uses an already open maps file descriptor (e.g. one received over a Unix socket).
     pub fn from_fd(&self, fd: OwnedFd) -> ProcMaps {
-        let maps = ProcMaps {
+        let mut maps = ProcMaps {
             file: File::from(fd),
             backend: AtomicU8::new(Backend::Ioctl as u8),
             ext: AtomicU8::new(EXT_UNKNOWN),
+            mm_at_open: None,
             text_read: Mutex::new(()),
             #[cfg(test)]
             reads: Default::default(),
         };
         let backend = match self.backend {
             Some(b) => b,
-            None => maps.probe(),
+            None => {
+                let (backend, mm) = maps.probe();
+                maps.mm_at_open = mm;
+                backend
+            }
         };
         maps.backend.store(backend as u8, Ordering::Relaxed);
         maps
@@ -543,6 +605,8 @@ pub struct ProcMaps {
     backend: AtomicU8,
     /// `EXT_*`.
     ext: AtomicU8,
+    /// Whether the probe at the open found an address space (`None`: it could not tell).
+    mm_at_open: Option<bool>,
     /// Held while the text is read: see [`ProcMaps::read_text`].
     text_read: Mutex<()>,
     /// Reads of the text in progress, and how many started while another was.
@@ -581,6 +645,11 @@ impl ProcMaps {
     /// exist. The open file then answers without further checks, for the address space the
     /// process had at the open (see [`Error::is_gone`]).
     ///
+    /// `/proc/<pid>/maps` is the main thread's. If that thread exited while others run on
+    /// (`pthread_exit()` in `main()`), it shows no address space, though the process has
+    /// one: then the maps of one of the other threads (`/proc/<pid>/task/<tid>/maps`) are
+    /// opened instead, which show the same.
+    ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
     /// # Ok::<(), procmap::Error>(())
@@ -599,26 +668,67 @@ impl ProcMaps {
         Options::new().from_fd(fd)
     }
 
-    /// The extension first ([`ProcMaps::has_extension`]), then one `PROCMAP_QUERY`: `ENOTTY`
+    /// The extension first (as [`ProcMaps::has_extension`] asks), then one `PROCMAP_QUERY`: `ENOTTY`
     /// (or `EINVAL`) means the kernel lacks it. Anything else, including `ESRCH` (no address
-    /// space: a kernel thread or a zombie), means it is there.
-    fn probe(&self) -> Backend {
-        if self.has_extension() {
-            return Backend::Batch;
+    /// space: a kernel thread or a zombie), means it is there. Also whether there is an
+    /// address space, where the answers tell.
+    fn probe(&self) -> (Backend, Option<bool>) {
+        // A batch that asks for nothing: it answers, or says ESRCH, where the extension is.
+        let mut b = abi::new_batch();
+        match self.batch_ioctl(&mut b) {
+            r @ (Ok(()) | Err(libc::ESRCH)) => {
+                self.ext.store(EXT_PRESENT, Ordering::Relaxed);
+                return (Backend::Batch, Some(r.is_ok()));
+            }
+            Err(_) => self.ext.store(EXT_ABSENT, Ordering::Relaxed),
         }
-        let mut name = [];
-        let mut bid = [];
-        match self.ioctl(0, Query::new().or_next(true), &mut name, &mut bid) {
-            Err(e) if e == libc::ENOTTY || e == libc::EINVAL => Backend::Text,
-            _ => Backend::Ioctl,
+        match self.probe_query() {
+            Err(e) if e == libc::ENOTTY || e == libc::EINVAL => (Backend::Text, None),
+            r => (Backend::Ioctl, Some(r != Err(libc::ESRCH))),
         }
     }
 
-    /// Whether the kernel has the extension (batches, any-of, the generation): known from
-    /// the probe at open, else asked once with a `PROCMAP_QUERY_BATCH` that asks for nothing
-    /// (it answers, or `ESRCH` for an address space without users, where the extension is
-    /// there; `ENOTTY` where it is not).
-    fn has_extension(&self) -> bool {
+    /// A `PROCMAP_QUERY` for the lowest VMA, with no name or build ID.
+    fn probe_query(&self) -> std::result::Result<(), i32> {
+        let mut name = [];
+        let mut bid = [];
+        self.ioctl(0, Query::new().or_next(true), &mut name, &mut bid)
+            .map(drop)
+    }
+
+    /// Whether the file has an address space to show (not a zombie's, a kernel thread's,
+    /// or one left by `exit()` or `execve()`): known from the probe at the open, else asked.
+    fn has_address_space(&self) -> Result<bool> {
+        if let Some(mm) = self.mm_at_open {
+            return Ok(mm);
+        }
+        match self.backend() {
+            Backend::Text => Ok(!self.text_is_empty(&mut [0])?),
+            Backend::Batch | Backend::Ioctl => {
+                if self.has_extension() {
+                    let mut b = abi::new_batch();
+                    return Ok(self.batch_ioctl(&mut b) != Err(libc::ESRCH));
+                }
+                Ok(self.probe_query() != Err(libc::ESRCH))
+            }
+        }
+    }
+
+    /// Whether the kernel has the extension of `<linux/procmap_query.h>` (batches, the any-of
+    /// filter, the generation), whatever the backend in use: known from the probe at the
+    /// open, else asked once with a `PROCMAP_QUERY_BATCH` that asks for nothing (it answers,
+    /// or says `ESRCH` for an address space without users, where the extension is there;
+    /// `ENOTTY` where it is not). `false` once the kernel stopped answering it (the module
+    /// was unloaded).
+    ///
+    /// ```
+    /// let maps = procmap::ProcMaps::open_self()?;
+    /// if maps.has_extension() {
+    ///     assert!(maps.generation()?.is_some());
+    /// }
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn has_extension(&self) -> bool {
         match self.ext.load(Ordering::Relaxed) {
             EXT_PRESENT => true,
             EXT_ABSENT => false,
@@ -1231,6 +1341,25 @@ mod tests {
     use std::cell::Cell;
     use std::io::Write;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn perms_parse_what_display_writes() {
+        for bits in 0..16u8 {
+            let p = Perms {
+                read: bits & 1 != 0,
+                write: bits & 2 != 0,
+                exec: bits & 4 != 0,
+                shared: bits & 8 != 0,
+            };
+            assert_eq!(p.to_string().parse::<Perms>().unwrap(), p);
+        }
+        for bad in ["", "r-x", "r-xpp", "x--p", "r-x-", "R-xp", "rwx\u{e9}"] {
+            assert!(
+                matches!(bad.parse::<Perms>(), Err(Error::Parse { .. })),
+                "{bad:?}"
+            );
+        }
+    }
 
     thread_local! {
         /// The ioctls this thread made.

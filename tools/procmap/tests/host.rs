@@ -689,6 +689,7 @@ fn assert_gone(maps: ProcMaps) {
         let e = r.expect_err(what);
         assert!(e.is_gone(), "{b:?} {what}: {e}");
         assert_eq!(e.errno(), Some(libc::ESRCH), "{b:?} {what}");
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{b:?} {what}");
     };
     gone(maps.query(0, Query::new().or_next(true)).map(drop), "query");
     gone(
@@ -731,6 +732,25 @@ fn zombie_is_an_error() {
     for maps in every_backend(z.pid) {
         assert_gone(maps);
     }
+}
+
+#[test]
+fn main_thread_exited_is_read_through_another_thread() {
+    // A live process whose main thread exited: its /proc/PID/maps is empty, the other
+    // thread's shows the process's VMAs. Opened by PID, every backend reads those.
+    let (child, tid) = Child::spawn_leader_exited();
+    let text = comparable(text_of(&format!("{}/task/{tid}", child.pid)));
+    assert!(!text.is_empty());
+    for maps in every_backend(child.pid) {
+        let b = maps.backend();
+        let vmas = comparable(walk(&maps, Query::new().name(true)));
+        assert_eq!(vmas, text, "{b:?}");
+        let code = text.iter().find(|v| v.perms.exec).expect("code").start;
+        assert!(maps.query(code, Query::new()).unwrap().is_some(), "{b:?}");
+    }
+    // The main thread's file itself has no address space.
+    let path = format!("/proc/{}/maps", child.pid);
+    assert_gone(Options::new().open_path(path.as_ref()).unwrap());
 }
 
 #[test]

@@ -42,7 +42,9 @@ Reading another process's maps takes the same user and a dumpable process, or
 CAP_SYS_PTRACE (checked when the file is opened). A process without an address space
 (a zombie, a kernel thread) lists nothing, as /proc/PID/maps; so does one that exits or
 calls execve() before the first VMA is listed. Going away later in a listing, or while
-addresses are resolved, is an error.
+addresses are resolved, is an error. A process whose main thread exited while others run
+is read through one of the others (/proc/PID/task/TID/maps), as /proc/PID/maps is empty.
+--backend batch fails where the kernel lacks PROCMAP_QUERY_BATCH.
 
 Exit status: 0 on success, 1 on an error, 2 on a usage error.
 ";
@@ -162,9 +164,10 @@ fn main() -> ExitCode {
     };
     let pid = match args.pid.as_deref() {
         Some("self") => None,
+        // Digits only: `u32::from_str` would take "+5" for 5.
         Some(p) => match p.parse::<u32>() {
-            Ok(p) => Some(p),
-            Err(_) => return usage_error(&format!("not a PID: {p:?}")),
+            Ok(n) if p.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            _ => return usage_error(&format!("not a PID: {p:?}")),
         },
         None => return usage_error("no PID given"),
     };
@@ -233,6 +236,11 @@ fn run(
         Some(p) => opts.open(p)?,
         None => opts.open_self()?,
     };
+    // A backend asked for by name must be there: the library would go on with single
+    // queries where the kernel lacks batches, and say so only in `backend()`.
+    if args.backend == Some(Backend::Batch) && !maps.has_extension() {
+        return Err("--backend batch: the kernel lacks PROCMAP_QUERY_BATCH".into());
+    }
     let query = args.query.name(true).build_id(args.build_id || args.json);
     let p = Printer {
         args,

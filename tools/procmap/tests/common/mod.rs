@@ -320,6 +320,67 @@ impl Child {
     }
 }
 
+impl Child {
+    /// A child whose main thread has exited while a second thread waits:
+    /// a live process whose `/proc/PID/maps` shows no address space. Also the second
+    /// thread's id.
+    pub fn spawn_leader_exited() -> (Child, libc::pid_t) {
+        extern "C" fn wait(fd: *mut libc::c_void) -> *mut libc::c_void {
+            // SAFETY: async-signal-safe system calls on valid arguments.
+            unsafe {
+                let tid = libc::gettid().to_ne_bytes();
+                libc::write(fd as usize as libc::c_int, tid.as_ptr().cast(), tid.len());
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is valid for two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: plain fork; the child starts a thread and its main thread exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: `t` is valid to fill; the thread runs `wait` on the pipe's write end.
+            unsafe {
+                let mut t: libc::pthread_t = 0;
+                let arg = fds[1] as usize as *mut libc::c_void;
+                if libc::pthread_create(&mut t, std::ptr::null(), wait, arg) != 0 {
+                    libc::_exit(1);
+                }
+                // The main thread alone exits, without unwinding (as `pthread_exit()` would,
+                // through frames that must not be unwound).
+                libc::syscall(libc::SYS_exit, 0);
+                libc::_exit(1);
+            }
+        }
+        let mut b = [0u8; 4];
+        // SAFETY: closing our write end (so that a child that died reads as EOF), then `b`
+        // is valid for 4 bytes.
+        unsafe {
+            libc::close(fds[1]);
+            assert_eq!(libc::read(fds[0], b.as_mut_ptr().cast(), 4), 4);
+            libc::close(fds[0]);
+        }
+        let child = Child {
+            pid,
+            anon_named: false,
+            cleanup: None,
+            answers: None,
+        };
+        // Once the main thread is gone, its maps are empty.
+        let maps = format!("/proc/{pid}/maps");
+        for _ in 0..500 {
+            if std::fs::read(&maps).unwrap().is_empty() {
+                return (child, libc::pid_t::from_ne_bytes(b));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the main thread of {pid} did not exit");
+    }
+}
+
 /// Where the child of [`Child::spawn_mapping_on_signal`] writes the address it mapped.
 static ANSWER_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
