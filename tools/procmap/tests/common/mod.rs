@@ -336,12 +336,17 @@ impl Child {
             }
         }
         let mut fds = [0; 2];
+        // Close-on-exec: children that other tests' threads start meanwhile must not keep
+        // the write end open.
         // SAFETY: `fds` is valid for two ints.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
         // SAFETY: plain fork; the child starts a thread and its main thread exits.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            // `pthread_create()` after a fork of a multithreaded process is outside what
+            // POSIX allows (it allocates), but glibc resets its locks in the child of a fork
+            // for this.
             // SAFETY: `t` is valid to fill; the thread runs `wait` on the pipe's write end.
             unsafe {
                 let mut t: libc::pthread_t = 0;
@@ -355,23 +360,26 @@ impl Child {
                 libc::_exit(1);
             }
         }
-        let mut b = [0u8; 4];
-        // SAFETY: closing our write end (so that a child that died reads as EOF), then `b`
-        // is valid for 4 bytes.
-        unsafe {
-            libc::close(fds[1]);
-            assert_eq!(libc::read(fds[0], b.as_mut_ptr().cast(), 4), 4);
-            libc::close(fds[0]);
-        }
+        // Killed and reaped on drop, whatever fails from here on.
         let child = Child {
             pid,
             anon_named: false,
             cleanup: None,
             answers: None,
         };
-        // Once the main thread is gone, its maps are empty.
+        let mut b = [0u8; 4];
+        // SAFETY: closing our write end (so that a child that died reads as EOF), then `b`
+        // is valid for 4 bytes.
+        let n = unsafe {
+            libc::close(fds[1]);
+            let n = libc::read(fds[0], b.as_mut_ptr().cast(), 4);
+            libc::close(fds[0]);
+            n
+        };
+        assert_eq!(n, 4, "the child's thread did not start");
+        // Once the main thread is gone, its maps are empty (within 30 s: a slow guest).
         let maps = format!("/proc/{pid}/maps");
-        for _ in 0..500 {
+        for _ in 0..3000 {
             if std::fs::read(&maps).unwrap().is_empty() {
                 return (child, libc::pid_t::from_ne_bytes(b));
             }
