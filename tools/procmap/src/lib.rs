@@ -716,7 +716,7 @@ impl ProcMaps {
             return mm;
         }
         match self.backend() {
-            Backend::Text => !self.text_is_empty(&mut [0]).unwrap_or(false),
+            Backend::Text => !self.text_is_empty().unwrap_or(false),
             Backend::Batch | Backend::Ioctl => {
                 if self.ext.load(Ordering::Relaxed) != EXT_ABSENT {
                     // As the probe asks, and recorded as it is.
@@ -976,53 +976,40 @@ impl ProcMaps {
         Ok(res)
     }
 
-    /// Reads and parses the whole text, from offset 0 (`pread`, so `&self` suffices).
+    /// Reads and parses the whole text, from offset 0 (`pread`, so `&self` suffices); an
+    /// error for which [`Error::is_gone`] holds if the address space went away before or
+    /// during the reads.
+    fn read_text(&self) -> Result<text::Snapshot> {
+        match self.read_text_prefix()? {
+            (snap, false) => Ok(snap),
+            (_, true) => Err(Error::gone("read")),
+        }
+    }
+
+    /// As [`ProcMaps::read_text`], but if the address space went away during the reads,
+    /// the VMAs read before it did, and `true`.
     ///
     /// One read at a time per handle: the kernel keeps one position per open file
     /// (`seq_file`), and a read at another offset than where the last one ended makes it
     /// format the text again from the start up to that offset (`traverse()`). Two threads
     /// reading the text chunk by chunk in turn would cost `O(n^2)` for `n` VMAs: 10 s instead
     /// of 0.1 s for 100 000 VMAs.
-    fn read_text(&self) -> Result<text::Snapshot> {
-        let mut s = Vec::new();
-        {
+    fn read_text_prefix(&self) -> Result<(text::Snapshot, bool)> {
+        let (s, cut) = {
             let _one = self
                 .text_read
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             #[cfg(test)]
             let _reading = tests::Reading::start(&self.reads);
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let off = s.len() as u64;
-                match self.file.read_at(&mut buf, off) {
-                    Ok(0) => break,
-                    Ok(n) => s.extend_from_slice(buf.get(..n).unwrap_or_default()),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::os("read", e)),
-                }
-            }
-            // The text of an address space without users is empty, so an end of the text
-            // cannot tell whether the process went away during the reads: the text from its
-            // start, once more. A live address space has VMAs (at least its stack), and one
-            // without users never gets them back, so if this finds some, no read was cut.
-            if s.is_empty() || self.text_is_empty(&mut buf)? {
-                return Err(Error::gone("read"));
-            }
-        }
-        text::Snapshot::parse(&s)
+            text::read_whole(|buf, off| self.file.read_at(buf, off))?
+        };
+        Ok((text::Snapshot::parse(&s)?, cut))
     }
 
-    /// Whether the text is empty now (one read of its start into `buf`).
-    fn text_is_empty(&self, buf: &mut [u8]) -> Result<bool> {
-        let first = buf.get_mut(..1).unwrap_or_default();
-        loop {
-            match self.file.read_at(first, 0) {
-                Ok(n) => return Ok(n == 0),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::os("read", e)),
-            }
-        }
+    /// Whether the text is empty now (one read of its start).
+    fn text_is_empty(&self) -> Result<bool> {
+        text::is_empty(|buf, off| self.file.read_at(buf, off))
     }
 
     /// One query through the ioctl, with the any-of permission filter done in user space
@@ -1255,8 +1242,10 @@ enum Mode {
     Batch(batch::Walk),
     /// One `PROCMAP_QUERY` per VMA.
     Single,
-    /// The text backend's snapshot, read at the first step, and the position in it.
-    Text(text::Snapshot, usize),
+    /// The text backend's snapshot, read at the first step, the position in it, and
+    /// whether the address space went away during the reads (then the snapshot holds the
+    /// VMAs read before, and the walk ends with an error after them).
+    Text(text::Snapshot, usize, bool),
 }
 
 impl fmt::Debug for TextCache {
@@ -1273,7 +1262,10 @@ impl Vmas<'_> {
             self.mode = match self.maps.backend() {
                 Backend::Batch => Mode::Batch(batch::Walk::new(self.query)),
                 Backend::Ioctl => Mode::Single,
-                Backend::Text => Mode::Text(self.maps.read_text()?, 0),
+                Backend::Text => {
+                    let (snap, cut) = self.maps.read_text_prefix()?;
+                    Mode::Text(snap, 0, cut)
+                }
             };
         }
         match &mut self.mode {
@@ -1290,10 +1282,15 @@ impl Vmas<'_> {
                     self.maps.single(self.next, self.query, &mut self.cache)
                 }
             },
-            Mode::Text(snap, pos) => {
+            Mode::Text(snap, pos, cut) => {
                 // From where the last answer was: O(1) VMAs read per step.
                 let Some(i) = snap.query(*pos, self.next, self.query) else {
-                    return Ok(None);
+                    // A text cut short: as a walk the address space's going cuts short.
+                    return if *cut {
+                        Err(Error::gone("read"))
+                    } else {
+                        Ok(None)
+                    };
                 };
                 *pos = i + 1;
                 Ok(snap.get(i).map(|v| text::answer(v, self.query)))

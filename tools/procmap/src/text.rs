@@ -1,6 +1,7 @@
 //! The text of `/proc/<pid>/maps`, parsed into the same [`Vma`] type.
 
 use crate::{matches, Error, Perms, Query, Result, Vma};
+use std::io;
 
 /// Parses the whole text of a maps file, in its order. Names are unescaped (a newline is
 /// shown as `\\012` in the text).
@@ -95,6 +96,57 @@ fn unescape(name: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Reads a whole maps text with `read_at` (a `pread`): its bytes, and whether the address
+/// space went away during the reads, in which case they are only the complete lines read
+/// before. An error for which [`Error::is_gone`] holds if it had gone before the first read.
+///
+/// The text of an address space without users is empty, so an end of the text cannot tell
+/// whether the process went away during the reads: the text from its start, once more. A
+/// live address space has VMAs (at least its stack), and one without users never gets them
+/// back, so if this finds some, no read was cut. A read may also fail with `ESRCH` once the
+/// task is gone (reaped, or the thread of a `task/<tid>/maps` exited).
+pub(crate) fn read_whole(
+    mut read_at: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> Result<(Vec<u8>, bool)> {
+    let mut s = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut cut = loop {
+        match read_at(&mut buf, s.len() as u64) {
+            Ok(0) => break false,
+            Ok(n) => s.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) && !s.is_empty() => break true,
+            Err(e) => return Err(Error::os("read", e)),
+        }
+    };
+    if s.is_empty() {
+        return Err(Error::gone("read"));
+    }
+    cut = cut || is_empty(&mut read_at)?;
+    if cut {
+        // Only whole lines: what follows the last newline may be the start of one.
+        let whole = s.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        s.truncate(whole);
+    }
+    Ok((s, cut))
+}
+
+/// Whether a maps text is empty now, as `read_at` reads it (one byte of its start); a read
+/// that fails with `ESRCH` says yes.
+pub(crate) fn is_empty(
+    mut read_at: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> Result<bool> {
+    let mut first = [0u8];
+    loop {
+        match read_at(&mut first, 0) {
+            Ok(n) => return Ok(n == 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(true),
+            Err(e) => return Err(Error::os("read", e)),
+        }
+    }
 }
 
 /// The parsed text of a maps file, in the kernel's order (by address, without overlaps),
@@ -199,6 +251,71 @@ pub(crate) fn answer(v: &Vma, q: Query) -> Vma {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A maps file as `read_whole()` reads it: `text` while `alive` says so, then nothing
+    /// (the address space gone), or `ESRCH` once `reaped`; reads of at most `chunk` bytes.
+    struct Fake<'a> {
+        text: &'a [u8],
+        chunk: usize,
+        /// Reads that see the text; every later one sees it empty.
+        alive: usize,
+        /// Reads after which a read fails with `ESRCH`.
+        reaped: usize,
+        reads: usize,
+    }
+
+    impl Fake<'_> {
+        fn read_at(&mut self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+            self.reads += 1;
+            if self.reads == 2 {
+                return Err(io::Error::from_raw_os_error(libc::EINTR));
+            }
+            if self.reads > self.reaped {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            if self.reads > self.alive {
+                return Ok(0);
+            }
+            let rest = self.text.get(off as usize..).unwrap_or_default();
+            let n = rest.len().min(buf.len()).min(self.chunk);
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_text_cut_short_keeps_its_whole_lines_and_says_so() {
+        let text = b"1000-2000 r--p 0 0:0 0\n3000-4000 r--p 0 0:0 0 [heap]\n5000-6000 r-";
+        let read = |chunk, alive, reaped| {
+            let mut f = Fake {
+                text,
+                chunk,
+                alive,
+                reaped,
+                reads: 0,
+            };
+            read_whole(|b, o| f.read_at(b, o))
+        };
+        // Whole: read in chunks to the end (one read interrupted), the start still there.
+        let (s, cut) = read(16, usize::MAX, usize::MAX).unwrap();
+        assert_eq!((&s[..], cut), (&text[..], false));
+        // Gone after some reads: the whole lines read before, and cut.
+        let lines = &text[..text.iter().rposition(|&b| b == b'\n').unwrap() + 1];
+        for (alive, reaped) in [(4, usize::MAX), (4, 4), (usize::MAX, 4)] {
+            let (s, cut) = read(24, alive, reaped).unwrap();
+            assert!(cut, "{alive} {reaped}");
+            assert!(lines.starts_with(&s), "{:?}", String::from_utf8_lossy(&s));
+            assert_eq!(s.last().copied().unwrap_or(b'\n'), b'\n');
+        }
+        // Everything read, then gone: the text is whole but cannot be trusted to be.
+        let (s, cut) = read(4096, 3, usize::MAX).unwrap();
+        assert_eq!((&s[..], cut), (lines, true));
+        // Gone before the first read: an error, whether empty or ESRCH.
+        for (alive, reaped) in [(0, usize::MAX), (0, 0)] {
+            let e = read(16, alive, reaped).unwrap_err();
+            assert!(e.is_gone(), "{e}");
+        }
+    }
 
     #[test]
     fn parses_lines() {
