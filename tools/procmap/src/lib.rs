@@ -684,14 +684,8 @@ impl ProcMaps {
     /// space: a kernel thread or a zombie), means it is there. Also whether there is an
     /// address space, where the answers tell.
     fn probe(&self) -> (Backend, Option<bool>) {
-        // A batch that asks for nothing: it answers, or says ESRCH, where the extension is.
-        let mut b = abi::new_batch();
-        match self.batch_ioctl(&mut b) {
-            r @ (Ok(()) | Err(libc::ESRCH)) => {
-                self.ext.store(EXT_PRESENT, Ordering::Relaxed);
-                return (Backend::Batch, Some(r.is_ok()));
-            }
-            Err(_) => self.ext.store(EXT_ABSENT, Ordering::Relaxed),
+        if let Some(mm) = self.ask_extension() {
+            return (Backend::Batch, Some(mm));
         }
         match self.probe_query() {
             Err(e) if e == libc::ENOTTY || e == libc::EINVAL => (Backend::Text, None),
@@ -719,14 +713,8 @@ impl ProcMaps {
             Backend::Text => !self.text_is_empty().unwrap_or(false),
             Backend::Batch | Backend::Ioctl => {
                 if self.ext.load(Ordering::Relaxed) != EXT_ABSENT {
-                    // As the probe asks, and recorded as it is.
-                    let mut b = abi::new_batch();
-                    match self.batch_ioctl(&mut b) {
-                        r @ (Ok(()) | Err(libc::ESRCH)) => {
-                            self.ext.store(EXT_PRESENT, Ordering::Relaxed);
-                            return r.is_ok();
-                        }
-                        Err(_) => self.ext.store(EXT_ABSENT, Ordering::Relaxed),
+                    if let Some(mm) = self.ask_extension() {
+                        return mm;
                     }
                 }
                 self.probe_query() != Err(libc::ESRCH)
@@ -752,14 +740,21 @@ impl ProcMaps {
         match self.ext.load(Ordering::Relaxed) {
             EXT_PRESENT => true,
             EXT_ABSENT => false,
-            _ => {
-                let mut b = abi::new_batch();
-                let present = matches!(self.batch_ioctl(&mut b), Ok(()) | Err(libc::ESRCH));
-                let v = if present { EXT_PRESENT } else { EXT_ABSENT };
-                self.ext.store(v, Ordering::Relaxed);
-                present
-            }
+            _ => self.ask_extension().is_some(),
         }
+    }
+
+    /// Asks the kernel for the extension with a `PROCMAP_QUERY_BATCH` that asks for nothing,
+    /// and records the answer: where the extension is, the call answers, or says `ESRCH` for
+    /// an address space without users; elsewhere it fails otherwise (`ENOTTY`). With the
+    /// extension, whether there is an address space; `None` without it.
+    fn ask_extension(&self) -> Option<bool> {
+        let mut b = abi::new_batch();
+        let r = self.batch_ioctl(&mut b);
+        let present = matches!(r, Ok(()) | Err(libc::ESRCH));
+        let v = if present { EXT_PRESENT } else { EXT_ABSENT };
+        self.ext.store(v, Ordering::Relaxed);
+        present.then_some(r.is_ok())
     }
 
     /// The kernel stopped answering the extension (the module was unloaded): single queries
