@@ -653,6 +653,13 @@ impl ProcMaps {
     /// exist. The open file then answers without further checks, for the address space the
     /// process had at the open (see [`Error::is_gone`]).
     ///
+    /// That is the address space of the moment, even in the middle of an `execve()`. A child
+    /// just started with `std::process::Command::spawn()` or `posix_spawn()` (a
+    /// `CLONE_VFORK` child sharing its parent's address space until its exec) can still be
+    /// on its parent's when the call returns: the parent is woken before the exec switches
+    /// the child to the new one. To read the new program's maps, wait for a sign that it
+    /// runs (a line on a pipe, say) before the open.
+    ///
     /// `/proc/<pid>/maps` is the main thread's. If that thread exited while others run on
     /// (`pthread_exit()` in `main()`), it shows no address space, though the process has
     /// one: then the maps of one of the other threads (`/proc/<pid>/task/<tid>/maps`) are
