@@ -46,7 +46,9 @@ addresses are resolved, is an error. A process whose main thread exited while ot
 is read through one of the others (/proc/PID/task/TID/maps), as /proc/PID/maps is empty.
 --backend batch fails where the kernel lacks PROCMAP_QUERY_BATCH.
 
-Exit status: 0 on success, 1 on an error, 2 on a usage error.
+Exit status: 0 on success; 3 if there is no process PID, or its address space went
+away (it exited or called execve()) while it was read or asked about; 2 on a usage
+error; 1 on any other error (e.g. not allowed to read the maps).
 ";
 
 #[derive(Default)]
@@ -197,13 +199,17 @@ fn main() -> ExitCode {
                 .downcast_ref::<procmap::Error>()
                 .filter(|e| matches!(e, procmap::Error::Open { .. }))
                 .and_then(procmap::Error::errno);
+            // A process that is not there, or goes away, is what a profiler's scripts meet
+            // all the time and skip; they can tell it from a real failure by the status.
             if gone {
                 eprintln!(
                     "procmap: process {who} has no address space any more (it exited or \
                      called execve()), or never had one (a kernel thread): {e}"
                 );
+                return ExitCode::from(3);
             } else if open == Some(libc::ENOENT) {
                 eprintln!("procmap: no process {who}: {e}");
+                return ExitCode::from(3);
             } else if open == Some(libc::EACCES) {
                 eprintln!(
                     "procmap: not allowed to read the maps of process {who} (that takes \
