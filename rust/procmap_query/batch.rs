@@ -38,6 +38,16 @@ const CHUNK: usize = 256;
 /// VMAs take another pass.
 const LOOKUP_STAGE: usize = 4096 / size_of::<ProcmapBatchVma>();
 
+/// How a batch allocates: what a call makes the kernel hold, also while it blocks copying out
+/// or reading a build ID, is charged to the caller's memory cgroup, as other system calls
+/// charge buffers sized by their caller.
+const GFP: kernel::alloc::Flags = GFP_KERNEL_ACCOUNT;
+
+/// The most records a lookup call holds once they are out of address order: it then searches
+/// them one by one for each address its caches do not answer, and ends there, to bound its
+/// work. Ascending addresses, which need no search, are not limited.
+const UNSORTED_RECORDS: usize = 256;
+
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
 const NAMES_STAGE: usize = 2 * matching::PATH_MAX;
 
@@ -55,7 +65,7 @@ fn page_cache(addrs: usize) -> KVec<(usize, u32)> {
         return KVec::new();
     }
     let slots = addrs.next_power_of_two().min(PAGE_SLOTS);
-    let Ok(mut pages) = KVec::with_capacity(slots, GFP_KERNEL) else {
+    let Ok(mut pages) = KVec::with_capacity(slots, GFP) else {
         return KVec::new();
     };
     // Filled by hand: `KVec::from_elem()` (through `extend_with()` and `reserve()`) cost the
@@ -214,7 +224,7 @@ impl Batch {
         };
         let names_size = req.names_size as usize;
         let arena = if names_size != 0 && vma_count != 0 {
-            Some(NameArena::new(names_size.min(NAMES_STAGE), GFP_KERNEL)?)
+            Some(NameArena::new(names_size.min(NAMES_STAGE), GFP)?)
         } else {
             None
         };
@@ -237,11 +247,11 @@ impl Batch {
             names_used: 0,
             answered: 0,
             done: false,
-            recs: KVVec::with_capacity(chunk, GFP_KERNEL)?,
-            files: KVec::with_capacity(if build_id { chunk } else { 0 }, GFP_KERNEL)?,
+            recs: KVVec::with_capacity(chunk, GFP)?,
+            files: KVec::with_capacity(if build_id { chunk } else { 0 }, GFP)?,
             arena,
-            pass_addrs: KVec::with_capacity(addr_chunk * size_of::<u64>(), GFP_KERNEL)?,
-            answers: KVec::with_capacity(addr_chunk, GFP_KERNEL)?,
+            pass_addrs: KVec::with_capacity(addr_chunk * size_of::<u64>(), GFP)?,
+            answers: KVec::with_capacity(addr_chunk, GFP)?,
             index: KVVec::new(),
             sorted: true,
             pages: KVec::new(),
@@ -250,12 +260,17 @@ impl Batch {
 
     /// Runs passes until the batch is done, out of room or out of work, or a signal is pending.
     fn run(&mut self, mm: &Mm, req: &mut ProcmapBatch) -> Result {
+        // Before a lookup reads its addresses: a gone address space is `ESRCH` whatever the
+        // pointers, as for a walk.
+        if !mm.has_users() {
+            return Err(ESRCH);
+        }
         let mut first = true;
         loop {
             if self.lookup {
                 self.read_addrs()?;
                 self.index
-                    .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP_KERNEL)?;
+                    .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP)?;
             }
             // The address space is used only while a pass stages; it is given back before
             // anything may fault.
@@ -428,7 +443,7 @@ impl Batch {
         self.pass_addrs.clear();
         let src = offset(self.addrs, self.answered, size_of::<u64>())?;
         // Into the reserved room, with no zeroing first.
-        UserSlice::new(src, n * size_of::<u64>()).read_all(&mut self.pass_addrs, GFP_KERNEL)
+        UserSlice::new(src, n * size_of::<u64>()).read_all(&mut self.pass_addrs, GFP)
     }
 
     /// The record reported last in this call, if it covers `addr`: addresses in ascending order
@@ -436,7 +451,6 @@ impl Batch {
     #[inline]
     fn last_reported(&self, addr: usize) -> Option<u32> {
         match self.index.last() {
-            // The last record of a call is `u32`-indexed, as all are.
             // The last record of a call is `u32`-indexed, as all are.
             Some(&(start, end)) if start <= addr && addr < end => {
                 u32::try_from(self.index.len().saturating_sub(1)).ok()
@@ -507,6 +521,10 @@ impl Batch {
             } else if let Some(answer) = self.cached(page) {
                 answer
             } else {
+                if !self.sorted && self.index.len() >= UNSORTED_RECORDS {
+                    // The next call starts with no records.
+                    return Ok(Pass::Stop);
+                }
                 let answer = match self.reported(addr) {
                     Some(index) => {
                         // Back to an earlier record: the addresses are out of order, and

@@ -49,7 +49,9 @@
  * VMA changed in between. An odd value means a change was in progress when
  * it was read: a batch whose gen_start or gen_end is odd is not a snapshot.
  * PROCMAP_GENERATION_UNKNOWN (odd) is reported by kernels that cannot tell
- * (built without CONFIG_PER_VMA_LOCK).
+ * (built without CONFIG_PER_VMA_LOCK). The count behind it is 32 bits wide
+ * and repeats after 2^31 changes: a process can bring it back on purpose, so
+ * it cannot tell a reader that a process trying to deceive it changed nothing.
  */
 #define PROCMAP_GENERATION_UNKNOWN	(~0ULL)
 
@@ -156,7 +158,8 @@ struct procmap_batch {
 	__u32 vma_size;
 	/*
 	 * in: size of the names buffer, 0 for no names; out: bytes used. A
-	 * buffer of PATH_MAX bytes always has room for the next name.
+	 * buffer of PATH_MAX bytes has room for any name PROCMAP_QUERY can
+	 * give; a longer one is ENAMETOOLONG, as there.
 	 */
 	__u32 names_size;
 	__u64 names;		/* in: the names buffer */

@@ -270,7 +270,11 @@ impl Core {
 ///   the generation is the kernel's 32-bit count of those sections (`mm_lock_seq`),
 ///   zero-extended, which adds 2 per section and so repeats after 2^31 of them. A process that
 ///   changes its VMAs a million times a second comes back to the same value after about 36
-///   minutes; refreshing more often than that rules it out.
+///   minutes; refreshing more often than that rules it out. Not for a process that does it on
+///   purpose: each `brk()` call is a section, even one that changes nothing, so a few minutes
+///   of its CPU bring the count back to the value a cache holds. The generation tells a
+///   cache it is stale; it does not protect a reader from a process that tries to deceive
+///   it (read the VMAs again instead of trusting an equal value).
 /// - Names that change without a VMA changing: a mapped file renamed, moved, or unlinked
 ///   (the `" (deleted)"` suffix), which changes its path but no VMA; and the `[heap]` and
 ///   `[stack]` labels if `prctl(PR_SET_MM)` moves the heap or stack bounds. Likewise a build

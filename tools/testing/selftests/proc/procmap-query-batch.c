@@ -1090,6 +1090,54 @@ TEST_F(batch, lookup_of_none_and_of_too_many)
 }
 
 /*
+ * A lookup whose addresses come back below a VMA it reported searches its
+ * records one by one: such a call ends once it holds 256 records, and the
+ * next one resumes. Ascending addresses are answered in one call.
+ */
+TEST(unsorted_lookup_ends_at_256_records)
+{
+	static struct procmap_batch_vma recs[1024];
+	static uint64_t addrs[600];
+	static uint32_t idx[600];
+	const uint32_t n = ARRAY_SIZE(addrs);
+	struct procmap_batch b;
+	uint32_t i, done, calls;
+	struct answer a;
+	int fd, order;
+	char *area;
+
+	area = mmap(NULL, n * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(area != MAP_FAILED);
+	/* Every other page writable: a VMA per page. */
+	for (i = 1; i < n; i += 2)
+		ASSERT_EQ(0, mprotect(area + i * PAGE, PAGE, PROT_READ | PROT_WRITE));
+	fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_LE(0, fd);
+	for (order = 0; order < 2; order++) {
+		/* 0: ascending; 1: descending. */
+		for (i = 0; i < n; i++)
+			addrs[i] = ptr_to_u64(area + (order ? n - 1 - i : i) * PAGE + 8);
+		for (done = 0, calls = 0; done < n; done += b.addr_count, calls++) {
+			init_lookup(&b, addrs + done, idx + done, n - done, recs,
+				    ARRAY_SIZE(recs));
+			ASSERT_EQ(0, batch(fd, &b));
+			ASSERT_EQ(order ? (n - done < 256 ? n - done : 256) : n, b.addr_count);
+			ASSERT_EQ(b.addr_count, b.vma_count);
+			ASSERT_EQ(done + b.addr_count == n, !!(b.out_flags & PROCMAP_BATCH_DONE));
+			for (i = 0; i < b.vma_count; i++) {
+				ASSERT_EQ(i, idx[done + i]);
+				ASSERT_EQ(0, single(fd, addrs[done + i], 0, false, false, &a));
+				ASSERT_EQ(a.rec.vma_start, recs[i].vma_start);
+				ASSERT_EQ(a.rec.vma_end, recs[i].vma_end);
+			}
+		}
+		EXPECT_EQ(order ? 3 : 1, calls);
+	}
+	close(fd);
+	munmap(area, n * PAGE);
+}
+
+/*
  * Tests that take long under TCG and need a timeout of their own; what they
  * change outside the process is undone in the teardown, which also runs when
  * an assertion fails: a writer process, vm.max_map_count.
@@ -1255,6 +1303,9 @@ TEST(esrch_after_exit_enotty_from_c)
 	init_walk(&b, 0, 0, 0, recs, 4, NULL, 0);
 	EXPECT_EQ(ESRCH, batch(fd, &b));
 	EXPECT_EQ(ESRCH, query_errno(fd, PROCMAP_QUERY_GENERATION, &gen));
+	/* Before any pointer is read: bad addresses and answers do not matter. */
+	init_lookup(&b, (uint64_t *)8, (uint32_t *)8, 4, recs, 4);
+	EXPECT_EQ(ESRCH, batch(fd, &b));
 	close(fd);
 
 	fd = open("/proc/self/maps", O_RDONLY);
