@@ -43,9 +43,9 @@ const LOOKUP_STAGE: usize = 4096 / size_of::<ProcmapBatchVma>();
 /// charge buffers sized by their caller.
 const GFP: kernel::alloc::Flags = GFP_KERNEL_ACCOUNT;
 
-/// The most records a lookup call holds once they are out of address order: it then searches
-/// them one by one for each address its caches do not answer, and ends there, to bound its
-/// work. Ascending addresses, which need no search, are not limited.
+/// The most records a lookup call holds once they are out of address order, when it searches
+/// them one by one for each address its caches do not answer: the call ends there, to bound
+/// its work. Ascending addresses, whose records are searched by bisection, are not limited.
 const UNSORTED_RECORDS: usize = 256;
 
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
@@ -260,15 +260,12 @@ impl Batch {
 
     /// Runs passes until the batch is done, out of room or out of work, or a signal is pending.
     fn run(&mut self, mm: &Mm, req: &mut ProcmapBatch) -> Result {
-        // Before a lookup reads its addresses: a gone address space is `ESRCH` whatever the
-        // pointers, as for a walk.
-        if !mm.has_users() {
-            return Err(ESRCH);
-        }
         let mut first = true;
         loop {
             if self.lookup {
-                self.read_addrs()?;
+                // A gone address space is `ESRCH` whatever the pointers, as for a walk.
+                self.read_addrs()
+                    .map_err(|e| if first && !mm.has_users() { ESRCH } else { e })?;
                 self.index
                     .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP)?;
             }
@@ -521,10 +518,6 @@ impl Batch {
             } else if let Some(answer) = self.cached(page) {
                 answer
             } else {
-                if !self.sorted && self.index.len() >= UNSORTED_RECORDS {
-                    // The next call starts with no records.
-                    return Ok(Pass::Stop);
-                }
                 let answer = match self.reported(addr) {
                     Some(index) => {
                         // Back to an earlier record: the addresses are out of order, and
@@ -544,11 +537,20 @@ impl Batch {
                             // fit is examined again, and counted then (as a walk does).
                             self.examined = self.examined.saturating_add(1);
                         }
-                        match found {
+                        let answer = match found {
                             Found::Record(index) => index,
                             Found::Nothing => batch::NO_VMA,
                             Found::NoRoom => return self.name_too_long(),
+                        };
+                        if !self.sorted && self.index.len() >= UNSORTED_RECORDS {
+                            // Out of order, the records would be searched one by one: the
+                            // call ends with this address, and the next starts with none.
+                            self.answers
+                                .push_within_capacity(answer)
+                                .map_err(|_| ENOMEM)?;
+                            return Ok(self.answered_all_or(Pass::Stop));
                         }
+                        answer
                     }
                 };
                 self.cache(page, answer);
@@ -558,14 +560,20 @@ impl Batch {
                 .push_within_capacity(answer)
                 .map_err(|_| ENOMEM)?;
         }
+        Ok(self.answered_all_or(Pass::Full))
+    }
+
+    /// How a lookup pass ends once its answers are in: done if every address is answered,
+    /// else `pass`, or a stop once the call answered its most.
+    fn answered_all_or(&self, pass: Pass) -> Pass {
         let answered = self.answered.saturating_add(self.answers.len());
         if answered == self.addr_count {
-            Ok(Pass::Done)
+            Pass::Done
         } else if answered >= batch::MAX_VMAS {
             // The call's work is done: the caller resumes at the next address.
-            Ok(Pass::Stop)
+            Pass::Stop
         } else {
-            Ok(Pass::Full)
+            pass
         }
     }
 
