@@ -531,16 +531,16 @@ impl Batch {
                         if !self.room() || self.index.len() == self.index.capacity() {
                             return Ok(self.no_room());
                         }
-                        let found = self.lookup_one(mm, addr)?;
-                        if !matches!(found, Found::NoRoom) {
-                            // Below `MAX_VMAS`: `room()` said so. A VMA whose name did not
-                            // fit is examined again, and counted then (as a walk does).
-                            self.examined = self.examined.saturating_add(1);
-                        }
-                        let answer = match found {
+                        // Below `MAX_VMAS`: `room()` said so.
+                        self.examined = self.examined.saturating_add(1);
+                        let answer = match self.lookup_one(mm, addr)? {
                             Found::Record(index) => index,
                             Found::Nothing => batch::NO_VMA,
-                            Found::NoRoom => return self.name_too_long(),
+                            Found::NoRoom => {
+                                // Examined again, and counted then (as a walk does).
+                                self.examined = self.examined.saturating_sub(1);
+                                return self.name_too_long();
+                            }
                         };
                         if !self.sorted && self.index.len() >= UNSORTED_RECORDS {
                             // Out of order, the records would be searched one by one: the

@@ -577,7 +577,7 @@ static void batches(void)
 		c = TIME_MEDIAN(ROUNDS, for (int i = 0; i < 64; i++) query(trace[i], 0, 0, &q));
 		use_rust(1);
 		r = TIME_MEDIAN(ROUNDS, lookup_batch(trace, 64, idx));
-		printf("| 8 | 64-address stack trace over 20 VMAs: 64 single queries (C) vs one batch lookup (ns) | %.0f | %.0f | %.1f | >= 4 |\n",
+		printf("| 8 | 64-address stack trace over 20 VMAs: 64 single queries (C) vs one batch lookup (ns) | %.0f | %.0f | %.2f | >= 4 |\n",
 		       c, r, c / r);
 		munmap(p, 40 * PAGE);
 	}
