@@ -1303,7 +1303,7 @@ TEST(esrch_after_exit_enotty_from_c)
 	init_walk(&b, 0, 0, 0, recs, 4, NULL, 0);
 	EXPECT_EQ(ESRCH, batch(fd, &b));
 	EXPECT_EQ(ESRCH, query_errno(fd, PROCMAP_QUERY_GENERATION, &gen));
-	/* Before any pointer is read: bad addresses and answers do not matter. */
+	/* ESRCH, not EFAULT, whatever the pointers of a lookup. */
 	init_lookup(&b, (uint64_t *)8, (uint32_t *)8, 4, recs, 4);
 	EXPECT_EQ(ESRCH, batch(fd, &b));
 	close(fd);
