@@ -23,7 +23,10 @@
  *           queries them there.
  * Every errno must be one the input allows (allowed()); every answer must be
  * sane (check_answer()), and one that lies inside the arena must start and
- * end at boundaries the writer created (check_arena()).
+ * end at boundaries the writer created (check_arena()). One ioctl in eight is
+ * PROCMAP_QUERY_BATCH or PROCMAP_QUERY_GENERATION (one_batch()): a batch
+ * lookup has up to 512 addresses (more than a pass of 256), and each address
+ * it answers must be covered by the record its answer names.
  *
  * PROCMAP_FUZZ_SEED=<n> (default: from the time) and PROCMAP_FUZZ_SECONDS=<s>
  * per variant (default 8); PROCMAP_FUZZ_UNLOADS=<n>: the reload variant goes
@@ -68,6 +71,8 @@
 #define NCTX		(NFUZZ + 1)	/* and the helper process */
 #define SCR_PAGES	18		/* 6 slots: [rw][ro or none][none] */
 #define ARENA_PAGES	512
+/* The most addresses of a batch lookup: over a pass's 256, for a second pass. */
+#define LOOKUP_MAX	512
 #define GRID_PERIOD	16		/* pages; the grid repeats */
 #define NINO		64
 #define NMSG		4
@@ -102,8 +107,8 @@ struct fz {
 	uint32_t last_name;
 	int nbnd;
 	uint64_t bnd[NBND];		/* the target's VMA boundaries */
-	uint64_t baddrs[64];		/* a batch lookup's addresses */
-	uint32_t bidx[64];		/* and its answers */
+	uint64_t baddrs[LOOKUP_MAX];	/* a batch lookup's addresses */
+	uint32_t bidx[LOOKUP_MAX];	/* and its answers */
 	char img[2 * PAGE];		/* the argument as written */
 	char maps[MAPS_BUF];
 };
@@ -571,8 +576,8 @@ static void one_batch(struct fz *f, int fd, bool live)
 	names = place(f, 4, rnd(f, 3) ? P_OK : rnd(f, P_ARENA), b.names_size, false);
 	b.names = b.names_size || !rnd(f, 8) ? names.p : 0;
 	if (b.flags & PROCMAP_BATCH_LOOKUP) {
-		b.addr_count = rnd(f, 65);
-		for (i = 0; i < 64; i++)
+		b.addr_count = rnd(f, 4) ? rnd(f, 65) : rnd(f, LOOKUP_MAX + 1);
+		for (i = 0; i < (int)b.addr_count; i++)
 			f->baddrs[i] = pick_addr(f);
 		b.addrs = rnd(f, 8) ? ptr_to_u64(f->baddrs) :
 				      place(f, 0, rnd(f, P_ARENA), 8, false).p;
@@ -622,6 +627,26 @@ static void one_batch(struct fz *f, int fd, bool live)
 		    r.vma_flags & ~VMA_FLAGS || r.build_id_size > BUILD_ID_MAX ||
 		    (uint64_t)r.name_off + r.name_size > out.names_size) {
 			bfail(f, &b, err, "bad record");
+			return;
+		}
+	}
+	if (!(b.flags & PROCMAP_BATCH_LOOKUP) || b.addrs != ptr_to_u64(f->baddrs) ||
+	    b.addr_vmas != ptr_to_u64(f->bidx))
+		return;
+	/* Each address answered: no VMA, or a record of this call that covers it. */
+	for (i = 0; i < (int)out.addr_count; i++) {
+		uint32_t k = f->bidx[i];
+		struct procmap_batch_vma r;
+
+		if (k == PROCMAP_BATCH_NO_VMA)
+			continue;
+		if (k >= out.vma_count) {
+			bfail(f, &b, err, "an answer beyond the records written");
+			return;
+		}
+		memcpy(&r, (char *)(uintptr_t)b.vmas + (size_t)k * vsz, sizeof(r));
+		if (f->baddrs[i] < r.vma_start || f->baddrs[i] >= r.vma_end) {
+			bfail(f, &b, err, "an answer's record does not cover its address");
 			return;
 		}
 	}
