@@ -31,6 +31,37 @@ use_flavour() {
 	[ "$1" = bench-distro ] && cc=(CC=gcc HOSTCC=gcc)
 	KMAKE=(make -s -C "$KSRC" O="$KBUILD" "${cc[@]}" CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
 }
+# The config fragments of a flavour, applied in this order on top of
+# tinyconfig: sets FRAG_PATHS.
+flavour_fragments() {
+	local frags
+	case "$1" in
+	test) frags=(test.config) ;;
+	test-up) frags=(test.config up.config) ;;
+	bench) frags=(test.config bench.config) ;;
+	bench-builtin) frags=(test.config bench.config builtin.config) ;;
+	bench-distro) frags=(test.config bench.config distro.config) ;;
+	lever-*) frags=(test.config bench.config "$1.config") ;;
+	soak) frags=(test.config soak.config) ;;
+	*) die "unknown kernel flavour $1" ;;
+	esac
+	FRAG_PATHS=()
+	for f in "${frags[@]}"; do FRAG_PATHS+=("$PROJ/tools/kernel/configs/$f"); done
+}
+
+# Writes BUILD/.config for the kernel source SRC: tinyconfig, the fragments
+# FRAG_PATHS merged, olddefconfig. The rest of the arguments are the make
+# command for SRC and BUILD (make -C SRC O=BUILD ...).
+configure_kernel() {
+	local src=$1 build=$2
+	shift 2
+	"$@" rustavailable >/dev/null || die "make rustavailable failed"
+	"$@" tinyconfig >/dev/null
+	(cd "$src" && scripts/kconfig/merge_config.sh -m -O "$build" "$build/.config" \
+		"${FRAG_PATHS[@]}" >/dev/null)
+	"$@" olddefconfig >/dev/null
+}
+
 # Fixed identity and dates: the same series always gives the same commits.
 export GIT_AUTHOR_NAME="procmap-query project" GIT_AUTHOR_EMAIL="procmap-query@localhost"
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
