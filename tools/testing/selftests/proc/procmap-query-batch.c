@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -200,6 +201,7 @@ FIXTURE(batch) {
 	char dir[64];
 	uint64_t bounds[2 * MAX_VMAS];
 	int nbounds;
+	bool injecting;	/* lock failures injected: stop them */
 };
 
 FIXTURE_SETUP(batch)
@@ -241,8 +243,14 @@ FIXTURE_SETUP(batch)
 	free(all);
 }
 
+/* Failures of the VMA lookups made to happen (see the test that does it). */
+enum inject { INJECT_NONE, INJECT_NEXT, INJECT_BOTH };
+static bool inject(enum inject which);
+
 FIXTURE_TEARDOWN(batch)
 {
+	if (self->injecting)
+		inject(INJECT_NONE);
 	kill(self->pid, SIGKILL);
 	waitpid(self->pid, NULL, 0);
 	close(self->fd);
@@ -752,6 +760,218 @@ TEST_F(batch, equal_generations_mean_the_maps_text)
 	ASSERT_EQ(0, b.addr);
 	ASSERT_EQ(0, b.out_flags);
 	ASSERT_EQ(generation(self->fd), b.gen_start);
+}
+
+/*
+ * The mmap-lock fallback. lock_next_vma() gives -EAGAIN only when a VMA
+ * cannot be read-locked on its own (its lock count would overflow: about
+ * 2^30 readers at once), and lock_vma_under_rcu() fails for a mapped address
+ * only in a race with a writer, so no test can get there reliably by locking.
+ * The kernel lets both be made to fail (fail_function, ALLOW_ERROR_INJECTION):
+ * with every call failing, each search of C and Rust must go on under the
+ * mmap read lock and answer exactly as without the failures. They are for
+ * every task while the test runs: fail_function fails from a kprobe, whose
+ * int3 x86 enters as an NMI, where its task filter (make-it-fail) never
+ * matches. A kernel without fail_function skips the test, unless
+ * PROCMAP_REQUIRE_INJECTION is set.
+ */
+#define FAIL_FN "/sys/kernel/debug/fail_function"
+#define INJECTIONS 100000000L
+
+
+static bool write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	close(fd);
+	return ok;
+}
+
+/* Failures still to inject (fail_function's "times"), or -1 if unreadable. */
+static long injections_left(void)
+{
+	FILE *f = fopen(FAIL_FN "/times", "r");
+	long n = -1;
+
+	if (f && fscanf(f, "%ld", &n) != 1)
+		n = -1;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * INJECT_NEXT: every lock_next_vma() fails with -EAGAIN; INJECT_BOTH: and
+ * every lock_vma_under_rcu() with NULL; INJECT_NONE: none.
+ */
+static bool inject(enum inject which)
+{
+	char times[32];
+
+	if (access(FAIL_FN, F_OK))
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	if (!write_str(FAIL_FN "/probability", "0") || !write_str(FAIL_FN "/inject", "\n"))
+		return false;
+	if (which == INJECT_NONE)
+		return true;
+	snprintf(times, sizeof(times), "%ld", INJECTIONS);
+	/* The error first: the default of an ERRNO injection is -EINVAL. */
+	return write_str(FAIL_FN "/inject", "lock_next_vma") &&
+	       write_str(FAIL_FN "/lock_next_vma/retval", "0xfffffffffffffff5") &&
+	       (which == INJECT_NEXT || write_str(FAIL_FN "/inject", "lock_vma_under_rcu")) &&
+	       write_str(FAIL_FN "/task-filter", "N") && write_str(FAIL_FN "/verbose", "0") &&
+	       write_str(FAIL_FN "/interval", "1") && write_str(FAIL_FN "/times", times) &&
+	       write_str(FAIL_FN "/probability", "100");
+}
+
+/* The whole maps text of @pid into @buf; its length, or -1. */
+static ssize_t maps_bytes(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n, len = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while ((size_t)len < size && (n = read(fd, buf + len, size - len)) > 0)
+		len += n;
+	close(fd);
+	return len;
+}
+
+TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
+{
+	static const uint64_t filters[] = { 0, Q_R, Q_FILE | Q_X, Q_ANY | Q_R | Q_X };
+	static const uint32_t rooms[] = { 1, 3, MAX_VMAS };
+	static const char *const modes[] = { "", "lock_next_vma()",
+					     "lock_next_vma() and lock_vma_under_rcu()" };
+	static char text[16384], text2[16384];
+	enum { NF = ARRAY_SIZE(filters) };
+	struct answer *walk[NF], *exact[NF], *a = calloc(MAX_VMAS, sizeof(*a));
+	int nwalk[NF], *exact_err[NF], n = self->nbounds, f, i, r, mode, next_queries;
+	uint32_t *idx = calloc(n, sizeof(*idx));
+	ssize_t len, len2;
+	long left;
+
+	ASSERT_TRUE(a && idx);
+	if (generation_unknown(self->fd)) {
+		ASSERT_STREQ("unknown", getenv("PROCMAP_EXPECT_GENERATION") ?: "unknown");
+		SKIP(return, "no per-VMA locks: every search takes the mmap lock already");
+	}
+	/* The answers without failures (Rust; other tests hold it equal to C). */
+	for (f = 0; f < NF; f++) {
+		walk[f] = calloc(MAX_VMAS, sizeof(**walk));
+		exact[f] = calloc(n, sizeof(**exact));
+		exact_err[f] = calloc(n, sizeof(**exact_err));
+		ASSERT_TRUE(walk[f] && exact[f] && exact_err[f]);
+		nwalk[f] = single_walk(self->fd, 0, filters[f], true, f % 2, walk[f], MAX_VMAS);
+		ASSERT_LT(0, nwalk[f]);
+		for (i = 0; i < n; i++)
+			exact_err[f][i] = single(self->fd, self->bounds[i], filters[f], true, f % 2,
+						 &exact[f][i]);
+	}
+	len = maps_bytes(self->pid, text, sizeof(text));
+	ASSERT_LT(0, len);
+	ASSERT_GT((ssize_t)sizeof(text), len);
+
+	self->injecting = true;
+	if (!inject(INJECT_NEXT)) {
+		/* The project's test kernel has it; elsewhere it may be missing. */
+		ASSERT_TRUE(!getenv("PROCMAP_REQUIRE_INJECTION"))
+			TH_LOG("no fail_function for lock_next_vma()");
+		SKIP(return, "no fail_function for lock_next_vma() (CONFIG_FAIL_FUNCTION)");
+	}
+	for (mode = INJECT_NEXT; mode <= INJECT_BOTH; mode++) {
+		ASSERT_TRUE(inject(mode));
+		ASSERT_EQ(INJECTIONS, injections_left());
+
+		/* Rust, single queries: walks by COVERING_OR_NEXT_VMA, and exact ones. */
+		next_queries = 0;
+		for (f = 0; f < NF; f++) {
+			int m = single_walk(self->fd, 0, filters[f], true, f % 2, a, MAX_VMAS);
+
+			next_queries += m + 1;
+			ASSERT_EQ(nwalk[f], m);
+			for (i = 0; i < m; i++)
+				ASSERT_EQ(0, memcmp(&a[i], &walk[f][i], sizeof(*a)))
+					TH_LOG("VMA %d, filters %#llx, %s failing", i,
+					       (unsigned long long)filters[f], modes[mode]);
+			for (i = 0; i < n; i++) {
+				ASSERT_EQ(exact_err[f][i], single(self->fd, self->bounds[i],
+								  filters[f], true, f % 2, a))
+					TH_LOG("%#llx, %s failing",
+					       (unsigned long long)self->bounds[i], modes[mode]);
+				if (!exact_err[f][i])
+					ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
+			}
+		}
+		/* Each query that goes on to the next VMA tried to lock one on its own. */
+		left = injections_left();
+		ASSERT_LE(next_queries, INJECTIONS - left);
+		TH_LOG("%s failing: single queries %ld failures", modes[mode], INJECTIONS - left);
+
+		/* Rust, batch walks and lookups. */
+		for (f = 0; f < NF; f++)
+			for (r = 0; r < 3; r++)
+				ASSERT_TRUE(walk_matches_any_names(_metadata, self->fd, 0,
+								   filters[f],
+								   f % 2 ? PROCMAP_BATCH_BUILD_ID : 0,
+								   rooms[r], r ? NAMES_MAX : 0,
+								   walk[f], nwalk[f]))
+					TH_LOG("%s failing", modes[mode]);
+		ASSERT_LT(0, left - injections_left());
+		TH_LOG("%s failing: batch walks %ld failures", modes[mode],
+		       left - injections_left());
+		left = injections_left();
+		for (f = 0; f < NF; f++)
+			for (r = 0; r < 3; r++)
+				ASSERT_TRUE(lookup_matches(_metadata, self->fd, self->bounds, n,
+							   filters[f], f % 2, rooms[r], exact[f],
+							   exact_err[f], idx))
+					TH_LOG("%s failing", modes[mode]);
+		ASSERT_LT(0, left - injections_left());
+		TH_LOG("%s failing: batch lookups %ld failures", modes[mode],
+		       left - injections_left());
+	}
+
+	/* C, the oracle, and the maps text (C too), under the same failures. */
+	left = injections_left();
+	ASSERT_TRUE(use_impl(IMPL_C));
+	for (f = 0; f < NF; f++) {
+		if (filters[f] & Q_ANY)
+			continue;
+		ASSERT_EQ(nwalk[f], single_walk(self->fd, 0, filters[f], true, f % 2, a, MAX_VMAS));
+		for (i = 0; i < nwalk[f]; i++)
+			ASSERT_EQ(0, memcmp(&a[i], &walk[f][i], sizeof(*a)));
+		for (i = 0; i < n; i++) {
+			ASSERT_EQ(exact_err[f][i], single(self->fd, self->bounds[i], filters[f],
+							  true, f % 2, a));
+			if (!exact_err[f][i])
+				ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
+		}
+	}
+	len2 = maps_bytes(self->pid, text2, sizeof(text2));
+	ASSERT_EQ(len, len2);
+	ASSERT_EQ(0, memcmp(text, text2, len));
+	ASSERT_LT(0, left - injections_left());
+	TH_LOG("C single queries and the maps text: %ld failures", left - injections_left());
+	ASSERT_TRUE(use_impl(IMPL_RUST));
+
+	ASSERT_TRUE(inject(INJECT_NONE));
+	self->injecting = false;
+	for (f = 0; f < NF; f++) {
+		free(walk[f]);
+		free(exact[f]);
+		free(exact_err[f]);
+	}
+	free(a);
+	free(idx);
 }
 
 static int batch_errno(int fd, struct procmap_batch *b)
