@@ -243,14 +243,14 @@ FIXTURE_SETUP(batch)
 	free(all);
 }
 
-/* Failures of the VMA lookups made to happen (see the test that does it). */
+/* Failures of the VMA lookups made to happen (see the test that makes them). */
 enum inject { INJECT_NONE, INJECT_NEXT, INJECT_BOTH };
-static bool inject(enum inject which);
+static bool fail_lookups(enum inject which);
 
 FIXTURE_TEARDOWN(batch)
 {
 	if (self->injecting)
-		inject(INJECT_NONE);
+		fail_lookups(INJECT_NONE);
 	kill(self->pid, SIGKILL);
 	waitpid(self->pid, NULL, 0);
 	close(self->fd);
@@ -808,7 +808,7 @@ static long injections_left(void)
  * INJECT_NEXT: every lock_next_vma() fails with -EAGAIN; INJECT_BOTH: and
  * every lock_vma_under_rcu() with NULL; INJECT_NONE: none.
  */
-static bool inject(enum inject which)
+static bool fail_lookups(enum inject which)
 {
 	char times[32];
 
@@ -881,14 +881,14 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 	ASSERT_GT((ssize_t)sizeof(text), len);
 
 	self->injecting = true;
-	if (!inject(INJECT_NEXT)) {
+	if (!fail_lookups(INJECT_NEXT)) {
 		/* The project's test kernel has it; elsewhere it may be missing. */
 		ASSERT_TRUE(!getenv("PROCMAP_REQUIRE_INJECTION"))
 			TH_LOG("no fail_function for lock_next_vma()");
 		SKIP(return, "no fail_function for lock_next_vma() (CONFIG_FAIL_FUNCTION)");
 	}
 	for (mode = INJECT_NEXT; mode <= INJECT_BOTH; mode++) {
-		ASSERT_TRUE(inject(mode));
+		ASSERT_TRUE(fail_lookups(mode));
 		ASSERT_EQ(INJECTIONS, injections_left());
 
 		/* Rust, single queries: walks by COVERING_OR_NEXT_VMA, and exact ones. */
@@ -917,14 +917,16 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 		TH_LOG("%s failing: single queries %ld failures", modes[mode], INJECTIONS - left);
 
 		/* Rust, batch walks and lookups. */
-		for (f = 0; f < NF; f++)
+		for (f = 0; f < NF; f++) {
+			uint64_t bid = f % 2 ? PROCMAP_BATCH_BUILD_ID : 0;
+
 			for (r = 0; r < 3; r++)
 				ASSERT_TRUE(walk_matches_any_names(_metadata, self->fd, 0,
-								   filters[f],
-								   f % 2 ? PROCMAP_BATCH_BUILD_ID : 0,
-								   rooms[r], r ? NAMES_MAX : 0,
-								   walk[f], nwalk[f]))
+								   filters[f], bid, rooms[r],
+								   r ? NAMES_MAX : 0, walk[f],
+								   nwalk[f]))
 					TH_LOG("%s failing", modes[mode]);
+		}
 		ASSERT_LT(0, left - injections_left());
 		TH_LOG("%s failing: batch walks %ld failures", modes[mode],
 		       left - injections_left());
@@ -963,7 +965,7 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 	TH_LOG("C single queries and the maps text: %ld failures", left - injections_left());
 	ASSERT_TRUE(use_impl(IMPL_RUST));
 
-	ASSERT_TRUE(inject(INJECT_NONE));
+	ASSERT_TRUE(fail_lookups(INJECT_NONE));
 	self->injecting = false;
 	for (f = 0; f < NF; f++) {
 		free(walk[f]);
