@@ -244,7 +244,7 @@ FIXTURE_SETUP(batch)
 }
 
 /* Failures of the VMA lookups made to happen (see the test that makes them). */
-enum inject { INJECT_NONE, INJECT_NEXT, INJECT_BOTH };
+enum inject { INJECT_NONE, INJECT_NEXT, INJECT_NEXT_THIRD, INJECT_UNDER_RCU, INJECT_BOTH };
 static bool fail_lookups(enum inject which);
 
 FIXTURE_TEARDOWN(batch)
@@ -768,16 +768,26 @@ TEST_F(batch, equal_generations_mean_the_maps_text)
  * 2^30 readers at once), and lock_vma_under_rcu() fails for a mapped address
  * only in a race with a writer, so no test can get there reliably by locking.
  * The kernel lets both be made to fail (fail_function, ALLOW_ERROR_INJECTION):
- * with every call failing, each search of C and Rust must go on under the
- * mmap read lock and answer exactly as without the failures. They are for
- * every task while the test runs: fail_function fails from a kprobe, whose
- * int3 x86 enters as an NMI, where its task filter (make-it-fail) never
- * matches. A kernel without fail_function skips the test, unless
- * PROCMAP_REQUIRE_INJECTION is set.
+ * with every call failing, or every third, each search of C and Rust must go
+ * on under the mmap read lock (or the next lookup) and answer exactly as
+ * without the failures. They are for every task while the test runs: here
+ * fail_function fails from a kprobe's int3, which x86 enters as an NMI, where
+ * its task filter (make-it-fail) never matches. A kernel without
+ * fail_function skips the test, unless PROCMAP_REQUIRE_INJECTION is set.
  */
 #define FAIL_FN "/sys/kernel/debug/fail_function"
 #define INJECTIONS 100000000L
 
+static const struct {
+	const char *name;
+	bool next, under_rcu;	/* lock_next_vma(), lock_vma_under_rcu() fail */
+	const char *interval;	/* every call fails, or every third */
+} injections[] = {
+	[INJECT_NEXT] = { "every lock_next_vma()", true, false, "1" },
+	[INJECT_NEXT_THIRD] = { "every third lock_next_vma()", true, false, "3" },
+	[INJECT_UNDER_RCU] = { "every lock_vma_under_rcu()", false, true, "1" },
+	[INJECT_BOTH] = { "every lock_next_vma() and lock_vma_under_rcu()", true, true, "1" },
+};
 
 static bool write_str(const char *path, const char *s)
 {
@@ -804,10 +814,7 @@ static long injections_left(void)
 	return n;
 }
 
-/*
- * INJECT_NEXT: every lock_next_vma() fails with -EAGAIN; INJECT_BOTH: and
- * every lock_vma_under_rcu() with NULL; INJECT_NONE: none.
- */
+/* Makes the VMA lookups of @which fail (lock_next_vma() with -EAGAIN), or none. */
 static bool fail_lookups(enum inject which)
 {
 	char times[32];
@@ -819,13 +826,15 @@ static bool fail_lookups(enum inject which)
 	if (which == INJECT_NONE)
 		return true;
 	snprintf(times, sizeof(times), "%ld", INJECTIONS);
-	/* The error first: the default of an ERRNO injection is -EINVAL. */
-	return write_str(FAIL_FN "/inject", "lock_next_vma") &&
-	       write_str(FAIL_FN "/lock_next_vma/retval", "0xfffffffffffffff5") &&
-	       (which == INJECT_NEXT || write_str(FAIL_FN "/inject", "lock_vma_under_rcu")) &&
+	/* An ERRNO injection returns -EINVAL unless told otherwise. */
+	return (!injections[which].next ||
+		(write_str(FAIL_FN "/inject", "lock_next_vma") &&
+		 write_str(FAIL_FN "/lock_next_vma/retval", "0xfffffffffffffff5"))) &&
+	       (!injections[which].under_rcu ||
+		write_str(FAIL_FN "/inject", "lock_vma_under_rcu")) &&
 	       write_str(FAIL_FN "/task-filter", "N") && write_str(FAIL_FN "/verbose", "0") &&
-	       write_str(FAIL_FN "/interval", "1") && write_str(FAIL_FN "/times", times) &&
-	       write_str(FAIL_FN "/probability", "100");
+	       write_str(FAIL_FN "/interval", injections[which].interval) &&
+	       write_str(FAIL_FN "/times", times) && write_str(FAIL_FN "/probability", "100");
 }
 
 /* The whole maps text of @pid into @buf; its length, or -1. */
@@ -845,19 +854,32 @@ static ssize_t maps_bytes(pid_t pid, char *buf, size_t size)
 	return len;
 }
 
+/*
+ * Failures since *@left, logged; updates *@left. Only lock_next_vma() failures
+ * are all ours: anything may call lock_vma_under_rcu() (a page fault), so
+ * where it fails too, the count proves nothing and 0 is returned.
+ */
+static long failures(struct __test_metadata *_metadata, enum inject mode, const char *what,
+		     long *left)
+{
+	long now = injections_left(), n = *left - now;
+
+	*left = now;
+	TH_LOG("%s failing: %s, %ld failures", injections[mode].name, what, n);
+	return injections[mode].under_rcu ? 0 : n;
+}
+
 TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 {
 	static const uint64_t filters[] = { 0, Q_R, Q_FILE | Q_X, Q_ANY | Q_R | Q_X };
 	static const uint32_t rooms[] = { 1, 3, MAX_VMAS };
-	static const char *const modes[] = { "", "lock_next_vma()",
-					     "lock_next_vma() and lock_vma_under_rcu()" };
 	static char text[16384], text2[16384];
 	enum { NF = ARRAY_SIZE(filters) };
 	struct answer *walk[NF], *exact[NF], *a = calloc(MAX_VMAS, sizeof(*a));
 	int nwalk[NF], *exact_err[NF], n = self->nbounds, f, i, r, mode, next_queries;
 	uint32_t *idx = calloc(n, sizeof(*idx));
 	ssize_t len, len2;
-	long left;
+	long left, got;
 
 	ASSERT_TRUE(a && idx);
 	if (generation_unknown(self->fd)) {
@@ -888,8 +910,10 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 		SKIP(return, "no fail_function for lock_next_vma() (CONFIG_FAIL_FUNCTION)");
 	}
 	for (mode = INJECT_NEXT; mode <= INJECT_BOTH; mode++) {
+		const char *name = injections[mode].name;
+
 		ASSERT_TRUE(fail_lookups(mode));
-		ASSERT_EQ(INJECTIONS, injections_left());
+		left = injections_left();
 
 		/* Rust, single queries: walks by COVERING_OR_NEXT_VMA, and exact ones. */
 		next_queries = 0;
@@ -897,24 +921,24 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 			int m = single_walk(self->fd, 0, filters[f], true, f % 2, a, MAX_VMAS);
 
 			next_queries += m + 1;
-			ASSERT_EQ(nwalk[f], m);
+			ASSERT_EQ(nwalk[f], m) TH_LOG("%s failing", name);
 			for (i = 0; i < m; i++)
 				ASSERT_EQ(0, memcmp(&a[i], &walk[f][i], sizeof(*a)))
 					TH_LOG("VMA %d, filters %#llx, %s failing", i,
-					       (unsigned long long)filters[f], modes[mode]);
+					       (unsigned long long)filters[f], name);
 			for (i = 0; i < n; i++) {
 				ASSERT_EQ(exact_err[f][i], single(self->fd, self->bounds[i],
 								  filters[f], true, f % 2, a))
 					TH_LOG("%#llx, %s failing",
-					       (unsigned long long)self->bounds[i], modes[mode]);
+					       (unsigned long long)self->bounds[i], name);
 				if (!exact_err[f][i])
 					ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
 			}
 		}
-		/* Each query that goes on to the next VMA tried to lock one on its own. */
-		left = injections_left();
-		ASSERT_LE(next_queries, INJECTIONS - left);
-		TH_LOG("%s failing: single queries %ld failures", modes[mode], INJECTIONS - left);
+		got = failures(_metadata, mode, "Rust single queries", &left);
+		/* Each query that goes on to the next VMA tries to lock one on its own. */
+		if (mode == INJECT_NEXT)
+			ASSERT_LE(next_queries, got);
 
 		/* Rust, batch walks and lookups. */
 		for (f = 0; f < NF; f++) {
@@ -925,45 +949,45 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 								   filters[f], bid, rooms[r],
 								   r ? NAMES_MAX : 0, walk[f],
 								   nwalk[f]))
-					TH_LOG("%s failing", modes[mode]);
+					TH_LOG("%s failing", name);
 		}
-		ASSERT_LT(0, left - injections_left());
-		TH_LOG("%s failing: batch walks %ld failures", modes[mode],
-		       left - injections_left());
-		left = injections_left();
+		got = failures(_metadata, mode, "Rust batch walks", &left);
+		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
 		for (f = 0; f < NF; f++)
 			for (r = 0; r < 3; r++)
 				ASSERT_TRUE(lookup_matches(_metadata, self->fd, self->bounds, n,
 							   filters[f], f % 2, rooms[r], exact[f],
 							   exact_err[f], idx))
-					TH_LOG("%s failing", modes[mode]);
-		ASSERT_LT(0, left - injections_left());
-		TH_LOG("%s failing: batch lookups %ld failures", modes[mode],
-		       left - injections_left());
-	}
+					TH_LOG("%s failing", name);
+		/* The addresses no VMA covers are searched on from there. */
+		got = failures(_metadata, mode, "Rust batch lookups", &left);
+		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
 
-	/* C, the oracle, and the maps text (C too), under the same failures. */
-	left = injections_left();
-	ASSERT_TRUE(use_impl(IMPL_C));
-	for (f = 0; f < NF; f++) {
-		if (filters[f] & Q_ANY)
-			continue;
-		ASSERT_EQ(nwalk[f], single_walk(self->fd, 0, filters[f], true, f % 2, a, MAX_VMAS));
-		for (i = 0; i < nwalk[f]; i++)
-			ASSERT_EQ(0, memcmp(&a[i], &walk[f][i], sizeof(*a)));
-		for (i = 0; i < n; i++) {
-			ASSERT_EQ(exact_err[f][i], single(self->fd, self->bounds[i], filters[f],
-							  true, f % 2, a));
-			if (!exact_err[f][i])
-				ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
+		/* C, the oracle, and the maps text (C too), under the same failures. */
+		ASSERT_TRUE(use_impl(IMPL_C));
+		for (f = 0; f < NF; f++) {
+			if (filters[f] & Q_ANY)
+				continue;
+			ASSERT_EQ(nwalk[f], single_walk(self->fd, 0, filters[f], true, f % 2, a,
+							MAX_VMAS));
+			for (i = 0; i < nwalk[f]; i++)
+				ASSERT_EQ(0, memcmp(&a[i], &walk[f][i], sizeof(*a)));
+			for (i = 0; i < n; i++) {
+				ASSERT_EQ(exact_err[f][i], single(self->fd, self->bounds[i],
+								  filters[f], true, f % 2, a));
+				if (!exact_err[f][i])
+					ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
+			}
 		}
+		got = failures(_metadata, mode, "C single queries", &left);
+		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
+		len2 = maps_bytes(self->pid, text2, sizeof(text2));
+		ASSERT_EQ(len, len2);
+		ASSERT_EQ(0, memcmp(text, text2, len)) TH_LOG("%s failing", name);
+		got = failures(_metadata, mode, "the maps text", &left);
+		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
+		ASSERT_TRUE(use_impl(IMPL_RUST));
 	}
-	len2 = maps_bytes(self->pid, text2, sizeof(text2));
-	ASSERT_EQ(len, len2);
-	ASSERT_EQ(0, memcmp(text, text2, len));
-	ASSERT_LT(0, left - injections_left());
-	TH_LOG("C single queries and the maps text: %ld failures", left - injections_left());
-	ASSERT_TRUE(use_impl(IMPL_RUST));
 
 	ASSERT_TRUE(fail_lookups(INJECT_NONE));
 	self->injecting = false;
