@@ -859,8 +859,8 @@ static ssize_t maps_bytes(pid_t pid, char *buf, size_t size)
  * are all ours: anything may call lock_vma_under_rcu() (a page fault), so
  * where it fails too, the count proves nothing and 0 is returned.
  */
-static long failures(struct __test_metadata *_metadata, enum inject mode, const char *what,
-		     long *left)
+static long count_failures(struct __test_metadata *_metadata, enum inject mode,
+			   const char *what, long *left)
 {
 	long now = injections_left(), n = *left - now;
 
@@ -935,7 +935,7 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 					ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
 			}
 		}
-		got = failures(_metadata, mode, "Rust single queries", &left);
+		got = count_failures(_metadata, mode, "Rust single queries", &left);
 		/* Each query that goes on to the next VMA tries to lock one on its own. */
 		if (mode == INJECT_NEXT)
 			ASSERT_LE(next_queries, got);
@@ -951,7 +951,7 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 								   nwalk[f]))
 					TH_LOG("%s failing", name);
 		}
-		got = failures(_metadata, mode, "Rust batch walks", &left);
+		got = count_failures(_metadata, mode, "Rust batch walks", &left);
 		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
 		for (f = 0; f < NF; f++)
 			for (r = 0; r < 3; r++)
@@ -960,7 +960,7 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 							   exact_err[f], idx))
 					TH_LOG("%s failing", name);
 		/* The addresses no VMA covers are searched on from there. */
-		got = failures(_metadata, mode, "Rust batch lookups", &left);
+		got = count_failures(_metadata, mode, "Rust batch lookups", &left);
 		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
 
 		/* C, the oracle, and the maps text (C too), under the same failures. */
@@ -979,12 +979,12 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 					ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
 			}
 		}
-		got = failures(_metadata, mode, "C single queries", &left);
+		got = count_failures(_metadata, mode, "C single queries", &left);
 		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
 		len2 = maps_bytes(self->pid, text2, sizeof(text2));
 		ASSERT_EQ(len, len2);
 		ASSERT_EQ(0, memcmp(text, text2, len)) TH_LOG("%s failing", name);
-		got = failures(_metadata, mode, "the maps text", &left);
+		got = count_failures(_metadata, mode, "the maps text", &left);
 		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
 		ASSERT_TRUE(use_impl(IMPL_RUST));
 	}
