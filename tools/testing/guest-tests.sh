@@ -8,8 +8,8 @@
 # The argument is the generation the kernel must report: counted (the
 # default), or PROCMAP_GENERATION_UNKNOWN on a kernel without per-VMA locks.
 export PROCMAP_EXPECT_GENERATION="${1:-counted}"
-# With per-VMA locks, the test kernel injects lock_next_vma()'s -EAGAIN
-# (fail_function): that test must not skip there.
+# With per-VMA locks, a test makes the test kernel's VMA lookups fail
+# (fail_function): it must not skip there.
 [ "$PROCMAP_EXPECT_GENERATION" = counted ] && export PROCMAP_REQUIRE_INJECTION=1
 echo "guest: $(uname -r), $(nproc) CPUs, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 rc=0
