@@ -17,7 +17,6 @@
 #include <stdatomic.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -775,7 +774,7 @@ TEST_F(batch, equal_generations_mean_the_maps_text)
  * its task filter (make-it-fail) never matches. A kernel without
  * fail_function skips the test, unless PROCMAP_REQUIRE_INJECTION is set.
  */
-#define FAIL_FN "/sys/kernel/debug/fail_function"
+#define FAIL_FN "fail_function"
 #define INJECTIONS 100000000L
 
 static const struct {
@@ -789,22 +788,10 @@ static const struct {
 	[INJECT_BOTH] = { "every lock_next_vma() and lock_vma_under_rcu()", true, true, "1" },
 };
 
-static bool write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	close(fd);
-	return ok;
-}
-
 /* Failures still to inject (fail_function's "times"), or -1 if unreadable. */
 static long injections_left(void)
 {
-	FILE *f = fopen(FAIL_FN "/times", "r");
+	FILE *f = fopen("/sys/kernel/debug/" FAIL_FN "/times", "r");
 	long n = -1;
 
 	if (f && fscanf(f, "%ld", &n) != 1)
@@ -819,22 +806,21 @@ static bool fail_lookups(enum inject which)
 {
 	char times[32];
 
-	if (access(FAIL_FN, F_OK))
-		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
-	if (!write_str(FAIL_FN "/probability", "0") || !write_str(FAIL_FN "/inject", "\n"))
+	mount_debugfs();
+	if (!set_debugfs(FAIL_FN "/probability", "0") || !set_debugfs(FAIL_FN "/inject", "\n"))
 		return false;
 	if (which == INJECT_NONE)
 		return true;
 	snprintf(times, sizeof(times), "%ld", INJECTIONS);
 	/* An ERRNO injection returns -EINVAL unless told otherwise. */
 	return (!injections[which].next ||
-		(write_str(FAIL_FN "/inject", "lock_next_vma") &&
-		 write_str(FAIL_FN "/lock_next_vma/retval", "0xfffffffffffffff5"))) &&
+		(set_debugfs(FAIL_FN "/inject", "lock_next_vma") &&
+		 set_debugfs(FAIL_FN "/lock_next_vma/retval", "0xfffffffffffffff5"))) &&
 	       (!injections[which].under_rcu ||
-		write_str(FAIL_FN "/inject", "lock_vma_under_rcu")) &&
-	       write_str(FAIL_FN "/task-filter", "N") && write_str(FAIL_FN "/verbose", "0") &&
-	       write_str(FAIL_FN "/interval", injections[which].interval) &&
-	       write_str(FAIL_FN "/times", times) && write_str(FAIL_FN "/probability", "100");
+		set_debugfs(FAIL_FN "/inject", "lock_vma_under_rcu")) &&
+	       set_debugfs(FAIL_FN "/task-filter", "N") && set_debugfs(FAIL_FN "/verbose", "0") &&
+	       set_debugfs(FAIL_FN "/interval", injections[which].interval) &&
+	       set_debugfs(FAIL_FN "/times", times) && set_debugfs(FAIL_FN "/probability", "100");
 }
 
 /* The whole maps text of @pid into @buf; its length, or -1. */

@@ -19,7 +19,6 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -176,20 +175,6 @@ static bool injected(int nth_fd)
 	return yes;
 }
 
-static bool set_debugfs(const char *file, const char *value)
-{
-	char path[128];
-	int fd, ok;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/%s", file);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return false;
-	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
-	close(fd);
-	return ok;
-}
-
 static long meminfo_kb(const char *key)
 {
 	char line[256];
@@ -252,7 +237,7 @@ static int kmemleak_ours(int *all)
 	ssize_t r, len = 0;
 	char *p;
 
-	mount("none", "/sys/kernel/debug", "debugfs", 0, NULL);
+	mount_debugfs();
 	/* Two scans: an object must be unreferenced in both to be reported. */
 	for (int i = 0; i < 2; i++) {
 		fd = open("/sys/kernel/debug/kmemleak", O_WRONLY);
@@ -295,7 +280,7 @@ TEST_F_TIMEOUT(faults, every_failure_is_answered_and_leaves_nothing_behind, 3600
 	 * Allocations that may sleep are left alone by default
 	 * (ignore-gfp-wait), and so are order-0 pages: fail them too. Quietly.
 	 */
-	mount("none", "/sys/kernel/debug", "debugfs", 0, NULL);
+	mount_debugfs();
 	ASSERT_TRUE(set_debugfs("failslab/ignore-gfp-wait", "N"));
 	ASSERT_TRUE(set_debugfs("fail_page_alloc/ignore-gfp-wait", "N"));
 	ASSERT_TRUE(set_debugfs("fail_page_alloc/min-order", "0"));

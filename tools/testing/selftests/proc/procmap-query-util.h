@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers for the PROCMAP_QUERY selftests: switch between the Rust module
- * (procmap_query) and the built-in C handler, and issue raw queries.
+ * (procmap_query) and the built-in C handler, issue raw queries, and set
+ * debugfs knobs (fault injection).
  */
 #ifndef PROCMAP_QUERY_UTIL_H
 #define PROCMAP_QUERY_UTIL_H
@@ -16,10 +17,13 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 
 enum impl { IMPL_C, IMPL_RUST };
 
@@ -72,6 +76,31 @@ static inline bool use_impl(enum impl impl)
 static inline int query_errno(int fd, unsigned long cmd, void *arg)
 {
 	return ioctl(fd, cmd, arg) == 0 ? 0 : errno;
+}
+
+/* Mounts debugfs on /sys/kernel/debug unless it is there. */
+static inline void mount_debugfs(void)
+{
+	struct statfs sf;
+
+	if (statfs("/sys/kernel/debug", &sf) || sf.f_type != DEBUGFS_MAGIC)
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+}
+
+/* Writes @value to the debugfs file @file (under /sys/kernel/debug). */
+static inline bool set_debugfs(const char *file, const char *value)
+{
+	char path[128];
+	bool ok;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/%s", file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
+	close(fd);
+	return ok;
 }
 
 static inline uint64_t ptr_to_u64(const void *p)
