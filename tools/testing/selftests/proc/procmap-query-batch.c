@@ -855,6 +855,35 @@ static long count_failures(struct __test_metadata *_metadata, enum inject mode,
 	return injections[mode].under_rcu ? 0 : n;
 }
 
+/*
+ * The single queries with @filters (and a build ID if @bid) equal the answers
+ * taken without failures: a walk by COVERING_OR_NEXT_VMA (@walk, @nwalk
+ * VMAs) and exact queries at the @n addresses of @bounds (@exact, @exact_err).
+ */
+static bool singles_match(struct __test_metadata *_metadata, int fd, uint64_t filters, bool bid,
+			  const struct answer *walk, int nwalk, const uint64_t *bounds, int n,
+			  const struct answer *exact, const int *exact_err, struct answer *a)
+{
+	int i;
+
+	EXPECT_EQ(nwalk, single_walk(fd, 0, filters, true, bid, a, MAX_VMAS)) return false;
+	for (i = 0; i < nwalk; i++)
+		EXPECT_EQ(0, memcmp(&a[i], &walk[i], sizeof(*a))) {
+			TH_LOG("VMA %d, filters %#llx", i, (unsigned long long)filters);
+			return false;
+		}
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(exact_err[i], single(fd, bounds[i], filters, true, bid, a)) {
+			TH_LOG("%#llx, filters %#llx", (unsigned long long)bounds[i],
+			       (unsigned long long)filters);
+			return false;
+		}
+		if (!exact_err[i])
+			EXPECT_EQ(0, memcmp(a, &exact[i], sizeof(*a))) return false;
+	}
+	return true;
+}
+
 TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 {
 	static const uint64_t filters[] = { 0, Q_R, Q_FILE | Q_X, Q_ANY | Q_R | Q_X };
@@ -904,22 +933,11 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 		/* Rust, single queries: walks by COVERING_OR_NEXT_VMA, and exact ones. */
 		next_queries = 0;
 		for (f = 0; f < NF; f++) {
-			int m = single_walk(self->fd, 0, filters[f], true, f % 2, a, MAX_VMAS);
-
-			next_queries += m + 1;
-			ASSERT_EQ(nwalk[f], m) TH_LOG("%s failing", name);
-			for (i = 0; i < m; i++)
-				ASSERT_EQ(0, memcmp(&a[i], &walk[f][i], sizeof(*a)))
-					TH_LOG("VMA %d, filters %#llx, %s failing", i,
-					       (unsigned long long)filters[f], name);
-			for (i = 0; i < n; i++) {
-				ASSERT_EQ(exact_err[f][i], single(self->fd, self->bounds[i],
-								  filters[f], true, f % 2, a))
-					TH_LOG("%#llx, %s failing",
-					       (unsigned long long)self->bounds[i], name);
-				if (!exact_err[f][i])
-					ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
-			}
+			ASSERT_TRUE(singles_match(_metadata, self->fd, filters[f], f % 2, walk[f],
+						  nwalk[f], self->bounds, n, exact[f],
+						  exact_err[f], a))
+				TH_LOG("%s failing", name);
+			next_queries += nwalk[f] + 1;
 		}
 		got = count_failures(_metadata, mode, "Rust single queries", &left);
 		/* Each query that goes on to the next VMA tries to lock one on its own. */
@@ -951,20 +969,12 @@ TEST_F_TIMEOUT(batch, lock_failures_fall_back_to_the_mmap_lock, 900)
 
 		/* C, the oracle, and the maps text (C too), under the same failures. */
 		ASSERT_TRUE(use_impl(IMPL_C));
-		for (f = 0; f < NF; f++) {
-			if (filters[f] & Q_ANY)
-				continue;
-			ASSERT_EQ(nwalk[f], single_walk(self->fd, 0, filters[f], true, f % 2, a,
-							MAX_VMAS));
-			for (i = 0; i < nwalk[f]; i++)
-				ASSERT_EQ(0, memcmp(&a[i], &walk[f][i], sizeof(*a)));
-			for (i = 0; i < n; i++) {
-				ASSERT_EQ(exact_err[f][i], single(self->fd, self->bounds[i],
-								  filters[f], true, f % 2, a));
-				if (!exact_err[f][i])
-					ASSERT_EQ(0, memcmp(a, &exact[f][i], sizeof(*a)));
-			}
-		}
+		for (f = 0; f < NF; f++)
+			if (!(filters[f] & Q_ANY))
+				ASSERT_TRUE(singles_match(_metadata, self->fd, filters[f], f % 2,
+							  walk[f], nwalk[f], self->bounds, n,
+							  exact[f], exact_err[f], a))
+					TH_LOG("C, %s failing", name);
 		got = count_failures(_metadata, mode, "C single queries", &left);
 		ASSERT_TRUE(injections[mode].under_rcu || got > 0);
 		len2 = maps_bytes(self->pid, text2, sizeof(text2));
