@@ -14,8 +14,8 @@ JOBS=${JOBS:-$(nproc)}
 # options; bench-builtin: bench with the Rust handler built in; lever-*: bench
 # with one optimisation undone; bench-distro: bench with a distribution's
 # hardening and mitigations, built with GCC; soak: test plus fault injection and
-# kmemleak), each built in its own directory: sets KBUILD
-# and KMAKE.
+# kmemleak), each built in its own directory: sets KBUILD, KMAKE and
+# KMAKE_FLAGS (its make variables and options, for another tree).
 use_flavour() {
 	case "$1" in
 	test) KBUILD=$CACHE/build ;;
@@ -29,7 +29,8 @@ use_flavour() {
 	# bench-distro is built with GCC, as Debian builds its kernels; the others with clang.
 	local cc=(LLVM=-22)
 	[ "$1" = bench-distro ] && cc=(CC=gcc HOSTCC=gcc)
-	KMAKE=(make -s -C "$KSRC" O="$KBUILD" "${cc[@]}" CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
+	KMAKE_FLAGS=("${cc[@]}" CLIPPY=1 KRUSTFLAGS=-Dwarnings -j"$JOBS")
+	KMAKE=(make -s -C "$KSRC" O="$KBUILD" "${KMAKE_FLAGS[@]}")
 }
 # The config fragments of a flavour, applied in this order on top of
 # tinyconfig: sets FRAG_PATHS.

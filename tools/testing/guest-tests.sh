@@ -21,7 +21,7 @@ for bits in 64 32; do
 			# A test killed while it made VMA lookups fail leaves them failing.
 			fi=/sys/kernel/debug/fail_function
 			if [ -e "$fi/inject" ] && [ -n "$(cat "$fi/inject")" ]; then
-				echo "# $t left fail_function on: $(cat "$fi/inject" | tr '\n' ' ')"
+				echo "# $t left fail_function on: $(tr '\n' ' ' <"$fi/inject")"
 				echo 0 >"$fi/probability"
 				echo >"$fi/inject"
 				rc=1
