@@ -443,19 +443,6 @@ impl Batch {
         UserSlice::new(src, n * size_of::<u64>()).read_all(&mut self.pass_addrs, GFP)
     }
 
-    /// The record reported last in this call, if it covers `addr`: addresses in ascending order
-    /// (a sorted trace) mostly hit it.
-    #[inline]
-    fn last_reported(&self, addr: usize) -> Option<u32> {
-        match self.index.last() {
-            // The last record of a call is `u32`-indexed, as all are.
-            Some(&(start, end)) if start <= addr && addr < end => {
-                u32::try_from(self.index.len().saturating_sub(1)).ok()
-            }
-            _ => None,
-        }
-    }
-
     /// The record already staged or written in this call that covers `addr`, if any.
     fn reported(&self, addr: usize) -> Option<u32> {
         let covers = |&(start, end): &(usize, usize)| start <= addr && addr < end;
@@ -492,30 +479,37 @@ impl Batch {
 
     /// A pass of a lookup: answers the addresses read by [`Batch::read_addrs`].
     fn lookup_pass(&mut self, mm: &MmWithUser) -> Result<Pass> {
-        // Out of `self` while they are answered, and back for the next pass.
+        // Out of `self` while they are answered (the answers in registers, not reloaded
+        // through `self` for every address), and back for the copy and the next pass.
         let addrs = core::mem::take(&mut self.pass_addrs);
-        let pass = self.answer(mm, &addrs);
+        let mut answers = core::mem::take(&mut self.answers);
+        let pass = self.answer(mm, &addrs, &mut answers);
         self.pass_addrs = addrs;
+        self.answers = answers;
         pass
     }
 
-    /// Answers the addresses of `addrs` (native `u64`s) from the first not answered yet.
-    fn answer(&mut self, mm: &MmWithUser, addrs: &[u8]) -> Result<Pass> {
+    /// Answers the addresses of `addrs` (native `u64`s) from the first not answered yet, into
+    /// `answers`.
+    fn answer(&mut self, mm: &MmWithUser, addrs: &[u8], answers: &mut KVec<u32>) -> Result<Pass> {
         let count = addrs.len() / size_of::<u64>();
-        for bytes in addrs
-            .chunks_exact(size_of::<u64>())
-            .skip(self.answers.len())
-        {
+        // `(start, end, answer)` of the record that answered the address before: neighbouring
+        // addresses in one VMA (a sorted trace's, mostly) are answered here. Empty at first.
+        let mut last = (usize::MAX, 0, 0);
+        for bytes in addrs.chunks_exact(size_of::<u64>()).skip(answers.len()) {
             // `chunks_exact()` gives whole `u64`s.
             let Some(&addr) = bytes.first_chunk() else {
                 return Err(EINVAL);
             };
             // As `PROCMAP_QUERY`: on a 32-bit kernel the upper half is dropped.
             let addr = u64::from_ne_bytes(addr) as usize;
+            let (start, end, answer) = last;
+            if start <= addr && addr < end {
+                answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
+                continue;
+            }
             let page = addr >> PAGE_SHIFT;
-            let answer = if let Some(index) = self.last_reported(addr) {
-                index
-            } else if let Some(answer) = self.cached(page) {
+            let answer = if let Some(answer) = self.cached(page) {
                 answer
             } else {
                 let answer = match self.reported(addr) {
@@ -523,7 +517,7 @@ impl Batch {
                         // Back to an earlier record: the addresses are out of order, and
                         // repeat. From now on, remember pages.
                         if self.pages.is_empty() {
-                            self.pages = page_cache(count.saturating_sub(self.answers.len()));
+                            self.pages = page_cache(count.saturating_sub(answers.len()));
                         }
                         index
                     }
@@ -545,28 +539,30 @@ impl Batch {
                         if !self.sorted && self.index.len() >= UNSORTED_RECORDS {
                             // Out of order, the records would be searched one by one: the
                             // call ends with this address, and the next starts with none.
-                            self.answers
-                                .push_within_capacity(answer)
-                                .map_err(|_| ENOMEM)?;
-                            return Ok(self.answered_all_or(Pass::Stop));
+                            answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
+                            return Ok(self.answered_all_or(answers.len(), Pass::Stop));
                         }
                         answer
                     }
                 };
                 self.cache(page, answer);
+                // A record's range, or empty for no VMA (`NO_VMA` is no record's index). Not
+                // on a page cache hit: the addresses are out of order then.
+                last = self
+                    .index
+                    .get(answer as usize)
+                    .map_or((usize::MAX, 0, 0), |&(start, end)| (start, end, answer));
                 answer
             };
-            self.answers
-                .push_within_capacity(answer)
-                .map_err(|_| ENOMEM)?;
+            answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
         }
-        Ok(self.answered_all_or(Pass::Full))
+        Ok(self.answered_all_or(answers.len(), Pass::Full))
     }
 
-    /// How a lookup pass ends once its answers are in: done if every address is answered,
-    /// else `pass`, or a stop once the call answered its most.
-    fn answered_all_or(&self, pass: Pass) -> Pass {
-        let answered = self.answered.saturating_add(self.answers.len());
+    /// How a lookup pass that answered `answers` addresses ends: done if every address is
+    /// answered, else `pass`, or a stop once the call answered its most.
+    fn answered_all_or(&self, answers: usize, pass: Pass) -> Pass {
+        let answered = self.answered.saturating_add(answers);
         if answered == self.addr_count {
             Pass::Done
         } else if answered >= batch::MAX_VMAS {

@@ -502,9 +502,13 @@ TEST_F_TIMEOUT(batch, lookup_equals_single_queries, 1800)
 	ASSERT_TRUE((ref) != NULL);
 	ASSERT_TRUE((ref_err) != NULL);
 	for (order = 0; order < 3; order++) {
-		/* 0: ascending, each twice; 1: shuffled; 2: descending. */
+		/*
+		 * Each bound and the address after it (a VMA's last byte, then
+		 * its end: where the next VMA starts, or a gap); 0: ascending,
+		 * 1: shuffled, 2: descending.
+		 */
 		for (i = 0; i < n; i++)
-			addrs[i] = self->bounds[i / 2] + (i % 2) * 7;
+			addrs[i] = self->bounds[i / 2] + i % 2;
 		if (order == 1) {
 			for (i = n - 1; i > 0; i--) {
 				int j = rand_r(&seed) % (i + 1);
