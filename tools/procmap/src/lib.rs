@@ -73,8 +73,9 @@ pub const GENERATION_UNKNOWN: u64 = abi::GENERATION_UNKNOWN;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// Opening the maps file failed (`ENOENT` for a process that does not exist, `EACCES`
-    /// when not allowed, ...).
+    /// Opening the maps file failed (`ENOENT` for a process that does not exist, `ESRCH` for
+    /// one that exited and is being reaped as it is opened ([`Error::is_gone`]), `EACCES` when
+    /// not allowed, ...).
     #[non_exhaustive]
     Open {
         /// The file.
@@ -134,7 +135,9 @@ impl Error {
     /// Whether the address space is gone (`ESRCH`): the process exited, or called `execve()`
     /// since the maps were opened (the file stays on the address space it was opened on,
     /// which never comes back), or never had one (a kernel thread). Open the maps again for
-    /// the process's new program; answers received before are about the old one.
+    /// the process's new program; answers received before are about the old one. An
+    /// [`Error::Open`] with `ESRCH` is one too: the process exited and was being reaped while
+    /// its maps were opened (the kernel says `ENOENT` once it is reaped).
     ///
     /// Queries, walks and [`ProcMaps::resolve`] fail with such an error rather than answer
     /// that nothing is mapped: a symbolizer must not take the addresses of a process that
@@ -153,7 +156,7 @@ impl Error {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn is_gone(&self) -> bool {
-        matches!(self, Error::Os { .. }) && self.errno() == Some(libc::ESRCH)
+        matches!(self, Error::Os { .. } | Error::Open { .. }) && self.errno() == Some(libc::ESRCH)
     }
 
     fn os(op: &'static str, source: io::Error) -> Self {
@@ -888,7 +891,8 @@ impl ProcMaps {
     /// of `addrs`) the index of its VMA and its file offset: the shape of blazesym's
     /// normalizer. An address is `None` if no VMA that passes `query`'s filters holds it. If
     /// the process has no address space (any more), an error for which [`Error::is_gone`]
-    /// holds, however many addresses were answered before it went.
+    /// holds, however many addresses were answered before it went. No addresses ask nothing:
+    /// the answer is empty on every backend, without a system call.
     ///
     /// With batches, while the addresses fall in (nearly) every VMA, as the VMAs a lookup
     /// call reports show (most of them edge to edge), calls walk the VMAs from the next
@@ -910,6 +914,12 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn resolve(&self, addrs: &[u64], query: Query) -> Result<Resolution> {
+        if addrs.is_empty() {
+            return Ok(Resolution {
+                vmas: Vec::new(),
+                addrs: Vec::new(),
+            });
+        }
         if self.backend() == Backend::Batch {
             match self.batch_resolve(addrs, query)? {
                 Some(r) => return Ok(r),

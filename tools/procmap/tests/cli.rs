@@ -318,20 +318,29 @@ fn addresses_from_stdin_are_answered_line_by_line() {
         .unwrap();
     let mut input = p.stdin.take().unwrap();
     let mut output = BufReader::new(p.stdout.take().unwrap());
-    // Each answer comes before the next question is asked (stdin still open).
+    // Each answer comes before the next question is asked (stdin still open). A line that
+    // is not UTF-8 is not an address either, and the lines after it are answered.
     for (q, want) in [
-        ("0".to_string(), "0x0 unmapped".to_string()),
-        (format!("{file:x}"), format!("{file:#x} 0x0 ")),
-        ("nonsense".to_string(), "nonsense invalid".to_string()),
+        (b"0".to_vec(), b"0x0 unmapped".to_vec()),
+        (format!("{file:x}").into(), format!("{file:#x} 0x0 ").into()),
+        (b"nonsense".to_vec(), b"nonsense invalid".to_vec()),
+        (b"\xff10".to_vec(), b"\xff10 invalid".to_vec()),
+        (b"0".to_vec(), b"0x0 unmapped".to_vec()),
     ] {
-        writeln!(input, "{q}").unwrap();
+        input.write_all(&q).unwrap();
+        input.write_all(b"\n").unwrap();
         input.flush().unwrap();
-        let mut line = String::new();
-        output.read_line(&mut line).unwrap();
-        assert!(line.starts_with(&want), "{q}: {line:?}");
+        let mut line = Vec::new();
+        output.read_until(b'\n', &mut line).unwrap();
+        assert!(
+            line.starts_with(&want),
+            "{:?}: {:?}",
+            q.escape_ascii().to_string(),
+            line.escape_ascii().to_string()
+        );
     }
     drop(input);
-    assert_eq!(p.wait().unwrap().code(), Some(1)); // one line was not an address
+    assert_eq!(p.wait().unwrap().code(), Some(1)); // two lines were not addresses
 }
 
 #[test]

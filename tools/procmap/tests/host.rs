@@ -667,6 +667,57 @@ fn bad_pid_is_a_typed_error() {
     }
 }
 
+#[test]
+fn opening_a_process_being_reaped_is_gone() {
+    // Between the lookup of /proc/PID and the open of its maps, the exited process may be
+    // reaped: the open fails with ESRCH instead of ENOENT. Either way it is not there: the
+    // kind must say so, and ESRCH must count as gone, not as a failure. Children exit at
+    // once, a thread reaps each after a delay that varies, and the opens go on until one
+    // fails; over 600 children some opens land in the window (one or two in a hundred on the
+    // host; without ESRCH counted as gone this failed at once).
+    use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+    use std::sync::Arc;
+    let pid = Arc::new(AtomicI32::new(0));
+    let reaper = {
+        let pid = Arc::clone(&pid);
+        std::thread::spawn(move || {
+            for i in 0..600u64 {
+                let p = loop {
+                    match pid.swap(0, SeqCst) {
+                        0 => std::thread::yield_now(),
+                        p => break p,
+                    }
+                };
+                std::thread::sleep(std::time::Duration::from_micros(i * 7 % 50));
+                // SAFETY: waits for our own child, with no status wanted.
+                assert_eq!(unsafe { libc::waitpid(p, std::ptr::null_mut(), 0) }, p);
+            }
+        })
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..600 {
+        // SAFETY: the child only calls _exit(), which is async-signal-safe.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        assert!(child > 0, "fork: {}", std::io::Error::last_os_error());
+        pid.store(child, SeqCst);
+        let e = loop {
+            if let Err(e) = ProcMaps::open(child as u32) {
+                break e;
+            }
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+        assert_eq!(e.is_gone(), e.errno() == Some(libc::ESRCH), "{e}");
+        // An open fails only once the reaper took the child: the next one may come.
+        *seen.entry(e.errno()).or_insert(0) += 1;
+    }
+    reaper.join().unwrap();
+    eprintln!("errors of the opens that failed: {seen:?}");
+}
+
 /// The backends this kernel has, each on its own handle of `pid`'s maps.
 fn every_backend(pid: libc::pid_t) -> Vec<ProcMaps> {
     let mut all = vec![open_with(pid, Backend::Text)];
@@ -708,6 +759,9 @@ fn assert_gone(maps: ProcMaps) {
         maps.resolve(&addrs, Query::new().name(true)).map(drop),
         "resolve",
     );
+    // No addresses: nothing to answer wrongly, and the same on every backend.
+    let none = maps.resolve(&[], Query::new()).expect("no addresses");
+    assert!(none.vmas.is_empty() && none.addrs.is_empty(), "{b:?}");
     let mut cache = VmaCache::new(maps, Query::new()).unwrap();
     assert_eq!(cache.freshness(), Freshness::Gone, "{b:?}");
     assert!(cache.vmas().is_empty());

@@ -333,13 +333,15 @@ fn answer(
         match a {
             Some(a) => p.one(out, *a)?,
             None => {
-                for line in io::stdin().lock().lines() {
+                // Lines as bytes: one that is not UTF-8 is answered as invalid, as any
+                // other line that is not an address, and the rest are still answered.
+                for line in io::stdin().lock().split(b'\n') {
                     let line = line?;
-                    let s = line.trim();
+                    let s = line.trim_ascii();
                     if s.is_empty() {
                         continue;
                     }
-                    match parse_addr(s) {
+                    match std::str::from_utf8(s).ok().and_then(parse_addr) {
                         Some(a) => p.one(out, a)?,
                         None => {
                             ok = false;
@@ -347,10 +349,11 @@ fn answer(
                                 writeln!(
                                     out,
                                     "{{\"input\":{},\"error\":\"not a hex address\"}}",
-                                    json_str(s.as_bytes())
+                                    json_str(s)
                                 )?;
                             } else {
-                                writeln!(out, "{s} invalid")?;
+                                out.write_all(s)?;
+                                writeln!(out, " invalid")?;
                             }
                         }
                     }
