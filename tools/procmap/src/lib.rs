@@ -546,17 +546,24 @@ impl Options {
     /// The maps of a thread of process `pid` other than its main one, with an address space:
     /// the process's, when its main thread exited (`pthread_exit()` in `main()`) and others
     /// run on. `/proc/<pid>/maps` is the main thread's, which has none left; a thread's maps
-    /// show the address space it shares with the rest of the process.
+    /// show the address space it shares with the rest of the process. The threads there
+    /// were before it was opened are kept, for reads of the text after its thread exits.
     fn open_live_thread(&self, pid: u32) -> Option<ProcMaps> {
         let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-        tasks.flatten().find_map(|task| {
-            let tid: u32 = task.file_name().to_str()?.parse().ok()?;
-            if tid == pid {
-                return None;
-            }
-            let maps = self.open_path(&task.path().join("maps")).ok()?;
+        let threads: Vec<(u32, u64)> = tasks
+            .flatten()
+            .filter_map(|task| {
+                let tid: u32 = task.file_name().to_str()?.parse().ok()?;
+                (tid != pid).then_some((tid, thread_start(pid, tid)?))
+            })
+            .collect();
+        let mut maps = threads.iter().find_map(|&(tid, _)| {
+            let path = format!("/proc/{pid}/task/{tid}/maps");
+            let maps = self.open_path(path.as_ref()).ok()?;
             maps.has_address_space().then_some(maps)
-        })
+        })?;
+        maps.threads = Some(Threads { pid, threads });
+        Some(maps)
     }
     /// Opens `/proc/self/maps`; if the main thread exited (`pthread_exit()` in `main()`),
     /// the calling thread's `/proc/thread-self/maps` instead, which shows the same address
@@ -585,7 +592,8 @@ impl Options {
             backend: AtomicU8::new(Backend::Ioctl as u8),
             ext: AtomicU8::new(EXT_UNKNOWN),
             mm_at_open: None,
-            text_read: Mutex::new(()),
+            threads: None,
+            text_read: Mutex::new(None),
             #[cfg(test)]
             reads: Default::default(),
         };
@@ -600,6 +608,40 @@ impl Options {
         maps.backend.store(backend as u8, Ordering::Relaxed);
         maps
     }
+}
+
+/// The threads of a process whose maps were opened through one of them (see
+/// [`ProcMaps::open`]), as they were before that open.
+#[derive(Debug)]
+struct Threads {
+    pid: u32,
+    /// Thread ID and start time (in clock ticks after boot) of each.
+    threads: Vec<(u32, u64)>,
+}
+
+impl Threads {
+    /// The maps of the first of the threads from index `from` on that still runs, and its
+    /// index: opened, then checked to be the same thread (a thread ID is not reused while its
+    /// thread lives). None if none is left.
+    fn open_another(&self, from: usize) -> Option<(usize, File)> {
+        let mut rest = self.threads.iter().enumerate().skip(from);
+        rest.find_map(|(i, &(tid, start))| {
+            let file = File::open(format!("/proc/{}/task/{tid}/maps", self.pid)).ok()?;
+            (thread_start(self.pid, tid)? == start).then_some((i, file))
+        })
+    }
+}
+
+/// The start time of thread `tid` of process `pid` (field 22 of its `stat`), if it runs.
+fn thread_start(pid: u32, tid: u32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    // After the command name, which may hold anything but ends with the last ')'.
+    let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
+    let field = rest
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .nth(19)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// Whether the kernel has the extension of `<linux/procmap_query.h>`: not known yet (a
@@ -618,8 +660,12 @@ pub struct ProcMaps {
     ext: AtomicU8,
     /// Whether the probe at the open found an address space (`None`: it could not tell).
     mm_at_open: Option<bool>,
-    /// Held while the text is read: see [`ProcMaps::read_text`].
-    text_read: Mutex<()>,
+    /// The threads of the process, if the file is the maps of one of them (see
+    /// [`ProcMaps::open`]).
+    threads: Option<Threads>,
+    /// Held while the text is read: see [`ProcMaps::read_text`]. The file of another of
+    /// [`ProcMaps::threads`] to read it from, once the thread of `file` exited.
+    text_read: Mutex<Option<File>>,
     /// Reads of the text in progress, and how many started while another was.
     #[cfg(test)]
     reads: (std::sync::atomic::AtomicU32, std::sync::atomic::AtomicU32),
@@ -668,8 +714,11 @@ impl ProcMaps {
     /// one: then the maps of one of the other threads (`/proc/<pid>/task/<tid>/maps`) are
     /// opened instead, which show the same. The ioctls of that file answer for as long as
     /// the address space has users, but its text ends with that thread: reads of the text
-    /// (the text backend, and names longer than `PATH_MAX`) then fail as if the address
-    /// space were gone ([`Error::is_gone`]); open the maps again.
+    /// (the text backend, and names longer than `PATH_MAX`) then go through another of the
+    /// threads there were at the open, while one runs (one that started since might be of
+    /// another program, after an `execve()`). A file opened by path
+    /// ([`Options::open_path`]) has no other threads to turn to: its text reads then fail as
+    /// if the address space were gone ([`Error::is_gone`]).
     ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
@@ -1006,15 +1055,35 @@ impl ProcMaps {
     /// format the text again from the start up to that offset (`traverse()`). Two threads
     /// reading the text chunk by chunk in turn would cost `O(n^2)` for `n` VMAs: 10 s instead
     /// of 0.1 s for 100 000 VMAs.
+    ///
+    /// The text of a thread's maps (see [`ProcMaps::open`]) ends with that thread: then it is
+    /// read from another thread that was there at the open and still runs, if there is one.
+    /// It shares the same address space: an `execve()` would have ended it.
     fn read_text_prefix(&self) -> Result<(text::Snapshot, bool)> {
         let (s, cut) = {
-            let _one = self
+            let mut other = self
                 .text_read
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             #[cfg(test)]
             let _reading = tests::Reading::start(&self.reads);
-            text::read_whole(|buf, off| self.file.read_at(buf, off))?
+            // Each of the other threads is tried once at most: one may be exiting, its maps
+            // then as empty as a gone address space's.
+            let mut from = 0;
+            loop {
+                let file = other.as_ref().unwrap_or(&self.file);
+                let read = text::read_whole(|buf, off| file.read_at(buf, off));
+                if matches!(&read, Err(e) if e.is_gone()) || matches!(read, Ok((_, true))) {
+                    if let Some((i, next)) =
+                        self.threads.as_ref().and_then(|t| t.open_another(from))
+                    {
+                        *other = Some(next);
+                        from = i + 1;
+                        continue;
+                    }
+                }
+                break read?;
+            }
         };
         Ok((text::Snapshot::parse(&s)?, cut))
     }

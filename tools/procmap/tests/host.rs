@@ -810,6 +810,39 @@ fn main_thread_exited_is_read_through_another_thread() {
 }
 
 #[test]
+fn text_of_a_thread_that_exits_is_read_through_another() {
+    // Opened by PID with the main thread gone, the maps are those of one of the other
+    // threads (the first, by ID). When it exits, its text ends with it: the text is then read
+    // through another thread that was there at the open, while one is left; once none is,
+    // the process is gone and so is the text.
+    let (child, tids) = Child::spawn_leader_exited_threads(3);
+    let (last, before) = tids.split_last().unwrap();
+    let want = comparable(text_of(&format!("{}/task/{last}", child.pid)));
+    assert!(!want.is_empty());
+    let text = open_with(child.pid, Backend::Text);
+    // A single query through the ioctl reads the text for a name longer than PATH_MAX, not
+    // here; the text backend reads it for everything.
+    assert_eq!(comparable(walk(&text, Query::new().name(true))), want);
+    for &tid in before {
+        child.end_thread(tid);
+        let vmas = text
+            .iter(Query::new().name(true))
+            .collect::<Result<Vec<_>, _>>();
+        let vmas = vmas.unwrap_or_else(|e| panic!("after thread {tid} exited: {e}"));
+        assert_eq!(comparable(vmas), want, "after thread {tid} exited");
+        let code = want.iter().find(|v| v.perms.exec).expect("code").start;
+        assert!(text.query(code, Query::new()).unwrap().is_some());
+    }
+    child.end_thread(*last);
+    let e = text
+        .iter(Query::new())
+        .next()
+        .expect("an error")
+        .unwrap_err();
+    assert!(e.is_gone(), "{e}");
+}
+
+#[test]
 fn exec_after_the_open_is_an_error() {
     // The maps file stays on the address space it was opened on; after execve() that one
     // has no users. A fresh open sees the new program's.

@@ -325,6 +325,13 @@ impl Child {
     /// a live process whose `/proc/PID/maps` shows no address space. Also the second
     /// thread's id.
     pub fn spawn_leader_exited() -> (Child, libc::pid_t) {
+        let (child, tids) = Child::spawn_leader_exited_threads(1);
+        (child, tids[0])
+    }
+
+    /// As [`Child::spawn_leader_exited`], with `n` threads that wait, in the order of their
+    /// ids; a thread sent `SIGUSR2` (`tgkill()`) exits.
+    pub fn spawn_leader_exited_threads(n: usize) -> (Child, Vec<libc::pid_t>) {
         extern "C" fn wait(fd: *mut libc::c_void) -> *mut libc::c_void {
             // SAFETY: async-signal-safe system calls on valid arguments.
             unsafe {
@@ -335,24 +342,35 @@ impl Child {
                 }
             }
         }
+        extern "C" fn thread_exit(_: libc::c_int) {
+            // SAFETY: ends the calling thread alone, without unwinding.
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+        }
         let mut fds = [0; 2];
         // Close-on-exec: children that other tests' threads start meanwhile must not keep
         // the write end open.
         // SAFETY: `fds` is valid for two ints.
         assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: plain fork; the child starts a thread and its main thread exits.
+        // SAFETY: plain fork; the child starts threads and its main thread exits.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
             // `pthread_create()` after a fork of a multithreaded process is outside what
             // POSIX allows (it allocates), but glibc resets its locks in the child of a fork
             // for this.
-            // SAFETY: `t` is valid to fill; the thread runs `wait` on the pipe's write end.
+            // SAFETY: the handler only exits its thread; `t` is valid to fill; the threads
+            // run `wait` on the pipe's write end.
             unsafe {
-                let mut t: libc::pthread_t = 0;
-                let arg = fds[1] as usize as *mut libc::c_void;
-                if libc::pthread_create(&mut t, std::ptr::null(), wait, arg) != 0 {
-                    libc::_exit(1);
+                libc::signal(
+                    libc::SIGUSR2,
+                    thread_exit as extern "C" fn(libc::c_int) as libc::sighandler_t,
+                );
+                for _ in 0..n {
+                    let mut t: libc::pthread_t = 0;
+                    let arg = fds[1] as usize as *mut libc::c_void;
+                    if libc::pthread_create(&mut t, std::ptr::null(), wait, arg) != 0 {
+                        libc::_exit(1);
+                    }
                 }
                 // The main thread alone exits, without unwinding (as `pthread_exit()` would,
                 // through frames that must not be unwound).
@@ -367,25 +385,44 @@ impl Child {
             cleanup: None,
             answers: None,
         };
-        let mut b = [0u8; 4];
-        // SAFETY: closing our write end (so that a child that died reads as EOF), then `b`
-        // is valid for 4 bytes.
-        let n = unsafe {
-            libc::close(fds[1]);
-            let n = libc::read(fds[0], b.as_mut_ptr().cast(), 4);
-            libc::close(fds[0]);
-            n
-        };
-        assert_eq!(n, 4, "the child's thread did not start");
+        // SAFETY: closing our write end, so that a child that died reads as EOF.
+        unsafe { libc::close(fds[1]) };
+        let mut tids = Vec::new();
+        for _ in 0..n {
+            let mut b = [0u8; 4];
+            // SAFETY: `b` is valid for 4 bytes.
+            let got = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 4) };
+            assert_eq!(got, 4, "a thread of the child did not start");
+            tids.push(libc::pid_t::from_ne_bytes(b));
+        }
+        // SAFETY: closing our read end.
+        unsafe { libc::close(fds[0]) };
+        tids.sort_unstable();
         // Once the main thread is gone, its maps are empty (within 30 s: a slow guest).
         let maps = format!("/proc/{pid}/maps");
         for _ in 0..3000 {
             if std::fs::read(&maps).unwrap().is_empty() {
-                return (child, libc::pid_t::from_ne_bytes(b));
+                return (child, tids);
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!("the main thread of {pid} did not exit");
+    }
+
+    /// Makes thread `tid` of a child of [`Child::spawn_leader_exited_threads`] exit, and waits
+    /// until it is gone.
+    pub fn end_thread(&self, tid: libc::pid_t) {
+        // SAFETY: signalling a thread of our own child, whose handler ends it.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, libc::SIGUSR2) };
+        assert_eq!(r, 0, "tgkill: {}", std::io::Error::last_os_error());
+        let task = format!("/proc/{}/task/{tid}", self.pid);
+        for _ in 0..3000 {
+            if !std::path::Path::new(&task).exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("thread {tid} of {} did not exit", self.pid);
     }
 }
 
