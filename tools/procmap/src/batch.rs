@@ -196,7 +196,7 @@ impl Walk {
     }
 
     /// Makes the walk start again from `at`, with nothing pending.
-    fn restart(&mut self, at: u64) {
+    pub(crate) fn restart(&mut self, at: u64) {
         self.pending.clear();
         self.at = at;
         self.done = false;

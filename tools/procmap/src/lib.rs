@@ -918,9 +918,27 @@ impl ProcMaps {
     /// calls `execve()`), the walk ends with an error for which [`Error::is_gone`] holds, as
     /// it does at once for a process without one (a zombie, a kernel thread).
     pub fn iter(&self, query: Query) -> Vmas<'_> {
+        self.iter_from(0, query)
+    }
+
+    /// As [`ProcMaps::iter`], from the VMA that covers `addr`, or else the first one above it
+    /// (as [`Query::or_next`] finds it): the VMAs that end above `addr`, e.g. those of a
+    /// range of addresses, with `take_while()` on their start.
+    ///
+    /// ```
+    /// # use procmap::{ProcMaps, Query};
+    /// fn f() {}
+    /// let code = f as usize as u64;
+    /// let maps = ProcMaps::open_self()?;
+    /// let mut from_code = maps.iter_from(code, Query::new());
+    /// let first = from_code.next().expect("a VMA")?;
+    /// assert!(first.start <= code && code < first.end);
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn iter_from(&self, addr: u64, query: Query) -> Vmas<'_> {
         Vmas {
             maps: self,
-            next: 0,
+            next: addr,
             query: query.or_next(true),
             done: false,
             mode: Mode::Start,
@@ -1341,7 +1359,11 @@ impl Vmas<'_> {
     fn step(&mut self) -> Result<Option<Vma>> {
         if let Mode::Start = self.mode {
             self.mode = match self.maps.backend() {
-                Backend::Batch => Mode::Batch(batch::Walk::new(self.query)),
+                Backend::Batch => {
+                    let mut walk = batch::Walk::new(self.query);
+                    walk.restart(self.next);
+                    Mode::Batch(walk)
+                }
                 Backend::Ioctl => Mode::Single,
                 Backend::Text => {
                     let (snap, cut) = self.maps.read_text_prefix()?;

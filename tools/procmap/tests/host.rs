@@ -198,6 +198,46 @@ fn many_vmas_batch_walk_equals_single_walk_equals_text() {
     );
 }
 
+#[test]
+fn iter_from_is_the_rest_of_the_walk() {
+    // From an address: the VMAs of the whole walk that end above it, on every backend, with
+    // and without filters and names (a batch walk that starts mid-way resumes its calls
+    // from there: 2 400 VMAs take several).
+    let child = Child::spawn_many(1200);
+    for maps in every_backend(child.pid) {
+        let b = maps.backend();
+        for q in [
+            Query::new(),
+            Query::new().name(true),
+            Query::new().writable(true).executable(true).any_perm(true),
+        ] {
+            let all = walk(&maps, q);
+            assert!(all.len() > 100, "{b:?}: {} VMAs", all.len());
+            let picks = [
+                0,
+                1,
+                all.len() / 3,
+                all.len() / 2,
+                all.len() - 2,
+                all.len() - 1,
+            ];
+            let mut addrs = vec![0, u64::MAX];
+            for &i in &picks {
+                let v = &all[i];
+                addrs.extend([v.start, v.start.wrapping_sub(1), v.end - 1, v.end]);
+            }
+            for a in addrs {
+                let from: Vec<Vma> = maps
+                    .iter_from(a, q)
+                    .collect::<Result<_, _>>()
+                    .unwrap_or_else(|e| panic!("{b:?} from {a:#x}: {e}"));
+                let want: Vec<&Vma> = all.iter().filter(|v| v.end > a).collect();
+                assert_eq!(from.iter().collect::<Vec<_>>(), want, "{b:?} from {a:#x}");
+            }
+        }
+    }
+}
+
 /// The filters of `q`, applied to a VMA of the text: file-backed (a non-zero inode), and the
 /// permissions (all of them, or any with two or more in any-of).
 fn filter_by_hand(v: &Vma, q: Query) -> bool {
