@@ -554,7 +554,10 @@ impl Options {
             .flatten()
             .filter_map(|task| {
                 let tid: u32 = task.file_name().to_str()?.parse().ok()?;
-                (tid != pid).then_some((tid, thread_start(pid, tid)?))
+                if tid == pid {
+                    return None;
+                }
+                Some((tid, thread_start(pid, tid)?))
             })
             .collect();
         let mut maps = threads.iter().find_map(|&(tid, _)| {
