@@ -331,13 +331,16 @@ impl Batch {
         }
     }
 
-    /// What to do with a VMA whose name does not fit.
-    fn name_too_long(&self) -> Result<Pass> {
+    /// What to do with a VMA whose name does not fit; `answers`: the addresses a lookup's pass
+    /// answered before it.
+    fn name_too_long(&self, answers: usize) -> Result<Pass> {
         if !self.recs.is_empty() {
             // Copy out, then try again with an empty stage.
             Ok(Pass::Full)
-        } else if self.written != 0 {
-            // The user's buffer is full: the next call goes on from this VMA.
+        } else if self.written != 0 || self.answered != 0 || answers != 0 {
+            // The user's buffer is full, or a lookup answered addresses before this one (with
+            // no VMA, or one filtered out): the call returns what it has, and the next one
+            // starts with this VMA (lookup: this address, so its caller knows which failed).
             Ok(Pass::Stop)
         } else {
             // It does not fit an empty buffer: as `PROCMAP_QUERY` would.
@@ -418,7 +421,7 @@ impl Batch {
     /// One VMA of a walk; returns how the pass ends, if it does.
     fn walk_step(&mut self, vma: &VmaRef) -> Result<Option<Pass>> {
         match self.take(vma)? {
-            Take::NoRoom => Ok(Some(self.name_too_long()?)),
+            Take::NoRoom => Ok(Some(self.name_too_long(0)?)),
             Take::Taken | Take::Filtered => {
                 // Below `MAX_VMAS`: `room()` said so.
                 self.examined = self.examined.saturating_add(1);
@@ -533,7 +536,7 @@ impl Batch {
                             Found::NoRoom => {
                                 // Examined again, and counted then (as a walk does).
                                 self.examined = self.examined.saturating_sub(1);
-                                return self.name_too_long();
+                                return self.name_too_long(answers.len());
                             }
                         };
                         if !self.sorted && self.index.len() >= UNSORTED_RECORDS {

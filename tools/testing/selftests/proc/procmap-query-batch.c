@@ -1469,16 +1469,20 @@ TEST_F_TIMEOUT(slow, walk_examines_at_most_max_vmas, 900)
 /*
  * A name longer than PATH_MAX: PROCMAP_QUERY fails with ENAMETOOLONG, from C
  * and from Rust, and so does a batch that reaches its VMA, however large its
- * names buffer.
+ * names buffer. A lookup that answered addresses before it (unmapped ones,
+ * in the same pass or in an earlier one) returns those, and the next call
+ * fails at its first address.
  */
 TEST(name_longer_than_path_max)
 {
 	static struct procmap_batch_vma recs[4];
 	static char names[4 * 4096];
+	static uint64_t addrs[300];
+	static uint32_t idx[300];
 	char comp[251], cwd[256], root[] = "/tmp/pqn-XXXXXX";
 	struct procmap_batch b;
 	struct answer a;
-	int fd, depth, impl;
+	int fd, depth, impl, i, n;
 	char *p;
 
 	ASSERT_TRUE(getcwd(cwd, sizeof(cwd)) != NULL);
@@ -1511,6 +1515,43 @@ TEST(name_longer_than_path_max)
 	ASSERT_EQ(0, batch(fd, &b));
 	ASSERT_LE(1, b.vma_count);
 	EXPECT_EQ(ptr_to_u64(p), recs[0].vma_start);
+	/*
+	 * Lookups: n - 2 unmapped addresses (page 0), then two in the VMA; 1
+	 * and 298 before it (answered in the pass that meets it, and in one
+	 * before, which a pass of 256 addresses makes).
+	 */
+	for (n = 3; n <= 300; n += 297) {
+		for (i = 0; i < n - 2; i++)
+			addrs[i] = i;
+		addrs[n - 2] = ptr_to_u64(p);
+		addrs[n - 1] = ptr_to_u64(p) + 1;
+		memset(idx, 0xa5, sizeof(idx));
+		init_lookup(&b, addrs, idx, n, recs, 4);
+		b.names = ptr_to_u64(names);
+		b.names_size = sizeof(names);
+		ASSERT_EQ(0, batch(fd, &b));
+		EXPECT_EQ(n - 2, b.addr_count);
+		EXPECT_EQ(0, b.vma_count);
+		EXPECT_EQ(0, b.names_size);
+		EXPECT_EQ(0, b.out_flags);
+		for (i = 0; i < n - 2; i++)
+			EXPECT_EQ(NO_VMA, idx[i]);
+		EXPECT_EQ(0xa5a5a5a5, idx[n - 2]);
+		/* The next call, from the address in it, fails at once. */
+		init_lookup(&b, addrs + n - 2, idx, 2, recs, 4);
+		b.names = ptr_to_u64(names);
+		b.names_size = sizeof(names);
+		EXPECT_EQ(ENAMETOOLONG, batch(fd, &b));
+		/* Without names, both are answered with its record. */
+		init_lookup(&b, addrs + n - 2, idx, 2, recs, 4);
+		ASSERT_EQ(0, batch(fd, &b));
+		EXPECT_EQ(2, b.addr_count);
+		EXPECT_EQ(1, b.vma_count);
+		EXPECT_EQ(PROCMAP_BATCH_DONE, b.out_flags);
+		EXPECT_EQ(ptr_to_u64(p), recs[0].vma_start);
+		EXPECT_EQ(0, idx[0]);
+		EXPECT_EQ(0, idx[1]);
+	}
 	close(fd);
 	munmap(p, PAGE);
 	EXPECT_EQ(0, unlink("f"));
