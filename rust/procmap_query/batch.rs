@@ -517,9 +517,10 @@ impl Batch {
             } else {
                 let answer = match self.reported(addr) {
                     Some(index) => {
-                        // Back to an earlier record: the addresses are out of order, and
-                        // repeat. From now on, remember pages.
-                        if self.pages.is_empty() {
+                        // Back to an earlier record than the last: the addresses are out of
+                        // order, and repeat. From now on, remember pages. (The last record
+                        // is where the first address of a pass of ascending ones may be.)
+                        if self.pages.is_empty() && index as usize + 1 != self.index.len() {
                             self.pages = page_cache(count.saturating_sub(answers.len()));
                         }
                         index
