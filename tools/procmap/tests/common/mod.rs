@@ -398,15 +398,12 @@ impl Child {
         // SAFETY: closing our read end.
         unsafe { libc::close(fds[0]) };
         tids.sort_unstable();
-        // Once the main thread is gone, its maps are empty (within 30 s: a slow guest).
+        // Once the main thread is gone, its maps are empty.
         let maps = format!("/proc/{pid}/maps");
-        for _ in 0..3000 {
-            if std::fs::read(&maps).unwrap().is_empty() {
-                return (child, tids);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        panic!("the main thread of {pid} did not exit");
+        wait_until(&format!("the main thread of {pid} exits"), || {
+            std::fs::read(&maps).unwrap().is_empty()
+        });
+        (child, tids)
     }
 
     /// Makes thread `tid` of a child of [`Child::spawn_leader_exited_threads`] exit, and waits
@@ -416,14 +413,22 @@ impl Child {
         let r = unsafe { libc::syscall(libc::SYS_tgkill, self.pid, tid, libc::SIGUSR2) };
         assert_eq!(r, 0, "tgkill: {}", std::io::Error::last_os_error());
         let task = format!("/proc/{}/task/{tid}", self.pid);
-        for _ in 0..3000 {
-            if !std::path::Path::new(&task).exists() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        panic!("thread {tid} of {} did not exit", self.pid);
+        wait_until(&format!("thread {tid} of {} exits", self.pid), || {
+            !std::path::Path::new(&task).exists()
+        });
     }
+}
+
+/// Polls `done` every 10 ms until it holds; panics after 30 s (a slow guest) that `what`
+/// did not happen.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("waited 30 s in vain until {what}");
 }
 
 /// Where the child of [`Child::spawn_mapping_on_signal`] writes the address it mapped.
