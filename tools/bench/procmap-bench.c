@@ -799,6 +799,57 @@ static void batch_contention(void)
 		munmap(p, (want / 2) * 2 * PAGE);
 }
 
+/*
+ * For tools/bench/profile/run: about @vmas VMAs, then @n runs of @what (a
+ * full walk: "batch", "batch-none" (filtered to report none), "single" (C:
+ * the module unloaded), "single-rust", "text"; or "lookup": the seed
+ * workload's batch lookup, its addresses sorted as row 7 does, or
+ * "lookup-unsorted"). The instructions of each kernel function are
+ * counted by the TCG plugin: the difference between two boots with
+ * different @n is the cost of the extra runs.
+ */
+static int profile(const char *what, long vmas, long n)
+{
+	static struct text_vma tv[300000];
+	static uint64_t addrs[3244];
+	static uint32_t idx[3244];
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+	long base, got = 0, more = 0;
+	void *extra;
+
+	if (!f || fprintf(f, "262144\n") < 0 || fclose(f))
+		return 1;
+	if (!strncmp(what, "lookup", 6)) {
+		if (seed_workload(tv, addrs, &extra, &more) <= 0)
+			return 1;
+		if (!strcmp(what, "lookup"))
+			qsort(addrs, 3244, sizeof(*addrs), cmp_u64);
+	} else {
+		base = parse_text(tv, 300000);
+		if (vmas > base)
+			make_vmas(vmas - base);
+	}
+	use_rust(strcmp(what, "single") != 0);
+	for (long i = 0; i < n; i++) {
+		if (!strcmp(what, "batch"))
+			got = walk_batch(0);
+		else if (!strcmp(what, "batch-none"))
+			got = walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA);
+		else if (!strcmp(what, "single") || !strcmp(what, "single-rust"))
+			got = walk_single(0);
+		else if (!strcmp(what, "text"))
+			got = walk_text();
+		else if (!strncmp(what, "lookup", 6))
+			got = lookup_batch(addrs, 3244, idx);
+		else
+			return 2;
+		if (got < 0)
+			return 1;
+	}
+	printf("profile: %s x %ld: %ld each\n", what, n, got);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct utsname u;
@@ -809,6 +860,8 @@ int main(int argc, char **argv)
 		return 1;
 	printf("kernel %s, %ld CPUs\n\n", u.release, sysconf(_SC_NPROCESSORS_ONLN));
 	builtin = argc > 1 && !strcmp(argv[1], "costs-builtin");
+	if (argc == 5 && !strcmp(argv[1], "profile"))
+		return profile(argv[2], atol(argv[3]), atol(argv[4]));
 	if (argc > 1 && !strcmp(argv[1], "contention"))
 		contention();
 	else if (argc > 1 && !strcmp(argv[1], "batch"))
