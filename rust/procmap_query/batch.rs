@@ -26,7 +26,7 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::{args, facts, file_fields, lock_covering_or_next, matching, user_ptr};
+use crate::{args, file_fields, lock_covering_or_next, matching, user_ptr};
 
 /// The VMAs one pass examines, and the records it stages (22 KiB), before it unlocks and copies
 /// them out; the addresses of a lookup it reads at once.
@@ -154,16 +154,11 @@ enum Found {
     NoRoom,
 }
 
-/// Whether `vma` passes the filters of `query_flags`.
-fn passes(vma: &VmaRef, query_flags: u64) -> bool {
-    matching::passes(&facts(vma), query_flags)
-}
-
 /// One call's state.
 struct Batch {
     lookup: bool,
     build_id: bool,
-    query_flags: u64,
+    filter: matching::Filter,
     /// Room for records, and their user address and size.
     vma_count: usize,
     vmas: u64,
@@ -178,9 +173,13 @@ struct Batch {
 
     /// Walk: the end of the last VMA examined (where the next call resumes).
     at: usize,
-    /// VMAs examined so far (the work bound), and when this pass began.
+    /// VMAs examined so far (the work bound).
     examined: usize,
-    pass_start: usize,
+    /// What this pass may still do, set when it begins (see [`Batch::room`]): stage records
+    /// while there are fewer than `stage_limit`, examine VMAs while `examined` is below
+    /// `examine_limit`.
+    stage_limit: usize,
+    examine_limit: usize,
     /// Records, name bytes and addresses already copied out.
     written: usize,
     names_used: usize,
@@ -231,7 +230,7 @@ impl Batch {
         Ok(Self {
             lookup,
             build_id,
-            query_flags: req.query_flags,
+            filter: matching::Filter::new(req.query_flags),
             vma_count,
             vmas: req.vmas,
             vma_size: req.vma_size as usize,
@@ -242,7 +241,8 @@ impl Batch {
             addr_count,
             at: req.addr as usize,
             examined: 0,
-            pass_start: 0,
+            stage_limit: 0,
+            examine_limit: 0,
             written: 0,
             names_used: 0,
             answered: 0,
@@ -282,7 +282,13 @@ impl Batch {
                 req.gen_start = generation(user.mmap_lock_seq());
                 first = false;
             }
-            self.pass_start = self.examined;
+            // The stage is empty: what it holds, and what the call may still report and
+            // examine. `room()` compares with these, for each VMA.
+            self.stage_limit = self
+                .recs
+                .capacity()
+                .min(self.vma_count.saturating_sub(self.written));
+            self.examine_limit = self.examined.saturating_add(CHUNK).min(batch::MAX_VMAS);
             let pass = if self.lookup {
                 self.lookup_pass(&user)
             } else {
@@ -314,11 +320,13 @@ impl Batch {
             && self.examined < batch::MAX_VMAS
     }
 
-    /// Whether this pass may stage one more record and examine one more VMA, and the call too.
+    /// Whether this pass may stage one more record and examine one more VMA, and the call too:
+    /// its stage is not full, it examined fewer than [`CHUNK`] VMAs, and the call may report
+    /// another record and examine another VMA ([`Batch::call_room`]). `written` changes only
+    /// between passes, so this is decided against limits set when the pass began.
+    #[inline]
     fn room(&self) -> bool {
-        self.recs.len() < self.recs.capacity()
-            && self.examined.saturating_sub(self.pass_start) < CHUNK
-            && self.call_room()
+        self.recs.len() < self.stage_limit && self.examined < self.examine_limit
     }
 
     /// What to do when [`Batch::room`] says no: a full stage is copied out and the call goes
@@ -349,11 +357,27 @@ impl Batch {
     }
 
     /// Stages the record of `vma`, which is locked, if it passes the filters.
+    ///
+    /// Inlined into the loops of walks and lookups, whose registers it shares (called, it
+    /// saved and restored six of them per VMA); a record with a name or a build ID is finished
+    /// out of line, by [`Batch::take_named`].
+    #[inline(always)]
     fn take(&mut self, vma: &VmaRef) -> Result<Take> {
-        if !passes(vma, self.query_flags) {
+        if !self.filter.passes(vma.file().is_some(), vma.flags()) {
             return Ok(Take::Filtered);
         }
-        let mut rec = record(vma);
+        let rec = record(vma);
+        if self.arena.is_some() || self.build_id {
+            return self.take_named(vma, rec);
+        }
+        self.recs.push_within_capacity(rec).map_err(|_| ENOMEM)?;
+        Ok(Take::Taken)
+    }
+
+    /// Stages `rec`, the record of `vma` (locked), with its name and the file of its build ID
+    /// as the call asks.
+    #[inline(never)]
+    fn take_named(&mut self, vma: &VmaRef, mut rec: ProcmapBatchVma) -> Result<Take> {
         if let Some(arena) = self.arena.as_mut() {
             if let Some(name) = proc_maps::vma_name(vma)? {
                 // What is left of the user's buffer (the names written and staged are in it),
@@ -418,7 +442,8 @@ impl Batch {
         }
     }
 
-    /// One VMA of a walk; returns how the pass ends, if it does.
+    /// One VMA of a walk; returns how the pass ends, if it does. Inlined into the loop.
+    #[inline(always)]
     fn walk_step(&mut self, vma: &VmaRef) -> Result<Option<Pass>> {
         match self.take(vma)? {
             Take::NoRoom => Ok(Some(self.name_too_long(0)?)),

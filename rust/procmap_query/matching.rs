@@ -54,24 +54,49 @@ pub(crate) fn required_vm_flags(query_flags: u64) -> vm_flags_t {
     perm
 }
 
-/// Whether a VMA with `vm_flags` passes the permission filter of `query_flags`: it has all the
-/// permission bits asked for, or any of them with `VMA_PERM_ANY` (which requires at least one).
-#[inline]
-pub(crate) fn perm_match(vm_flags: vm_flags_t, query_flags: u64) -> bool {
-    let perm = required_vm_flags(query_flags);
-    let have = vm_flags & perm;
-    if query_flags & flags::VMA_PERM_ANY == 0 {
-        have == perm
-    } else {
-        have != 0
+/// The filters of `query_flags`, decoded once (a batch applies them to every VMA it examines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Filter {
+    /// `FILE_BACKED_VMA`: only VMAs with a file.
+    file_backed: bool,
+    /// The `vm_flags` of the permission filter ([`required_vm_flags`]).
+    perm: vm_flags_t,
+    /// `VMA_PERM_ANY`: any of `perm` (at least one), instead of all of them.
+    any: bool,
+}
+
+impl Filter {
+    /// Decodes the filters of `query_flags`.
+    #[inline]
+    pub(crate) fn new(query_flags: u64) -> Self {
+        Self {
+            file_backed: query_flags & flags::FILE_BACKED_VMA != 0,
+            perm: required_vm_flags(query_flags),
+            any: query_flags & flags::VMA_PERM_ANY != 0,
+        }
+    }
+
+    /// Whether a VMA with `vm_flags`, file-backed or not, passes: it has a file if that is
+    /// asked for, and all the permission bits asked for, or any of them with `VMA_PERM_ANY`
+    /// (which requires at least one).
+    #[inline]
+    pub(crate) fn passes(&self, file_backed: bool, vm_flags: vm_flags_t) -> bool {
+        if self.file_backed && !file_backed {
+            return false;
+        }
+        let have = vm_flags & self.perm;
+        if self.any {
+            have != 0
+        } else {
+            have == self.perm
+        }
     }
 }
 
 /// Whether `vma` passes the filters of `query_flags`: file-backed, and the permissions.
 #[inline]
 pub(crate) fn passes(vma: &VmaFacts, query_flags: u64) -> bool {
-    (query_flags & flags::FILE_BACKED_VMA == 0 || vma.file_backed)
-        && perm_match(vma.flags, query_flags)
+    Filter::new(query_flags).passes(vma.file_backed, vma.flags)
 }
 
 /// Decides about `vma`, the first VMA that ends above `addr`.
