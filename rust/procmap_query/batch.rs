@@ -43,9 +43,10 @@ const LOOKUP_STAGE: usize = 4096 / size_of::<ProcmapBatchVma>();
 /// charge buffers sized by their caller.
 const GFP: kernel::alloc::Flags = GFP_KERNEL_ACCOUNT;
 
-/// The most records a lookup call holds once they are out of address order, when it searches
-/// them one by one for each address its caches do not answer: the call ends there, to bound
-/// its work. Ascending addresses, whose records are searched by bisection, are not limited.
+/// The most records a lookup call holds once they are out of address order: the call ends
+/// there, to bound its work (the rest of the pass in which they went out of order searches them
+/// one by one, later passes keep them sorted in `Batch::order`, an insertion each). Ascending
+/// addresses, whose records are searched by bisection where they are, are not limited.
 const UNSORTED_RECORDS: usize = 256;
 
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
@@ -199,6 +200,11 @@ struct Batch {
     /// (each one's position is its record's index), and whether they are sorted by start.
     index: KVVec<(usize, usize)>,
     sorted: bool,
+    /// Lookup, once its records are out of order: their indices in `index`, sorted by start,
+    /// for a binary search. Made when a pass begins (it allocates), so the rest of the pass in
+    /// which the records went out of order searches them one by one; empty until then, and
+    /// if a record does not fit in it.
+    order: KVec<u32>,
     /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
     /// start and end on page boundaries, so every address of a page has the same answer. Made
     /// once addresses come back to an earlier record: a stack trace repeats the same few
@@ -254,6 +260,7 @@ impl Batch {
             answers: KVec::with_capacity(addr_chunk, GFP)?,
             index: KVVec::new(),
             sorted: true,
+            order: KVec::new(),
             pages: KVec::new(),
         })
     }
@@ -268,6 +275,9 @@ impl Batch {
                     .map_err(|e| if first && !mm.has_users() { ESRCH } else { e })?;
                 self.index
                     .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP)?;
+                if !self.sorted && self.order.is_empty() {
+                    self.order_records()?;
+                }
             }
             // The address space is used only while a pass stages; it is given back before
             // anything may fault.
@@ -482,9 +492,44 @@ impl Batch {
             let i = self.index.partition_point(|&(_, end)| end <= addr);
             // Record indices are `u32`s.
             self.index.get(i).filter(|r| covers(r)).map(|_| i as u32)
+        } else if !self.order.is_empty() {
+            // The last record starting at or below `addr`: the only one that may cover it.
+            let i = self.order.partition_point(|&r| self.start_of(r) <= addr);
+            let r = *self.order.get(i.checked_sub(1)?)?;
+            self.index
+                .get(r as usize)
+                .filter(|rec| covers(rec))
+                .map(|_| r)
         } else {
             self.index.iter().position(covers).map(|i| i as u32)
         }
+    }
+
+    /// The start of record `r` of a lookup (of an index in `order`, which holds no other).
+    #[inline]
+    fn start_of(&self, r: u32) -> usize {
+        self.index
+            .get(r as usize)
+            .map_or(usize::MAX, |&(start, _)| start)
+    }
+
+    /// Makes `order` for the records of a lookup out of order, before a pass: room for as many
+    /// as the call may hold then (it ends at [`UNSORTED_RECORDS`]).
+    fn order_records(&mut self) -> Result {
+        let n = self.index.len();
+        self.order = KVec::with_capacity(n.max(UNSORTED_RECORDS), GFP)?;
+        // Record indices are `u32`s (below `vma_count`).
+        for r in 0..n as u32 {
+            self.insert_order(r)?;
+        }
+        Ok(())
+    }
+
+    /// Puts record `r` of a lookup in `order`, after those starting below it.
+    fn insert_order(&mut self, r: u32) -> Result {
+        let start = self.start_of(r);
+        let at = self.order.partition_point(|&o| self.start_of(o) < start);
+        self.order.insert_within_capacity(at, r).map_err(|_| ENOMEM)
     }
 
     /// The answer the page cache holds for `page`, if any.
@@ -648,6 +693,10 @@ impl Batch {
                 self.index
                     .push_within_capacity((start, end))
                     .map_err(|_| ENOMEM)?;
+                if !self.order.is_empty() && self.insert_order(index).is_err() {
+                    // No room: search one by one from now on.
+                    self.order.clear();
+                }
                 Ok(Found::Record(index))
             }
         }

@@ -1384,6 +1384,65 @@ TEST(unsorted_lookup_ends_at_256_records)
 }
 
 /*
+ * A lookup out of address order, of more addresses than one pass answers
+ * (256), whose VMAs repeat: each address is answered by the record of the
+ * VMA covering it, as the single query finds it, and each VMA is reported
+ * once, in one call (200 VMAs: below the 256 records where such a call
+ * ends). Later passes find the records already reported by a binary search
+ * of them sorted by address.
+ */
+TEST(unsorted_lookup_answers_each_vma_once)
+{
+	static struct procmap_batch_vma recs[1024];
+	static uint64_t addrs[2000];
+	static uint32_t idx[2000];
+	const uint32_t pages = 200, n = ARRAY_SIZE(addrs);
+	unsigned int seed = 7;
+	struct procmap_batch b;
+	struct answer a;
+	uint32_t i, j;
+	char *area;
+	int fd;
+
+	area = mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(area != MAP_FAILED);
+	/* Every other page writable: a VMA per page. */
+	for (i = 1; i < pages; i += 2)
+		ASSERT_EQ(0, mprotect(area + i * PAGE, PAGE, PROT_READ | PROT_WRITE));
+	fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_LE(0, fd);
+	/* Each page once, then pages drawn at random; shuffled. */
+	for (i = 0; i < n; i++) {
+		uint32_t page = i < pages ? i : rand_r(&seed) % pages;
+
+		addrs[i] = ptr_to_u64(area + page * PAGE + rand_r(&seed) % PAGE);
+	}
+	for (i = n - 1; i > 0; i--) {
+		uint64_t t = addrs[i];
+
+		j = rand_r(&seed) % (i + 1);
+		addrs[i] = addrs[j];
+		addrs[j] = t;
+	}
+	init_lookup(&b, addrs, idx, n, recs, ARRAY_SIZE(recs));
+	ASSERT_EQ(0, batch(fd, &b));
+	ASSERT_EQ(n, b.addr_count);
+	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
+	ASSERT_EQ(pages, b.vma_count);
+	for (i = 0; i < b.vma_count; i++)
+		for (j = i + 1; j < b.vma_count; j++)
+			ASSERT_NE(recs[i].vma_start, recs[j].vma_start);
+	for (i = 0; i < n; i++) {
+		ASSERT_LT(idx[i], b.vma_count);
+		ASSERT_EQ(0, single(fd, addrs[i], 0, false, false, &a));
+		ASSERT_EQ(a.rec.vma_start, recs[idx[i]].vma_start);
+		ASSERT_EQ(a.rec.vma_end, recs[idx[i]].vma_end);
+	}
+	close(fd);
+	munmap(area, pages * PAGE);
+}
+
+/*
  * Tests that take long under TCG and need a timeout of their own; what they
  * change outside the process is undone in the teardown, which also runs when
  * an assertion fails: a writer process, vm.max_map_count.
