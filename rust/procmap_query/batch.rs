@@ -376,18 +376,29 @@ impl Batch {
         if !self.filter.passes(vma.file().is_some(), vma.flags()) {
             return Ok(Take::Filtered);
         }
-        let rec = record(vma);
+        self.recs
+            .push_within_capacity(record(vma))
+            .map_err(|_| ENOMEM)?;
         if self.arena.is_some() || self.build_id {
-            return self.take_named(vma, rec);
+            return self.take_named(vma);
         }
-        self.recs.push_within_capacity(rec).map_err(|_| ENOMEM)?;
         Ok(Take::Taken)
     }
 
-    /// Stages `rec`, the record of `vma` (locked), with its name and the file of its build ID
-    /// as the call asks.
+    /// Completes the record just staged for `vma` (locked) with its name and the file of its
+    /// build ID, as the call asks; unless it is [`Take::Taken`] then, the record is taken back.
     #[inline(never)]
-    fn take_named(&mut self, vma: &VmaRef, mut rec: ProcmapBatchVma) -> Result<Take> {
+    fn take_named(&mut self, vma: &VmaRef) -> Result<Take> {
+        let taken = self.name_and_file(vma);
+        if !matches!(taken, Ok(Take::Taken)) {
+            self.recs.pop();
+        }
+        taken
+    }
+
+    /// The name and build ID file of the last record, `vma`'s: see [`Batch::take_named`].
+    #[inline(always)]
+    fn name_and_file(&mut self, vma: &VmaRef) -> Result<Take> {
         if let Some(arena) = self.arena.as_mut() {
             if let Some(name) = proc_maps::vma_name(vma)? {
                 // What is left of the user's buffer (the names written and staged are in it),
@@ -401,6 +412,7 @@ impl Batch {
                     Ok((off, size)) => {
                         // Both within `names_size`, a `u32`.
                         let off = self.names_used.checked_add(off).ok_or(EOVERFLOW)?;
+                        let rec = self.recs.last_mut().ok_or(EINVAL)?;
                         rec.name_off = u32::try_from(off).map_err(|_| EOVERFLOW)?;
                         rec.name_size = u32::try_from(size).map_err(|_| EOVERFLOW)?;
                     }
@@ -414,7 +426,6 @@ impl Batch {
             let file = vma.file().map(ARef::from);
             self.files.push_within_capacity(file).map_err(|_| ENOMEM)?;
         }
-        self.recs.push_within_capacity(rec).map_err(|_| ENOMEM)?;
         Ok(Take::Taken)
     }
 

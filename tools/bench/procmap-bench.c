@@ -801,7 +801,8 @@ static void batch_contention(void)
 
 /*
  * For tools/bench/profile/run: about @vmas VMAs, then @n runs of @what (a
- * full walk: "batch", "batch-none" (filtered to report none), "single" (C:
+ * full walk: "batch", "batch-names" (with names), "batch-none" (filtered
+ * to report none), "single" (C:
  * the module unloaded), "single-rust", "text"; or "lookup": the seed
  * workload's batch lookup, its addresses sorted as row 7 does, or
  * "lookup-unsorted"). The instructions of each kernel function are
@@ -833,6 +834,8 @@ static int profile(const char *what, long vmas, long n)
 	for (long i = 0; i < n; i++) {
 		if (!strcmp(what, "batch"))
 			got = walk_batch(0);
+		else if (!strcmp(what, "batch-names"))
+			got = walk_batch(1);
 		else if (!strcmp(what, "batch-none"))
 			got = walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA);
 		else if (!strcmp(what, "single") || !strcmp(what, "single-rust"))
