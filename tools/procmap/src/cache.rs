@@ -17,10 +17,10 @@ pub enum Freshness {
     /// [`ProcMaps::generation`] gives another value. See [`VmaCache`] for what it can miss.
     Generation(u64),
     /// No generation to check: the kernel lacks the extension, or cannot tell
-    /// (`PROCMAP_GENERATION_UNKNOWN`). [`VmaCache::refresh`] reads the VMAs again every time,
-    /// and [`VmaCache::get`] and [`VmaCache::resolve`] ask the maps instead of the cache,
-    /// unless [`VmaCache::trust_without_generation`] was asked for; then the VMAs are never
-    /// read again, until [`VmaCache::invalidate`].
+    /// (`PROCMAP_GENERATION_UNKNOWN`). What the cache does then is its
+    /// [`UntrackedPolicy`] ([`VmaCache::set_untracked_policy`]): by default
+    /// ([`UntrackedPolicy::Ask`]) [`VmaCache::refresh`] reads the VMAs again every time, and
+    /// [`VmaCache::get`] and [`VmaCache::resolve`] ask the maps instead of the cache.
     Untracked,
     /// The VMAs changed during each of the walks of the last refresh (8 of them): they are
     /// those of the last walk, which may mix VMAs from before and after a change. The next
@@ -32,6 +32,49 @@ pub enum Freshness {
     /// [`Error::is_gone`](crate::Error::is_gone) holds. Open the maps again for the new
     /// program.
     Gone,
+}
+
+/// What a [`VmaCache`] does while it has no generation to check ([`Freshness::Untracked`]:
+/// a kernel without the extension, every released kernel, or one that cannot tell). Set it
+/// with [`VmaCache::set_untracked_policy`]; it changes nothing while there is a generation.
+///
+/// | policy | a lookup that the VMAs as last read answer (a hit) | one they do not (a miss) | [`VmaCache::refresh`] |
+/// |---|---|---|---|
+/// | [`Ask`](UntrackedPolicy::Ask) (default) | asks the maps | asks the maps | reads again |
+/// | [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) | from the cache, no system call | reads again, once, and answers from that | does not read |
+/// | [`Trust`](UntrackedPolicy::Trust) | from the cache | from the cache (`None`) | does not read |
+///
+/// [`VmaCache::invalidate`] makes the next lookup or refresh read again under each of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UntrackedPolicy {
+    /// Each [`VmaCache::get`] and [`VmaCache::resolve`] asks the maps ([`ProcMaps::query`],
+    /// [`ProcMaps::resolve`]): always the VMAs of the moment, at the cost of a system call per
+    /// lookup (one ioctl; on the text backend, kernels before 6.11, a read of the whole text),
+    /// and the cache's VMAs stay as last read. A walk per lookup would cost far more (100
+    /// `get()`s over 4 000 VMAs: 254 ms that way, 71 us asking).
+    #[default]
+    Ask,
+    /// The VMAs as last read answer every lookup they can; a lookup they cannot answer (an
+    /// address that no VMA of the cache covers, or, for [`VmaCache::resolve`], any of the
+    /// addresses) reads them again, once, and answers from that read. At most one walk per
+    /// [`VmaCache::get`] or [`VmaCache::resolve`], none for a hit: [`VmaCache::reads`]
+    /// counts them.
+    ///
+    /// This is what a profiler wants where the kernel has no generation: a sample's address
+    /// in a library mapped since the last read is a miss, and the read finds it. What it gets
+    /// wrong: a VMA that was unmapped and replaced by another over the same addresses (a
+    /// library closed and another opened at the same place, a file mapped `MAP_FIXED` over
+    /// another) is answered as it was until a miss or [`VmaCache::invalidate`] makes it read
+    /// again; so is a VMA whose permissions or offset changed. And each miss costs a walk,
+    /// also for an address that nothing maps (a kernel address in a mixed stack) or that
+    /// the query's filters reject: leave those out, or look them up together in one
+    /// [`VmaCache::resolve`], which reads at most once for all of them.
+    RereadOnMiss,
+    /// The VMAs as last read answer every lookup, however old, until
+    /// [`VmaCache::invalidate`]: for a process known not to change its mappings, or with
+    /// your own invalidation (a timer, an `mmap` event of `perf_event_open()`).
+    Trust,
 }
 
 /// Where a cache reads from: a [`ProcMaps`], or a fake in the tests.
@@ -100,7 +143,7 @@ pub(crate) struct Core {
     query: Query,
     vmas: Vec<Vma>,
     freshness: Freshness,
-    trusted: bool,
+    untracked: UntrackedPolicy,
     /// A refresh must read (after [`VmaCache::invalidate`]).
     stale: bool,
     reads: u64,
@@ -114,7 +157,7 @@ impl Core {
             query: query.or_next(true),
             vmas: Vec::new(),
             freshness: Freshness::Untracked,
-            trusted: false,
+            untracked: UntrackedPolicy::Ask,
             stale: true,
             reads: 0,
             asked: None,
@@ -122,9 +165,43 @@ impl Core {
     }
 
     /// Whether lookups ask the maps rather than read all the VMAs again: no generation to
-    /// tell whether they changed, and not trusted without one.
+    /// tell whether they changed, and [`UntrackedPolicy::Ask`].
     fn asks(&self) -> bool {
-        self.freshness == Freshness::Untracked && !self.trusted && !self.stale
+        self.freshness == Freshness::Untracked
+            && self.untracked == UntrackedPolicy::Ask
+            && !self.stale
+    }
+
+    /// Whether, without a generation, the VMAs as last read are kept by a refresh.
+    fn kept_untracked(&self) -> bool {
+        self.untracked != UntrackedPolicy::Ask
+    }
+
+    /// Refreshes, then, under [`UntrackedPolicy::RereadOnMiss`] without a generation, reads
+    /// again if `hit` says the VMAs do not answer, unless the refresh just read them: at
+    /// most one read more. Then the error of a gone address space.
+    fn refresh_for(&mut self, src: &impl Source, hit: impl Fn(&Self) -> bool) -> Result<()> {
+        let read = self.refresh(src)?;
+        if !read
+            && self.freshness == Freshness::Untracked
+            && self.untracked == UntrackedPolicy::RereadOnMiss
+            && !hit(self)
+        {
+            self.read(src)?;
+        }
+        self.not_gone()
+    }
+
+    /// [`VmaCache::get`] from the snapshot (not [`UntrackedPolicy::Ask`]).
+    pub(crate) fn get(&mut self, src: &impl Source, addr: u64) -> Result<Option<&Vma>> {
+        self.refresh_for(src, |c| c.lookup(addr).is_some())?;
+        Ok(self.lookup(addr))
+    }
+
+    /// [`VmaCache::resolve`] from the snapshot (not [`UntrackedPolicy::Ask`]).
+    pub(crate) fn resolve_fresh(&mut self, src: &impl Source, addrs: &[u64]) -> Result<Resolution> {
+        self.refresh_for(src, |c| addrs.iter().all(|&a| c.lookup(a).is_some()))?;
+        Ok(self.resolve(addrs))
     }
 
     /// Reads again if the generation says so; whether it did.
@@ -136,8 +213,10 @@ impl Core {
         let fresh = !self.stale
             && match (self.freshness, gen) {
                 (Freshness::Generation(had), Gen::Value(now)) => had == now,
-                (Freshness::Untracked, Gen::Absent) => self.trusted,
-                (Freshness::Untracked, Gen::Value(crate::abi::GENERATION_UNKNOWN)) => self.trusted,
+                (Freshness::Untracked, Gen::Absent) => self.kept_untracked(),
+                (Freshness::Untracked, Gen::Value(crate::abi::GENERATION_UNKNOWN)) => {
+                    self.kept_untracked()
+                }
                 _ => false,
             };
         if fresh {
@@ -255,12 +334,13 @@ impl Core {
 /// - the generation differs from the snapshot's (or is odd: a change in progress);
 /// - the cache is [`Freshness::Unstable`], or was [`VmaCache::invalidate`]d;
 /// - there is no generation ([`Freshness::Untracked`]: no extension, a kernel that cannot
-///   tell, or the extension lost when the module was unloaded), unless
-///   [`VmaCache::trust_without_generation`] was asked for: then the VMAs are those of the last
-///   read, however old, until [`VmaCache::invalidate`]. Without a generation (and not
-///   trusted), [`VmaCache::get`] and [`VmaCache::resolve`] do not refresh: they ask the maps
-///   ([`ProcMaps::query`], [`ProcMaps::resolve`]), as a walk for every lookup would cost far
-///   more (100 `get()`s over 4 000 VMAs: 254 ms that way, 71 us asking).
+///   tell, or the extension lost when the module was unloaded), under the default
+///   [`UntrackedPolicy::Ask`]; then [`VmaCache::get`] and [`VmaCache::resolve`] do not
+///   refresh: they ask the maps ([`ProcMaps::query`], [`ProcMaps::resolve`]), as a walk for
+///   every lookup would cost far more (100 `get()`s over 4 000 VMAs: 254 ms that way, 71 us
+///   asking). [`UntrackedPolicy::RereadOnMiss`] answers from the cache and reads again only
+///   for an address it does not hold (see there what that gets wrong), and
+///   [`UntrackedPolicy::Trust`] keeps the VMAs until [`VmaCache::invalidate`].
 ///
 /// With a generation, what a refresh can still miss:
 ///
@@ -298,11 +378,37 @@ impl VmaCache {
         Ok(VmaCache { maps, core })
     }
 
-    /// Without a generation ([`Freshness::Untracked`]), keep the VMAs until
-    /// [`VmaCache::invalidate`] instead of reading them again at every refresh: for a process
-    /// known not to change its mappings, on a kernel without the extension. Off by default.
+    /// What the cache does while it has no generation ([`Freshness::Untracked`]): see
+    /// [`UntrackedPolicy`]. [`UntrackedPolicy::Ask`] by default.
+    ///
+    /// ```
+    /// use procmap::{ProcMaps, Query, UntrackedPolicy, VmaCache};
+    /// fn f() {}
+    /// let mut cache = VmaCache::new(ProcMaps::open_self()?, Query::new())?;
+    /// cache.set_untracked_policy(UntrackedPolicy::RereadOnMiss);
+    /// // Without a generation, a hit is answered from the cache, without a system call; an
+    /// // address that the cache does not hold makes it read the VMAs again, once.
+    /// assert!(cache.get(f as usize as u64)?.is_some());
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn set_untracked_policy(&mut self, policy: UntrackedPolicy) {
+        self.core.untracked = policy;
+    }
+
+    /// The policy set by [`VmaCache::set_untracked_policy`].
+    pub fn untracked_policy(&self) -> UntrackedPolicy {
+        self.core.untracked
+    }
+
+    /// `true` is [`UntrackedPolicy::Trust`], `false` [`UntrackedPolicy::Ask`] (the default),
+    /// whatever the policy was.
+    #[deprecated(note = "use `set_untracked_policy(UntrackedPolicy::Trust)` (or `RereadOnMiss`)")]
     pub fn trust_without_generation(&mut self, on: bool) {
-        self.core.trusted = on;
+        self.set_untracked_policy(if on {
+            UntrackedPolicy::Trust
+        } else {
+            UntrackedPolicy::Ask
+        });
     }
 
     /// Checks the generation (one system call) and reads the VMAs again if they may have
@@ -320,11 +426,12 @@ impl VmaCache {
     /// An error for which [`Error::is_gone`](crate::Error::is_gone) holds once the cache is
     /// [`Freshness::Gone`].
     ///
-    /// Without a generation ([`Freshness::Untracked`], and not
-    /// [`VmaCache::trust_without_generation`]), it asks the maps instead (one query, as
-    /// [`ProcMaps::query`]) and leaves the VMAs as last read: reading all of them again for
-    /// every call would cost a walk where the caller wanted one VMA. [`VmaCache::refresh`]
-    /// still reads them (and finds a generation if the kernel has gained one).
+    /// Without a generation ([`Freshness::Untracked`]), as the [`UntrackedPolicy`] says: by
+    /// default it asks the maps instead (one query, as [`ProcMaps::query`]) and leaves the
+    /// VMAs as last read: reading all of them again for every call would cost a walk where
+    /// the caller wanted one VMA. [`VmaCache::refresh`] still reads them (and finds a
+    /// generation if the kernel has gained one). With [`UntrackedPolicy::RereadOnMiss`], from
+    /// the cache, and an address it does not hold reads the VMAs again, once.
     pub fn get(&mut self, addr: u64) -> Result<Option<&Vma>> {
         if self.core.asks() {
             let q = self.core.query.or_next(false);
@@ -337,9 +444,7 @@ impl VmaCache {
             };
             return Ok(self.core.asked.as_ref());
         }
-        self.refresh()?;
-        self.core.not_gone()?;
-        Ok(self.core.lookup(addr))
+        self.core.get(&self.maps, addr)
     }
 
     /// The VMA covering `addr` in the VMAs as last read, without a refresh: a binary search.
@@ -349,7 +454,9 @@ impl VmaCache {
 
     /// Refreshes, then maps the addresses as [`ProcMaps::resolve`] does, from the cache
     /// (with the same error once the cache is [`Freshness::Gone`]). Without a generation,
-    /// as [`VmaCache::get`]: [`ProcMaps::resolve`] on the maps.
+    /// as [`VmaCache::get`]: by default [`ProcMaps::resolve`] on the maps; with
+    /// [`UntrackedPolicy::RereadOnMiss`], from the cache, read again once if any of the
+    /// addresses is not in it.
     pub fn resolve(&mut self, addrs: &[u64]) -> Result<Resolution> {
         if self.core.asks() {
             return match self.maps.resolve(addrs, self.core.query) {
@@ -360,9 +467,7 @@ impl VmaCache {
                 r => r,
             };
         }
-        self.refresh()?;
-        self.core.not_gone()?;
-        Ok(self.core.resolve(addrs))
+        self.core.resolve_fresh(&self.maps, addrs)
     }
 
     /// The VMAs as last read, in address order.
@@ -376,7 +481,8 @@ impl VmaCache {
     }
 
     /// How many walks of the VMAs the cache has made (a refresh that found the generation
-    /// unchanged makes none).
+    /// unchanged makes none, nor does a lookup answered from the cache; a miss under
+    /// [`UntrackedPolicy::RereadOnMiss`] makes one).
     pub fn reads(&self) -> u64 {
         self.core.reads
     }
@@ -523,7 +629,7 @@ mod tests {
         // A kernel that cannot tell is the same.
         f.gen(Gen::Value(u64::MAX)).walk(Seen::Untracked);
         assert!(c.refresh(&f).unwrap());
-        c.trusted = true;
+        c.untracked = UntrackedPolicy::Trust;
         f.gen(Gen::Absent).gen(Gen::Value(u64::MAX));
         assert!(!c.refresh(&f).unwrap());
         assert!(!c.refresh(&f).unwrap());
@@ -537,6 +643,85 @@ mod tests {
         assert!(!c.refresh(&f).unwrap());
         assert_eq!(c.freshness, Freshness::Generation(2));
         used_up(&f);
+    }
+
+    #[test]
+    fn reread_on_miss_walks_once_per_miss_and_never_for_a_hit() {
+        let f = Fake::new(vec![vma(0x1000, 0x2000), vma(0x5000, 0x6000)]);
+        let mut c = Core::new(Query::new());
+        c.untracked = UntrackedPolicy::RereadOnMiss;
+        f.walk(Seen::Untracked);
+        c.read(&f).unwrap();
+        assert_eq!((c.freshness, c.reads), (Freshness::Untracked, 1));
+        // Hits: no walk, and a refresh keeps the VMAs too.
+        for a in [0x1000, 0x1fff, 0x5800] {
+            f.gen(Gen::Absent);
+            assert!(c.get(&f, a).unwrap().is_some_and(|v| v.contains(a)));
+        }
+        f.gen(Gen::Absent);
+        assert!(!c.refresh(&f).unwrap());
+        assert_eq!((c.reads, f.walked.get()), (1, 1));
+        // A page mapped since: a miss, one walk, answered from it; then a hit.
+        f.vmas.borrow_mut().push(vma(0x8000, 0x9000));
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(c.get(&f, 0x8010).unwrap().map(|v| v.start), Some(0x8000));
+        assert_eq!((c.reads, f.walked.get()), (2, 2));
+        f.gen(Gen::Absent);
+        assert!(c.get(&f, 0x8010).unwrap().is_some());
+        assert_eq!(c.reads, 2);
+        // An address nothing maps: one walk per get(), not more, and the answer is None.
+        for n in 3..5 {
+            f.gen(Gen::Absent).walk(Seen::Untracked);
+            assert_eq!(c.get(&f, 0x3000).unwrap(), None);
+            assert_eq!(c.reads, n);
+        }
+        // resolve(): hits only, no walk; with misses (several), one walk for all.
+        f.gen(Gen::Absent);
+        let r = c.resolve_fresh(&f, &[0x1000, 0x5000, 0x8000]).unwrap();
+        assert_eq!((r.vmas.len(), c.reads), (3, 4));
+        f.vmas.borrow_mut().push(vma(0xa000, 0xb000));
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        let r = c.resolve_fresh(&f, &[0xa000, 0x1000, 0x3000, 0xa800, 0xf000]);
+        let r = r.unwrap();
+        assert_eq!(
+            r.vmas.iter().map(|v| v.start).collect::<Vec<_>>(),
+            [0x1000, 0xa000]
+        );
+        assert_eq!(r.addrs.iter().flatten().count(), 3);
+        assert_eq!(c.reads, 5);
+        // The trade-off: a VMA replaced over the same range is answered as it was.
+        f.vmas.borrow_mut()[0].inode = 99;
+        f.gen(Gen::Absent);
+        assert_eq!(c.get(&f, 0x1000).unwrap().map(|v| v.inode), Some(1));
+        // ...until a miss or invalidate() reads again.
+        c.stale = true;
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(c.get(&f, 0x1000).unwrap().map(|v| v.inode), Some(99));
+        assert_eq!(c.reads, 6);
+        // A miss read at the refresh already (invalidated): not a second walk.
+        c.stale = true;
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(c.get(&f, 0x3000).unwrap(), None);
+        assert_eq!(c.reads, 7);
+        // With a generation, the policy changes nothing: a miss at an unchanged
+        // generation is an answer, not a walk.
+        f.gen(Gen::Value(2)).walk(Seen::At(2)).gen(Gen::Value(2));
+        assert_eq!(c.get(&f, 0x3000).unwrap(), None);
+        assert_eq!(c.get(&f, 0x3000).unwrap(), None);
+        assert_eq!((c.freshness, c.reads), (Freshness::Generation(2), 8));
+        used_up(&f);
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn trust_without_generation_still_sets_the_policy() {
+        let mut c = VmaCache::new(ProcMaps::open_self().unwrap(), Query::new()).unwrap();
+        assert_eq!(c.untracked_policy(), UntrackedPolicy::Ask);
+        c.trust_without_generation(true);
+        assert_eq!(c.untracked_policy(), UntrackedPolicy::Trust);
+        c.set_untracked_policy(UntrackedPolicy::RereadOnMiss);
+        c.trust_without_generation(false);
+        assert_eq!(c.untracked_policy(), UntrackedPolicy::Ask);
     }
 
     #[test]

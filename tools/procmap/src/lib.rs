@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-pub use cache::{Freshness, VmaCache};
+pub use cache::{Freshness, UntrackedPolicy, VmaCache};
 pub use text::parse_maps;
 
 /// The generation ([`ProcMaps::generation`]) of a kernel that cannot tell whether VMAs changed

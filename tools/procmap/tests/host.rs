@@ -10,7 +10,9 @@
 //! check the fallback (single queries, any-of and the cache emulated in user space) and say
 //! which part they skipped; PROCMAP_REQUIRE_BATCH makes the absence a failure.
 
-use procmap::{parse_maps, Backend, Freshness, Options, Perms, ProcMaps, Query, Vma, VmaCache};
+use procmap::{
+    parse_maps, Backend, Freshness, Options, Perms, ProcMaps, Query, UntrackedPolicy, Vma, VmaCache,
+};
 use std::io::Read;
 
 mod common;
@@ -537,7 +539,7 @@ fn cache_reads_again_only_after_a_change() {
         assert_eq!(cache.lookup(asked), None);
         assert_eq!(cache.reads(), 3);
         // ...unless trusted: then stale until invalidated.
-        cache.trust_without_generation(true);
+        cache.set_untracked_policy(UntrackedPolicy::Trust);
         assert!(!cache.refresh().unwrap());
         let new = child.map_more();
         assert_eq!(cache.get(new).unwrap(), None, "trusted, so stale");
@@ -556,6 +558,61 @@ fn cache_reads_again_only_after_a_change() {
         assert_eq!(cache.freshness(), Freshness::Gone);
         assert!(cache.vmas().is_empty());
         assert!(!cache.refresh().unwrap());
+    }
+}
+
+#[test]
+fn cache_without_a_generation_reads_again_on_a_miss_only() {
+    // RereadOnMiss: a hit is answered from the cache, without a walk; an address mapped
+    // since the last read is a miss, which reads once and finds it. On the ioctl and on the
+    // text backend (each a kernel without the extension, as every released one is). With
+    // the extension the policy is moot (the generation decides); the answers are checked.
+    let child = Child::spawn_mapping_on_signal();
+    let mut backends = vec![Backend::Text];
+    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
+        backends.push(Backend::Ioctl);
+    }
+    for backend in backends {
+        let q = Query::new().name(true);
+        let mut cache = VmaCache::new(open_with(child.pid, backend), q).unwrap();
+        cache.set_untracked_policy(UntrackedPolicy::RereadOnMiss);
+        assert_eq!(cache.untracked_policy(), UntrackedPolicy::RereadOnMiss);
+        let untracked = cache.freshness() == Freshness::Untracked;
+        if !untracked {
+            eprintln!("{backend:?}: the kernel has a generation; walk counts not checked");
+        }
+        let reads = |cache: &VmaCache, want: u64| {
+            if untracked {
+                assert_eq!(cache.reads(), want, "{backend:?}");
+            }
+        };
+        let old: Vec<u64> = cache.vmas().iter().map(|v| v.start).collect();
+        assert!(!old.is_empty());
+        // Hits: no walk, and a refresh keeps the VMAs.
+        for &a in &old {
+            assert!(cache.get(a).unwrap().is_some_and(|v| v.contains(a)));
+        }
+        let r = cache.resolve(&old).unwrap();
+        assert_eq!(r.addrs.iter().flatten().count(), old.len());
+        let _ = cache.refresh().unwrap();
+        reads(&cache, 1);
+        // A page mapped since: a miss, exactly one walk, and the answer is there.
+        let new = child.map_more();
+        let got = cache.get(new).unwrap().cloned();
+        assert!(got.is_some_and(|v| v.contains(new)), "{backend:?}");
+        reads(&cache, 2);
+        assert_eq!(cache.vmas(), walk(cache.maps(), q), "{backend:?}");
+        // Now a hit.
+        assert!(cache.get(new).unwrap().is_some());
+        reads(&cache, 2);
+        // resolve() with two new pages and an unmapped address: one walk for all.
+        let (a, b) = (child.map_more(), child.map_more());
+        let r = cache.resolve(&[a, old[0], 0, b]).unwrap();
+        assert!(r.addrs[0].is_some() && r.addrs[3].is_some() && r.addrs[2].is_none());
+        reads(&cache, 3);
+        // An address nothing maps costs a walk per get() (the trade-off).
+        assert_eq!(cache.get(0).unwrap(), None);
+        reads(&cache, 4);
     }
 }
 
