@@ -56,7 +56,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub use cache::{Freshness, UntrackedPolicy, VmaCache};
 pub use text::parse_maps;
@@ -534,8 +534,31 @@ impl Options {
         self
     }
     /// Opens `/proc/<pid>/maps`; see [`ProcMaps::open`] for a process whose main thread
-    /// exited.
+    /// exited, and for the pidfd it keeps.
     pub fn open(&self, pid: u32) -> Result<ProcMaps> {
+        let pidfd = pidfd_open(pid);
+        let mut maps = self.open_pid(pid)?;
+        if let Ok(fd) = &pidfd {
+            // Reaped since the pidfd was taken: the maps opened may be those of another
+            // process that got the PID since.
+            if pidfd_reaped(fd)? {
+                return Err(Error::Open {
+                    path: format!("/proc/{pid}/maps").into(),
+                    source: io::Error::from_raw_os_error(libc::ESRCH),
+                });
+            }
+        }
+        maps.origin = Some(Origin {
+            pid,
+            pidfd: pidfd.map(Arc::new),
+            options: *self,
+        });
+        Ok(maps)
+    }
+
+    /// The maps of process `pid`: `/proc/<pid>/maps`, or one of its other threads' if its
+    /// main thread exited.
+    fn open_pid(&self, pid: u32) -> Result<ProcMaps> {
         let maps = self.open_path(format!("/proc/{pid}/maps").as_ref())?;
         if maps.has_address_space() {
             return Ok(maps);
@@ -596,6 +619,7 @@ impl Options {
             ext: AtomicU8::new(EXT_UNKNOWN),
             mm_at_open: None,
             threads: None,
+            origin: None,
             text_read: Mutex::new(None),
             #[cfg(test)]
             reads: Default::default(),
@@ -610,6 +634,81 @@ impl Options {
         };
         maps.backend.store(backend as u8, Ordering::Relaxed);
         maps
+    }
+}
+
+/// The process a [`ProcMaps`] was opened for by PID ([`ProcMaps::open`]), to open again
+/// ([`ProcMaps::reopen`]).
+#[derive(Debug)]
+struct Origin {
+    pid: u32,
+    /// A pidfd of the process, taken before the maps were opened, or the errno of
+    /// `pidfd_open()` (`ENOSYS` before Linux 5.3, `EINVAL` for a thread ID).
+    pidfd: std::result::Result<Arc<OwnedFd>, i32>,
+    options: Options,
+}
+
+/// `pidfd_open(pid, 0)`, close-on-exec (as pidfds always are); the errno on failure.
+fn pidfd_open(pid: u32) -> std::result::Result<OwnedFd, i32> {
+    #[cfg(test)]
+    if let Some(e) = tests::PIDFD_OPEN_FAILS.with(std::cell::Cell::get) {
+        return Err(e);
+    }
+    let pid = libc::pid_t::try_from(pid).map_err(|_| libc::ESRCH)?;
+    // SAFETY: a system call with plain integer arguments; a new descriptor is returned.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::ENOSYS));
+    }
+    let fd = libc::c_int::try_from(fd).map_err(|_| libc::EBADF)?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Whether the process of `pidfd` was reaped (its PID free to be used again): signal 0
+/// through it (`pidfd_send_signal()`) says `ESRCH`. A zombie is not reaped yet; `EPERM`
+/// (not allowed to signal it) means it is there.
+fn pidfd_reaped(pidfd: &OwnedFd) -> Result<bool> {
+    // SAFETY: a system call on a descriptor we own, with no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r == 0 {
+        return Ok(false);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => Ok(true),
+        Some(libc::EPERM) => Ok(false),
+        _ => Err(Error::os("pidfd_send_signal", e)),
+    }
+}
+
+/// Whether the process of `pidfd` exited (a zombie, or reaped): its pidfd polls readable.
+fn pidfd_exited(pidfd: &OwnedFd) -> Result<bool> {
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, no waiting.
+        let r = unsafe { libc::poll(&mut p, 1, 0) };
+        if r >= 0 {
+            return Ok(p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(Error::os("poll(pidfd)", e));
+        }
     }
 }
 
@@ -666,6 +765,8 @@ pub struct ProcMaps {
     /// The threads of the process, if the file is the maps of one of them (see
     /// [`ProcMaps::open`]).
     threads: Option<Threads>,
+    /// The process, if opened by PID.
+    origin: Option<Origin>,
     /// Held while the text is read: see [`ProcMaps::read_text`]. The file of another of
     /// [`ProcMaps::threads`] to read it from, once the thread of `file` exited.
     text_read: Mutex<Option<File>>,
@@ -723,12 +824,86 @@ impl ProcMaps {
     /// ([`Options::open_path`]) has no other threads to turn to: its text reads then fail as
     /// if the address space were gone ([`Error::is_gone`]).
     ///
+    /// The handle keeps a pidfd of the process (`pidfd_open()`, Linux 5.3 and later), taken
+    /// before the maps are opened: [`ProcMaps::reopen`] opens the maps of the same process
+    /// again after an `execve()`, and [`ProcMaps::pidfd`] tells when it exits. If the
+    /// process was reaped between the two (its PID free for another process, whose maps the
+    /// open may have found), the open fails with `ESRCH` ([`Error::is_gone`]). Where there is
+    /// no pidfd (`ENOSYS` before 5.3, a seccomp filter, `EINVAL` for the ID of a thread other
+    /// than the main one), the handle works as without it, and only [`ProcMaps::reopen`]
+    /// fails, with that errno. It costs one system call and one file descriptor per handle.
+    ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn open(pid: u32) -> Result<Self> {
         Options::new().open(pid)
+    }
+
+    /// Opens the maps of the same process again, with the same [`Options`] (a backend forced
+    /// stays forced, a probed one is probed again): the new program's after an `execve()`,
+    /// which leaves this handle [`Error::is_gone`] while the process lives on. The maps are
+    /// opened as [`ProcMaps::open`] opens them (through another thread if the main one
+    /// exited), then the pidfd taken at the first open says whether the process is still
+    /// there: if it exited, an error for which [`Error::is_gone`] holds, and no handle (once
+    /// reaped, its PID may be another process's, whose maps the open may have found). The new
+    /// handle keeps the pidfd, and can be reopened in turn.
+    ///
+    /// Only for a handle opened by PID ([`ProcMaps::open`], [`Options::open`]): others fail
+    /// with `EINVAL`. Without a pidfd (see [`ProcMaps::open`]), the error of `pidfd_open()`
+    /// (`ENOSYS`, ...): open by PID yourself then, knowing that the PID may have been reused.
+    ///
+    /// ```no_run
+    /// # use procmap::{ProcMaps, Query};
+    /// # let (pid, addr) = (1, 0);
+    /// let mut maps = ProcMaps::open(pid)?;
+    /// let vma = match maps.query(addr, Query::new()) {
+    ///     Err(e) if e.is_gone() => {
+    ///         maps = maps.reopen()?; // the new program's, or is_gone() if the process exited
+    ///         maps.query(addr, Query::new())?
+    ///     }
+    ///     r => r?,
+    /// };
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn reopen(&self) -> Result<Self> {
+        let Some(origin) = &self.origin else {
+            return Err(Error::os(
+                "reopen (not opened by PID)",
+                io::Error::from_raw_os_error(libc::EINVAL),
+            ));
+        };
+        let pidfd = match &origin.pidfd {
+            Ok(fd) => fd,
+            Err(e) => return Err(Error::os("pidfd_open", io::Error::from_raw_os_error(*e))),
+        };
+        let opened = origin.options.open_pid(origin.pid);
+        // After the open: if the process had not exited by then, the maps are its own.
+        if pidfd_exited(pidfd)? {
+            return Err(Error::gone("reopen (the process exited)"));
+        }
+        let mut maps = opened?;
+        maps.origin = Some(Origin {
+            pid: origin.pid,
+            pidfd: Ok(Arc::clone(pidfd)),
+            options: origin.options,
+        });
+        Ok(maps)
+    }
+
+    /// The PID the handle was opened for ([`ProcMaps::open`]); `None` for other handles.
+    pub fn pid(&self) -> Option<u32> {
+        self.origin.as_ref().map(|o| o.pid)
+    }
+
+    /// The pidfd of the process the handle was opened for ([`ProcMaps::open`]), if
+    /// `pidfd_open()` gave one: it polls readable (`POLLIN`) once the process exited.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.origin.as_ref()?.pidfd {
+            Ok(fd) => Some(fd.as_fd()),
+            Err(_) => None,
+        }
     }
 
     /// Opens the maps of the calling process, probing for the batch extension and the ioctl.
@@ -1485,6 +1660,8 @@ mod tests {
     }
 
     thread_local! {
+        /// The errno `pidfd_open()` fails with on this thread, if set.
+        pub(crate) static PIDFD_OPEN_FAILS: Cell<Option<i32>> = const { Cell::new(None) };
         /// The ioctls this thread made.
         pub(crate) static IOCTLS: Cell<u64> = const { Cell::new(0) };
         /// The batch ioctls this thread made.
@@ -1539,6 +1716,35 @@ mod tests {
         let maps = ProcMaps::from_fd(f.into());
         assert_eq!(maps.backend(), Backend::Text);
         maps
+    }
+
+    #[test]
+    fn without_a_pidfd_the_handle_works_and_reopen_says_why_not() {
+        let pid = std::process::id();
+        PIDFD_OPEN_FAILS.with(|f| f.set(Some(libc::ENOSYS)));
+        let maps = ProcMaps::open(pid);
+        PIDFD_OPEN_FAILS.with(|f| f.set(None));
+        let maps = maps.unwrap();
+        assert!(maps.pidfd().is_none());
+        assert_eq!(maps.pid(), Some(pid));
+        assert!(maps.iter(Query::new()).count() > 0);
+        let e = maps.reopen().unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENOSYS), "{e}");
+        assert!(!e.is_gone());
+        // With one, reopen() opens the same process again, with the same options.
+        let text = Options::new().backend(Backend::Text).open(pid).unwrap();
+        assert!(text.pidfd().is_some());
+        let again = text.reopen().unwrap();
+        assert_eq!((again.backend(), again.pid()), (Backend::Text, Some(pid)));
+        assert!(again.reopen().is_ok());
+        // Handles not opened by PID have nothing to reopen.
+        for maps in [
+            ProcMaps::open_self().unwrap(),
+            text_maps(b"1000-2000 r--p 0 0:0 0\n"),
+        ] {
+            assert_eq!(maps.pid(), None);
+            assert_eq!(maps.reopen().unwrap_err().errno(), Some(libc::EINVAL));
+        }
     }
 
     #[test]

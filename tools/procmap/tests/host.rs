@@ -939,17 +939,27 @@ fn text_of_a_thread_that_exits_is_read_through_another() {
     assert!(e.is_gone(), "{e}");
 }
 
-#[test]
-fn exec_after_the_open_is_an_error() {
-    // The maps file stays on the address space it was opened on; after execve() that one
-    // has no users. A fresh open sees the new program's.
-    let mut sh = std::process::Command::new("/bin/sh")
-        .args(["-c", "echo ready; read x; exec sleep 1000"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = sh.id() as libc::pid_t;
+/// A child process, killed and reaped on drop (also when a test fails).
+struct Shell(std::process::Child);
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A shell that will `exec /bin/sleep` when [`exec_sleep`] tells it to; it has printed its
+/// first line, so it runs (its own exec is done).
+fn spawn_shell_to_exec() -> Shell {
+    let mut sh = Shell(
+        std::process::Command::new("/bin/sh")
+            .args(["-c", "echo ready; read x; exec /bin/sleep 1000"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // spawn() may return before the child is done with its exec of the shell: its
     // CLONE_VFORK parent is woken when the exec lets go of the address space it shared,
     // before the task is switched to the new one, and a maps file opened in between is on
@@ -957,15 +967,19 @@ fn exec_after_the_open_is_an_error() {
     // process's VMAs after the second exec). The shell's first line says it runs.
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(sh.stdout.as_mut().unwrap()),
+        &mut std::io::BufReader::new(sh.0.stdout.as_mut().unwrap()),
         &mut line,
     )
     .unwrap();
     assert_eq!(line, "ready\n");
-    let before = every_backend(pid);
-    assert!(!walk(&before[0], Query::new()).is_empty());
+    sh
+}
+
+/// Makes a shell of [`spawn_shell_to_exec`] exec `sleep`, and waits until it runs.
+fn exec_sleep(sh: &mut Shell) {
+    let pid = sh.0.id();
     let comm = format!("/proc/{pid}/comm");
-    std::io::Write::write_all(sh.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    std::io::Write::write_all(sh.0.stdin.as_mut().unwrap(), b"go\n").unwrap();
     // The exec is done with the old address space once the new program is being loaded:
     // the kernel may name the task (exec of a path ending in "sleep") before it drops the
     // old one (7.3 drops it in setup_new_exec()), then maps the new program beyond its first
@@ -977,13 +991,163 @@ fn exec_after_the_open_is_an_error() {
         assert!(t.elapsed().as_secs() < 60, "no exec");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+#[test]
+fn exec_after_the_open_is_an_error() {
+    // The maps file stays on the address space it was opened on; after execve() that one
+    // has no users. A fresh open sees the new program's.
+    let mut sh = spawn_shell_to_exec();
+    let pid = sh.0.id() as libc::pid_t;
+    let before = every_backend(pid);
+    assert!(!walk(&before[0], Query::new()).is_empty());
+    exec_sleep(&mut sh);
     for maps in before {
         assert_gone(maps);
     }
     let after = ProcMaps::open(pid as u32).unwrap();
     assert!(!walk(&after, Query::new()).is_empty());
-    sh.kill().unwrap();
-    sh.wait().unwrap();
+}
+
+#[test]
+fn reopen_after_exec_gives_the_new_program() {
+    // A handle opened by PID keeps a pidfd: after the process's execve(), reopen() opens the
+    // maps of the same process, the new program's, with the backend of the original.
+    let mut sh = spawn_shell_to_exec();
+    let pid = sh.0.id();
+    let before = every_backend(pid as libc::pid_t);
+    let shell = comparable(text_of(&pid.to_string()));
+    for maps in &before {
+        assert_eq!(maps.pid(), Some(pid));
+        assert!(maps.pidfd().is_some(), "no pidfd: pidfd_open() missing?");
+        // Not gone yet: the same process's maps.
+        let again = maps.reopen().unwrap();
+        assert_eq!(comparable(walk(&again, Query::new().name(true))), shell);
+    }
+    exec_sleep(&mut sh);
+    let want = comparable(text_of(&pid.to_string()));
+    assert_ne!(want, shell);
+    assert!(
+        want.iter().any(|v| v.name_lossy().ends_with("/sleep")),
+        "{want:?}"
+    );
+    for maps in &before {
+        let b = maps.backend();
+        let e = maps.query(0, Query::new().or_next(true)).unwrap_err();
+        assert!(e.is_gone(), "{b:?}: {e}");
+        let new = maps.reopen().unwrap();
+        assert_eq!(new.backend(), b);
+        assert_eq!(new.pid(), Some(pid));
+        assert_eq!(
+            comparable(walk(&new, Query::new().name(true))),
+            want,
+            "{b:?}"
+        );
+        // And again, from the new handle.
+        assert!(new.reopen().is_ok());
+    }
+    drop(sh);
+    // Killed and reaped: no handle, whatever the backend.
+    for maps in &before {
+        let e = maps.reopen().unwrap_err();
+        assert!(e.is_gone(), "{:?}: {e}", maps.backend());
+    }
+}
+
+/// Starts a process with PID `pid` (clone3() with `set_tid`, Linux 5.5, which needs
+/// CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) that waits to be killed; the errno if it could
+/// not.
+fn spawn_with_pid(pid: libc::pid_t) -> Result<libc::pid_t, i32> {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+    }
+    let tid = [pid];
+    let args = CloneArgs {
+        flags: 0,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: tid.as_ptr() as u64,
+        set_tid_size: 1,
+    };
+    // SAFETY: a fork-like clone3() (no CLONE_VM, no new stack): the child is a copy of this
+    // thread, which only makes async-signal-safe system calls until it is killed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r == 0 {
+        loop {
+            // SAFETY: waits for a signal.
+            unsafe { libc::pause() };
+        }
+    }
+    if r < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    Ok(r as libc::pid_t)
+}
+
+#[test]
+fn reopen_of_a_reaped_process_is_gone_even_if_its_pid_is_reused() {
+    let child = Child::spawn();
+    let pid = child.pid;
+    let all = every_backend(pid);
+    drop(child); // killed and reaped
+    for maps in &all {
+        let e = maps.reopen().unwrap_err();
+        assert!(e.is_gone(), "{:?}: {e}", maps.backend());
+    }
+    // Another process with the same PID (best effort: it takes the privilege to choose a
+    // PID, and the PID must still be free): a reopen by PID alone would open its maps.
+    match spawn_with_pid(pid) {
+        Ok(other) => {
+            // Killed and reaped on drop, whatever fails.
+            struct Reaped(libc::pid_t);
+            impl Drop for Reaped {
+                fn drop(&mut self) {
+                    // SAFETY: killing and reaping our own child.
+                    unsafe {
+                        libc::kill(self.0, libc::SIGKILL);
+                        libc::waitpid(self.0, std::ptr::null_mut(), 0);
+                    }
+                }
+            }
+            let _other = Reaped(other);
+            assert_eq!(other, pid);
+            let reused = walk(&ProcMaps::open(pid as u32).unwrap(), Query::new());
+            assert!(
+                !reused.is_empty(),
+                "the new process with PID {pid} has maps"
+            );
+            for maps in &all {
+                let e = maps.reopen().unwrap_err();
+                assert!(e.is_gone(), "{:?}, PID reused: {e}", maps.backend());
+            }
+            eprintln!("PID {pid} reused: reopen() refused it");
+        }
+        Err(e) => eprintln!(
+            "SKIPPED the PID-reuse part: clone3(set_tid={pid}): {}",
+            std::io::Error::from_raw_os_error(e)
+        ),
+    }
 }
 
 #[test]
