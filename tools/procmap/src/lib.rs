@@ -44,6 +44,7 @@
 
 mod abi;
 mod batch;
+mod buildid;
 mod cache;
 #[cfg(test)]
 mod fake;
@@ -293,7 +294,18 @@ impl Query {
         self.name = on;
         self
     }
-    /// Ask for the ELF build ID of the mapped file (ioctl only).
+    /// Ask for the ELF build ID of the mapped file (its `NT_GNU_BUILD_ID` note). The ioctl
+    /// backends ask the kernel. The text backend (kernels before 6.11) reads the file
+    /// itself, once per file per walk, lookup or [`ProcMaps::resolve`]: through
+    /// `/proc/<pid>/map_files/<start>-<end>` (the mapped file itself, also a deleted one;
+    /// needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else through `/proc/<pid>/root`
+    /// and the VMA's path, and only if the file opened has the VMA's device and inode (a file
+    /// replaced at that path gives none, not its own). It parses the note as the kernel's
+    /// `lib/buildid.c` does, so that both give the same build IDs; where it cannot open the
+    /// file (a deleted file without the capability, a handle from
+    /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file), it gives none.
+    /// Linux 6.11's ioctl itself gave none where the note was not in the first page of the
+    /// file, or that page not in the page cache; later kernels read the file, as this does.
     pub fn build_id(mut self, on: bool) -> Self {
         self.build_id = on;
         self
@@ -457,7 +469,8 @@ pub struct Vma {
     /// which the ioctl cannot return, the name is taken from the text; it is `None` only if
     /// the VMA is gone from the text by then.
     pub name: Option<Vec<u8>>,
-    /// The ELF build ID, if asked for and found; always `None` from the text fallback.
+    /// The ELF build ID, if asked for and found (see [`Query::build_id`]); from the text
+    /// backend, read from the mapped file where it can be opened.
     pub build_id: Option<Vec<u8>>,
 }
 
@@ -501,7 +514,8 @@ pub enum Backend {
     Batch,
     /// The `PROCMAP_QUERY` ioctl, one system call per VMA.
     Ioctl,
-    /// Parsing the text of `/proc/<pid>/maps` (no page size, no build ID). Each query reads
+    /// Parsing the text of `/proc/<pid>/maps` (no page size; build IDs read from the mapped
+    /// files, see [`Query::build_id`]). Each query reads
     /// the whole text; a walk or a [`ProcMaps::resolve`] reads it once. Threads sharing a
     /// handle read the text one at a time (the kernel keeps one read position per open file;
     /// interleaved reads would make it format the text again and again).
@@ -609,7 +623,9 @@ impl Options {
             path: path.into(),
             source,
         })?;
-        Ok(self.from_fd(file.into()))
+        let maps = self.from_fd(file.into());
+        let _ = maps.proc_dir.set(proc_dir_of(path));
+        Ok(maps)
     }
     /// Uses an already open maps file descriptor (e.g. one received over a Unix socket).
     pub fn from_fd(&self, fd: OwnedFd) -> ProcMaps {
@@ -620,6 +636,7 @@ impl Options {
             mm_at_open: None,
             threads: None,
             origin: None,
+            proc_dir: std::sync::OnceLock::new(),
             text_read: Mutex::new(None),
             #[cfg(test)]
             reads: Default::default(),
@@ -635,6 +652,15 @@ impl Options {
         maps.backend.store(backend as u8, Ordering::Relaxed);
         maps
     }
+}
+
+/// The directory of a maps file's path, if it is a `/proc` one (`.../maps`).
+fn proc_dir_of(path: &Path) -> Option<PathBuf> {
+    if path.file_name()? != "maps" {
+        return None;
+    }
+    let dir = path.parent()?;
+    dir.starts_with("/proc").then(|| dir.to_path_buf())
 }
 
 /// The process a [`ProcMaps`] was opened for by PID ([`ProcMaps::open`]), to open again
@@ -767,6 +793,10 @@ pub struct ProcMaps {
     threads: Option<Threads>,
     /// The process, if opened by PID.
     origin: Option<Origin>,
+    /// The `/proc` directory of the maps file (`/proc/<pid>`, `/proc/<pid>/task/<tid>`), if
+    /// it is one: where the text backend opens mapped files for their build IDs. Set by
+    /// [`Options::open_path`], else found from the descriptor when first needed.
+    proc_dir: std::sync::OnceLock<Option<PathBuf>>,
     /// Held while the text is read: see [`ProcMaps::read_text`]. The file of another of
     /// [`ProcMaps::threads`] to read it from, once the thread of `file` exited.
     text_read: Mutex<Option<File>>,
@@ -1078,10 +1108,11 @@ impl ProcMaps {
             Backend::Batch | Backend::Ioctl => self.single(addr, query, &mut TextCache::default()),
             Backend::Text => {
                 let snap = self.read_text()?;
+                let mut ids = self.build_ids();
                 Ok(snap
                     .query(0, addr, query)
                     .and_then(|i| snap.get(i))
-                    .map(|v| text::answer(v, query)))
+                    .map(|v| text::answer(v, query, &mut ids)))
             }
         }
     }
@@ -1185,6 +1216,7 @@ impl ProcMaps {
             Backend::Batch | Backend::Ioctl => None,
         };
         let mut cache = TextCache::default();
+        let mut ids = self.build_ids();
         // The VMA at or above the addresses seen so far, and its index in `res.vmas` once an
         // address was found in it.
         let mut current: Option<(Vma, Option<usize>)> = None;
@@ -1198,7 +1230,7 @@ impl ProcMaps {
                 let next = match &mut text {
                     Some((snap, pos)) => snap.query(*pos, addr, query).and_then(|j| {
                         *pos = j + 1;
-                        snap.get(j).map(|v| text::answer(v, query))
+                        snap.get(j).map(|v| text::answer(v, query, &mut ids))
                     }),
                     None => self.single(addr, query, &mut cache)?,
                 };
@@ -1282,6 +1314,16 @@ impl ProcMaps {
             }
         };
         Ok((text::Snapshot::parse(&s)?, cut))
+    }
+
+    /// The build IDs of one walk, lookup or `resolve()` of the text backend.
+    fn build_ids(&self) -> buildid::BuildIds {
+        let dir = self.proc_dir.get_or_init(|| {
+            // A descriptor given to from_fd(): where it was opened.
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", self.file.as_raw_fd()));
+            proc_dir_of(&link.ok()?)
+        });
+        buildid::BuildIds::new(dir.clone())
     }
 
     /// Whether the text is empty now (one read of its start).
@@ -1521,8 +1563,8 @@ enum Mode {
     Single,
     /// The text backend's snapshot, read at the first step, the position in it, and
     /// whether the address space went away during the reads (then the snapshot holds the
-    /// VMAs read before, and the walk ends with an error after them).
-    Text(text::Snapshot, usize, bool),
+    /// VMAs read before, and the walk ends with an error after them); the build IDs found.
+    Text(text::Snapshot, usize, bool, buildid::BuildIds),
 }
 
 impl fmt::Debug for TextCache {
@@ -1545,7 +1587,7 @@ impl Vmas<'_> {
                 Backend::Ioctl => Mode::Single,
                 Backend::Text => {
                     let (snap, cut) = self.maps.read_text_prefix()?;
-                    Mode::Text(snap, 0, cut)
+                    Mode::Text(snap, 0, cut, self.maps.build_ids())
                 }
             };
         }
@@ -1563,7 +1605,7 @@ impl Vmas<'_> {
                     self.maps.single(self.next, self.query, &mut self.cache)
                 }
             },
-            Mode::Text(snap, pos, cut) => {
+            Mode::Text(snap, pos, cut, ids) => {
                 // From where the last answer was: O(1) VMAs read per step.
                 let Some(i) = snap.query(*pos, self.next, self.query) else {
                     // A text cut short: as a walk the address space's going cuts short.
@@ -1574,7 +1616,7 @@ impl Vmas<'_> {
                     };
                 };
                 *pos = i + 1;
-                Ok(snap.get(i).map(|v| text::answer(v, self.query)))
+                Ok(snap.get(i).map(|v| text::answer(v, self.query, ids)))
             }
         }
     }

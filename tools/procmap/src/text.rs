@@ -1,5 +1,6 @@
 //! The text of `/proc/<pid>/maps`, parsed into the same [`Vma`] type.
 
+use crate::buildid::BuildIds;
 use crate::{matches, Error, Perms, Query, Result, Vma};
 use std::io;
 
@@ -228,8 +229,8 @@ impl Snapshot {
     }
 }
 
-/// A parsed VMA as a query answers it: the name only if asked for.
-pub(crate) fn answer(v: &Vma, q: Query) -> Vma {
+/// A parsed VMA as a query answers it: the name and build ID only if asked for.
+pub(crate) fn answer(v: &Vma, q: Query, ids: &mut BuildIds) -> Vma {
     Vma {
         start: v.start,
         end: v.end,
@@ -244,7 +245,7 @@ pub(crate) fn answer(v: &Vma, q: Query) -> Vma {
         } else {
             None
         },
-        build_id: None,
+        build_id: if q.build_id_wanted() { ids.of(v) } else { None },
     }
 }
 

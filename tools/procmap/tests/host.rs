@@ -1242,3 +1242,180 @@ fn one_handle_serves_many_threads() {
         }
     });
 }
+
+/// Runs `f` on a thread without `CAP_SYS_ADMIN` and `CAP_CHECKPOINT_RESTORE` in its effective
+/// set (capabilities are per thread), where `/proc/PID/map_files` cannot be opened: the text
+/// backend then opens mapped files by their path under `/proc/PID/root`. `None` if this
+/// thread could not be made so.
+fn without_map_files<T: Send>(pid: libc::pid_t, f: impl FnOnce() -> T + Send) -> Option<T> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut h = Header {
+                version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+                pid: 0,
+            };
+            let mut d = [Data::default(); 2];
+            // SAFETY: capget()/capset() of the calling thread, with a version-3 header and
+            // two data structs.
+            unsafe {
+                if libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) != 0 {
+                    return None;
+                }
+                d[0].effective &= !(1 << 21); // CAP_SYS_ADMIN
+                d[1].effective &= !(1 << (40 - 32)); // CAP_CHECKPOINT_RESTORE
+                if libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) != 0 {
+                    return None;
+                }
+            }
+            // Check that map_files is closed to this thread now.
+            let first = text_of(&pid.to_string())
+                .into_iter()
+                .find(|v| v.file_backed())?;
+            let link = format!("/proc/{pid}/map_files/{:x}-{:x}", first.start, first.end);
+            let e = std::fs::File::open(link).expect_err("map_files opened without the caps");
+            assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+            Some(f())
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// The file-backed VMAs of `pid` with their build IDs, from the text backend and from the
+/// ioctl (the kernel's parser), compared; the text's.
+fn text_build_ids_equal_ioctl(pid: libc::pid_t, how: &str) -> Vec<Vma> {
+    let q = Query::new().name(true).build_id(true).file_backed(true);
+    let text = walk(&open_with(pid, Backend::Text), q);
+    let ioctl = comparable_but_build_id(walk(&open_with(pid, Backend::Ioctl), q));
+    assert_eq!(text, ioctl, "{how}");
+    text
+}
+
+/// As [`comparable`], keeping the build IDs.
+fn comparable_but_build_id(mut v: Vec<Vma>) -> Vec<Vma> {
+    for v in &mut v {
+        v.page_size = None;
+    }
+    v
+}
+
+#[test]
+fn text_build_ids_equal_the_kernels() {
+    if !have_ioctl("text_build_ids_equal_the_kernels") {
+        return;
+    }
+    // This process and a child (a fork: the test binary, libc, ld.so, a deleted file, shared
+    // memory): through map_files (we are root here, or not: then the path), and through the
+    // path alone.
+    let child = Child::spawn();
+    for pid in [std::process::id() as libc::pid_t, child.pid] {
+        let vmas = text_build_ids_equal_ioctl(pid, "as we are");
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        let with_id: Vec<String> = vmas
+            .iter()
+            .filter(|v| v.build_id.is_some())
+            .map(|v| v.name_lossy())
+            .collect();
+        assert!(
+            with_id.iter().any(|n| n == exe.to_str().unwrap()),
+            "{with_id:?}"
+        );
+        assert!(
+            with_id.iter().any(|n| n.contains("/libc.so")),
+            "{with_id:?}"
+        );
+        match without_map_files(pid, || text_build_ids_equal_ioctl(pid, "by path")) {
+            Some(by_path) => assert_eq!(by_path, vmas),
+            None => eprintln!("SKIPPED the path part: could not drop the capabilities"),
+        }
+    }
+}
+
+#[test]
+fn text_build_ids_of_a_replaced_or_deleted_file_come_only_from_map_files() {
+    if !have_ioctl("text_build_ids_of_a_replaced_or_deleted_file_come_only_from_map_files") {
+        return;
+    }
+    // Two copies of one ELF file mapped; then one is replaced at its path by another ELF
+    // file, and the other deleted. The kernel reads the mapped files; map_files opens them
+    // too. Both now show as "PATH (deleted)", and a file of that very name, another ELF file,
+    // is there for one of them: the (device, inode) check must refuse it rather than give
+    // its build ID.
+    let dir = std::env::temp_dir().join(format!("procmap-buildid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (replaced, deleted) = (dir.join("replaced"), dir.join("deleted"));
+    let (a, b) = ("/bin/sleep", "/bin/sh");
+    std::fs::copy(a, &replaced).unwrap();
+    std::fs::copy(a, &deleted).unwrap();
+    let cpath = |p: &std::path::Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let child = Child::spawn_mapping_files(&[cpath(&replaced), cpath(&deleted)]);
+    let other = dir.join("other");
+    std::fs::copy(b, &other).unwrap();
+    std::fs::rename(&other, &replaced).unwrap();
+    std::fs::remove_file(&deleted).unwrap();
+    std::fs::copy(b, dir.join("replaced (deleted)")).unwrap();
+    let q = Query::new().name(true).build_id(true).file_backed(true);
+    let ioctl = comparable_but_build_id(walk(&open_with(child.pid, Backend::Ioctl), q));
+    let id_of = |vmas: &[Vma], name: &std::path::Path| -> Vec<Option<Vec<u8>>> {
+        let name = name.to_str().unwrap();
+        let ids: Vec<_> = vmas
+            .iter()
+            .filter(|v| v.name_lossy().starts_with(name))
+            .map(|v| v.build_id.clone())
+            .collect();
+        assert!(!ids.is_empty(), "{name} is mapped");
+        ids
+    };
+    // What the files' ids are, as the kernel reads them from our own mappings of the two.
+    let a_id = id_of(&ioctl, &replaced)[0]
+        .clone()
+        .expect("an ID for the copy");
+    assert_eq!(id_of(&ioctl, &deleted)[0].as_ref(), Some(&a_id));
+    // Through map_files (which needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE): the kernel's.
+    let first = ioctl
+        .iter()
+        .find(|v| v.name_lossy().starts_with(dir.to_str().unwrap()));
+    let first = first.unwrap();
+    let link = format!(
+        "/proc/{}/map_files/{:x}-{:x}",
+        child.pid, first.start, first.end
+    );
+    if std::fs::File::open(link).is_ok() {
+        text_build_ids_equal_ioctl(child.pid, "replaced and deleted, map_files");
+    } else {
+        eprintln!("SKIPPED the map_files part: map_files cannot be opened here");
+    }
+    let by_path = without_map_files(child.pid, || walk(&open_with(child.pid, Backend::Text), q));
+    let Some(by_path) = by_path else {
+        eprintln!("SKIPPED the path part: could not drop the capabilities");
+        return;
+    };
+    // By path: nothing for those two, and the same as the kernel for the others.
+    for name in [&replaced, &deleted] {
+        assert!(
+            id_of(&by_path, name).iter().all(Option::is_none),
+            "{name:?}"
+        );
+    }
+    let rest = |v: &[Vma]| -> Vec<Vma> {
+        v.iter()
+            .filter(|v| !v.name_lossy().starts_with(dir.to_str().unwrap()))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(rest(&by_path), rest(&ioctl));
+    drop(child);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

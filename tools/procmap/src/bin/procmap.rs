@@ -253,8 +253,8 @@ fn run(
         maps: &maps,
         query,
     };
-    if maps.backend() == Backend::Text && (args.page_size || args.build_id) && !args.json {
-        eprintln!("procmap: the text backend has no page sizes or build IDs: printed as -");
+    if maps.backend() == Backend::Text && args.page_size && !args.json {
+        eprintln!("procmap: the text backend has no page sizes: printed as -");
     }
     let mut out = BufWriter::new(io::stdout().lock());
     let ok = answer(&p, &mut out, addrs)?;

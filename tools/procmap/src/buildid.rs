@@ -1,0 +1,584 @@
+//! ELF build IDs of mapped files, for the text backend (kernels before 6.11, which have no
+//! `PROCMAP_QUERY` to ask for them): the file of a VMA is opened through
+//! `/proc/<pid>/map_files/<start>-<end>`, else through `/proc/<pid>/root` and the VMA's path,
+//! checked to be the VMA's (device, inode), and its `NT_GNU_BUILD_ID` note parsed the way the
+//! kernel's `lib/buildid.c` parses it, so that both backends give the same build IDs.
+//!
+//! What is matched, from `lib/buildid.c` (Linux 6.12 and later, whose `PROCMAP_QUERY` reads the
+//! file with `__kernel_read()`, faulting pages in as needed):
+//!
+//! - the file must start with `\x7fELF` and be `ET_EXEC` or `ET_DYN`; `ELFCLASS32` and
+//!   `ELFCLASS64`; the header fields in the machine's byte order, whatever `EI_DATA` says (the
+//!   kernel does the same: a file of the other byte order has no build ID from either);
+//! - at most the first 256 program headers; each `PT_NOTE` in turn, its notes stepped with
+//!   4-byte alignment of name and descriptor (also in segments aligned to 8, as the kernel
+//!   does: for the notes linkers write there, whose sizes are multiples of 8, both give the
+//!   same offsets), a note region that does not fit in 32 bits skipped;
+//! - the first note of type 3 named `"GNU\0"` (name size 4) with a descriptor of 1 to 20
+//!   bytes; a read past the end of the file ends the search in a note segment (the next
+//!   segment is tried) or, for the headers, the whole parse.
+//!
+//! Linux 6.11's `PROCMAP_QUERY` read only the file's first page, and only from the page
+//! cache: it gave no build ID where the note lies beyond the first page or the page was not
+//! cached; this reads the file.
+
+use crate::Vma;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// `BUILD_ID_SIZE_MAX`: the longest build ID the kernel gives.
+pub(crate) const SIZE_MAX: usize = 20;
+/// `MAX_PHDR_CNT`: the program headers looked at.
+const MAX_PHDRS: u64 = 256;
+const PT_NOTE: u32 = 4;
+const NT_GNU_BUILD_ID: u32 = 3;
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+/// The part of the file read at once; the rest is read as needed.
+const HEAD: usize = 4096;
+
+/// Reads `len` bytes at `off` of an ELF file, whole or not at all.
+pub(crate) trait Fetch {
+    /// The bytes, or `None` if they cannot all be read (past the end of the file, an error).
+    fn fetch(&mut self, off: u64, len: usize) -> Option<&[u8]>;
+}
+
+/// `len` bytes at `off` of `b`, if it has them.
+fn slice_at(b: &[u8], off: u64, len: usize) -> Option<&[u8]> {
+    let start = usize::try_from(off).ok()?;
+    b.get(start..start.checked_add(len)?)
+}
+
+impl Fetch for &[u8] {
+    fn fetch(&mut self, off: u64, len: usize) -> Option<&[u8]> {
+        slice_at(self, off, len)
+    }
+}
+
+/// A file, its first [`HEAD`] bytes read at once (the headers and, in most files, the notes).
+struct FileReader<'a> {
+    file: &'a File,
+    head: Vec<u8>,
+    /// The head is all of the file.
+    whole: bool,
+    buf: Vec<u8>,
+}
+
+impl<'a> FileReader<'a> {
+    fn new(file: &'a File) -> Option<Self> {
+        let mut head = vec![0u8; HEAD];
+        let n = read_full(file, &mut head, 0)?;
+        head.truncate(n);
+        Some(FileReader {
+            file,
+            whole: n < HEAD,
+            head,
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Reads into `buf` at `off` until it is full or the file ends: the bytes read.
+fn read_full(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let at = off.checked_add(n as u64)?;
+        match file.read_at(buf.get_mut(n..)?, at) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(n)
+}
+
+impl Fetch for FileReader<'_> {
+    fn fetch(&mut self, off: u64, len: usize) -> Option<&[u8]> {
+        let end = off.checked_add(len as u64)?;
+        if end <= self.head.len() as u64 || self.whole {
+            return slice_at(&self.head, off, len);
+        }
+        self.buf.resize(len, 0);
+        if read_full(self.file, &mut self.buf, off)? < len {
+            return None;
+        }
+        Some(&self.buf)
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The build ID of the ELF file `r` reads, as the kernel's `__build_id_parse()` finds it.
+pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
+    // e_ident and e_type.
+    let head = r.fetch(0, 18)?;
+    if head.get(..4)? != b"\x7fELF" {
+        return None;
+    }
+    let e_type = u16_at(head, 16)?;
+    if e_type != ET_EXEC && e_type != ET_DYN {
+        return None;
+    }
+    // (header size, e_phoff and e_phnum offsets, program header size, p_offset and p_filesz
+    // offsets) of ELFCLASS32 and ELFCLASS64.
+    let elf64 = match head.get(4)? {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    let (phoff, phnum, phsize) = if elf64 {
+        let h = r.fetch(0, 64)?;
+        (u64_at(h, 32)?, u16_at(h, 56)?, 56u64)
+    } else {
+        let h = r.fetch(0, 52)?;
+        (u64::from(u32_at(h, 28)?), u16_at(h, 44)?, 32u64)
+    };
+    let phnum = u64::from(phnum).min(MAX_PHDRS);
+    // The kernel refuses a table whose end overflows.
+    phoff.checked_add(phnum * phsize)?;
+    for i in 0..phnum {
+        // A program header that cannot be read ends the parse.
+        let ph = r.fetch(phoff + i * phsize, phsize as usize)?;
+        if u32_at(ph, 0)? != PT_NOTE {
+            continue;
+        }
+        let (offset, filesz) = if elf64 {
+            // p_filesz is passed to parse_build_id() as an Elf32_Word: truncated.
+            (u64_at(ph, 8)?, u64_at(ph, 32)? as u32)
+        } else {
+            (u64::from(u32_at(ph, 4)?), u32_at(ph, 16)?)
+        };
+        if let Some(id) = notes(r, offset, filesz) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// `ALIGN(x, 4)` in 32 bits, as the kernel computes it (wrapping for sizes near 4 GiB).
+fn align4(x: u32) -> u32 {
+    x.wrapping_add(3) & !3
+}
+
+/// The build ID among the notes of `size` bytes at `off`, as `parse_build_id()` finds it.
+fn notes(r: &mut impl Fetch, off: u64, size: u32) -> Option<Vec<u8>> {
+    // The end must fit in 32 bits.
+    let end = u32::try_from(off.checked_add(u64::from(size))?).ok()?;
+    let mut off = u32::try_from(off).ok()?;
+    // A header (12 bytes) and a 4-byte name, and more.
+    while end - off > 16 {
+        let h = r.fetch(u64::from(off), 16)?;
+        let (namesz, descsz, ntype) = (u32_at(h, 0)?, u32_at(h, 4)?, u32_at(h, 8)?);
+        let named_gnu = h.get(12..16)? == b"GNU\0";
+        let next = off
+            .checked_add(12)
+            .and_then(|o| o.checked_add(align4(namesz)))
+            .and_then(|o| o.checked_add(align4(descsz)))
+            .filter(|&o| o <= end)?;
+        if ntype == NT_GNU_BUILD_ID
+            && namesz == 4
+            && named_gnu
+            && descsz > 0
+            && descsz as usize <= SIZE_MAX
+        {
+            return r
+                .fetch(u64::from(off) + 16, descsz as usize)
+                .map(<[u8]>::to_vec);
+        }
+        off = next;
+    }
+    None
+}
+
+/// The build IDs found during one walk, lookup or `resolve()` of the text backend: each
+/// file, by (device, inode), opened and parsed once.
+#[derive(Debug)]
+pub(crate) struct BuildIds {
+    /// `/proc/<pid>` (or the task's directory) of the maps, if known.
+    dir: Option<PathBuf>,
+    /// `map_files` may be opened (not refused with `EPERM` yet).
+    map_files: bool,
+    found: HashMap<(u32, u32, u64), Option<Vec<u8>>>,
+}
+
+impl BuildIds {
+    pub(crate) fn new(dir: Option<PathBuf>) -> Self {
+        BuildIds {
+            dir,
+            map_files: true,
+            found: HashMap::new(),
+        }
+    }
+
+    /// The build ID of the file `vma` maps (`None` for anonymous memory, a file that is not
+    /// ELF or has none, or one that cannot be opened and checked).
+    pub(crate) fn of(&mut self, vma: &Vma) -> Option<Vec<u8>> {
+        if !vma.file_backed() {
+            return None;
+        }
+        let key = (vma.dev_major, vma.dev_minor, vma.inode);
+        if let Some(id) = self.found.get(&key) {
+            return id.clone();
+        }
+        let id = self
+            .open(vma)
+            .and_then(|f| parse(&mut FileReader::new(&f)?));
+        self.found.insert(key, id.clone());
+        id
+    }
+
+    /// The file of `vma`, checked to be its (device, inode): through `map_files` (the
+    /// mapped file itself, also if deleted; needs `CAP_SYS_ADMIN` or
+    /// `CAP_CHECKPOINT_RESTORE`), else through the process's root and the VMA's path
+    /// (whatever file is at that path now: the check refuses another one).
+    fn open(&mut self, vma: &Vma) -> Option<File> {
+        let dir = self.dir.as_deref()?;
+        if self.map_files {
+            let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
+            match open_checked(&link, vma) {
+                Ok(Some(f)) => return Some(f),
+                Ok(None) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                    self.map_files = false;
+                }
+                Err(_) => {}
+            }
+        }
+        let name = vma.name.as_deref()?;
+        // A path, not a label such as [heap] or an anonymous name.
+        let rel = name.strip_prefix(b"/")?;
+        let mut path = dir.join("root").into_os_string();
+        path.push("/");
+        path.push(std::ffi::OsStr::from_bytes(rel));
+        open_checked(Path::new(&path), vma).ok().flatten()
+    }
+}
+
+/// Opens `path` for reading if it is a regular file with the (device, inode) of `vma`:
+/// first as `O_PATH` (no side effect, even for a device or a FIFO), checked, then for
+/// reading through that descriptor. `Ok(None)` if it is another file.
+fn open_checked(path: &Path, vma: &Vma) -> io::Result<Option<File>> {
+    let probe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    let same = |f: &File| -> io::Result<bool> {
+        let m = f.metadata()?;
+        Ok(m.file_type().is_file()
+            && m.ino() == vma.inode
+            && libc::major(m.dev()) == vma.dev_major
+            && libc::minor(m.dev()) == vma.dev_minor)
+    };
+    if !same(&probe)? {
+        return Ok(None);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", probe.as_raw_fd()))?;
+    // The same file again (the descriptor cannot change, but be sure).
+    Ok(same(&file)?.then_some(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF file: header, program headers at 64 (ELF64) or 52 (ELF32), then the segments'
+    /// bytes, each at the offset given.
+    struct Elf {
+        elf64: bool,
+        e_type: u16,
+        phdrs: Vec<(u32, u64, u64)>, // (p_type, p_offset, p_filesz)
+        phnum: Option<u16>,
+        bytes: Vec<u8>,
+    }
+
+    impl Elf {
+        fn new(elf64: bool) -> Self {
+            Elf {
+                elf64,
+                e_type: ET_DYN,
+                phdrs: Vec::new(),
+                phnum: None,
+                bytes: Vec::new(),
+            }
+        }
+        /// Puts `data` at `off` of the file.
+        fn at(&mut self, off: usize, data: &[u8]) -> &mut Self {
+            if self.bytes.len() < off + data.len() {
+                self.bytes.resize(off + data.len(), 0);
+            }
+            self.bytes[off..off + data.len()].copy_from_slice(data);
+            self
+        }
+        fn phdr(&mut self, p_type: u32, off: u64, size: u64) -> &mut Self {
+            self.phdrs.push((p_type, off, size));
+            self
+        }
+        fn build(&self) -> Vec<u8> {
+            let mut b = self.bytes.clone();
+            let (ehsize, phsize) = if self.elf64 { (64, 56) } else { (52, 32) };
+            let end = ehsize + phsize * self.phdrs.len();
+            if b.len() < end {
+                b.resize(end, 0);
+            }
+            b[..4].copy_from_slice(b"\x7fELF");
+            b[4] = if self.elf64 { 2 } else { 1 };
+            b[5] = if cfg!(target_endian = "little") { 1 } else { 2 };
+            b[6] = 1;
+            b[16..18].copy_from_slice(&self.e_type.to_ne_bytes());
+            let phnum = self.phnum.unwrap_or(self.phdrs.len() as u16);
+            if self.elf64 {
+                b[32..40].copy_from_slice(&64u64.to_ne_bytes());
+                b[56..58].copy_from_slice(&phnum.to_ne_bytes());
+            } else {
+                b[28..32].copy_from_slice(&52u32.to_ne_bytes());
+                b[44..46].copy_from_slice(&phnum.to_ne_bytes());
+            }
+            for (i, &(t, off, size)) in self.phdrs.iter().enumerate() {
+                let p = ehsize + i * phsize;
+                b[p..p + 4].copy_from_slice(&t.to_ne_bytes());
+                if self.elf64 {
+                    b[p + 8..p + 16].copy_from_slice(&off.to_ne_bytes());
+                    b[p + 32..p + 40].copy_from_slice(&size.to_ne_bytes());
+                } else {
+                    b[p + 4..p + 8].copy_from_slice(&(off as u32).to_ne_bytes());
+                    b[p + 16..p + 20].copy_from_slice(&(size as u32).to_ne_bytes());
+                }
+            }
+            b
+        }
+    }
+
+    /// A note: header, name padded to 4, descriptor padded to `align`.
+    fn note(namesz: u32, name: &[u8], ntype: u32, desc: &[u8], align: usize) -> Vec<u8> {
+        let mut n = Vec::new();
+        n.extend(namesz.to_ne_bytes());
+        n.extend((desc.len() as u32).to_ne_bytes());
+        n.extend(ntype.to_ne_bytes());
+        n.extend(name);
+        while n.len() % 4 != 0 {
+            n.push(0);
+        }
+        n.extend(desc);
+        while n.len() % align != 0 {
+            n.push(0);
+        }
+        n
+    }
+
+    fn gnu(desc: &[u8]) -> Vec<u8> {
+        note(4, b"GNU\0", NT_GNU_BUILD_ID, desc, 4)
+    }
+
+    const ID: [u8; 20] = *b"0123456789abcdefghij";
+
+    fn id_of(bytes: &[u8]) -> Option<Vec<u8>> {
+        parse(&mut { bytes })
+    }
+
+    /// A plain file: the notes of one PT_NOTE at 0x200.
+    fn with_notes(elf64: bool, notes: &[u8]) -> Vec<u8> {
+        let mut e = Elf::new(elf64);
+        e.phdr(1, 0, 0x200)
+            .phdr(PT_NOTE, 0x200, notes.len() as u64)
+            .at(0x200, notes);
+        e.build()
+    }
+
+    #[test]
+    fn finds_the_gnu_build_id_note_in_elf32_and_elf64() {
+        for elf64 in [false, true] {
+            let f = with_notes(elf64, &gnu(&ID));
+            assert_eq!(id_of(&f).as_deref(), Some(&ID[..]), "elf64 {elf64}");
+            // An 8-byte ID (--build-id=0x...), and the note after another note.
+            let mut n = note(4, b"GNU\0", 1, &[1, 2, 3, 4], 4);
+            n.extend(gnu(&ID[..8]));
+            assert_eq!(id_of(&with_notes(elf64, &n)).as_deref(), Some(&ID[..8]));
+            // ET_EXEC too; not ET_REL or ET_CORE.
+            let mut e = Elf::new(elf64);
+            e.phdr(PT_NOTE, 0x100, 36).at(0x100, &gnu(&ID));
+            for (t, found) in [(ET_EXEC, true), (ET_DYN, true), (1, false), (4, false)] {
+                e.e_type = t;
+                assert_eq!(id_of(&e.build()).is_some(), found, "e_type {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn notes_that_are_not_the_build_id_are_skipped_as_the_kernel_skips_them() {
+        let mut n = Vec::new();
+        n.extend(note(4, b"GNU\0", NT_GNU_BUILD_ID, &[7; 21], 4)); // too long
+        n.extend(note(4, b"GNU\0", NT_GNU_BUILD_ID, &[], 4)); // empty
+        n.extend(note(3, b"GNU", NT_GNU_BUILD_ID, &[1; 20], 4)); // namesz without the NUL
+        n.extend(note(4, b"Go\0\0", 4, &[1; 20], 4)); // Go's build ID
+        n.extend(note(8, b"GNU\0GNU\0", NT_GNU_BUILD_ID, &[1; 20], 4));
+        n.extend(gnu(&ID));
+        assert_eq!(id_of(&with_notes(true, &n)).as_deref(), Some(&ID[..]));
+        // A note that overruns its segment ends the search there.
+        let mut bad = note(4, b"GNU\0", 1, &[0; 8], 4);
+        bad[4..8].copy_from_slice(&1000u32.to_ne_bytes());
+        bad.extend(gnu(&ID));
+        assert_eq!(id_of(&with_notes(true, &bad)), None);
+        // The kernel's ALIGN() wraps in 32 bits: a name size of 0xffffffff steps 12 bytes
+        // only, and the next header is read where that note's name was.
+        let mut wrap = Vec::new();
+        wrap.extend(u32::MAX.to_ne_bytes());
+        wrap.extend(0u32.to_ne_bytes());
+        wrap.extend(1u32.to_ne_bytes());
+        wrap.extend(gnu(&ID));
+        assert_eq!(id_of(&with_notes(true, &wrap)).as_deref(), Some(&ID[..]));
+        // Nothing but a header and a name left (16 bytes): the kernel stops.
+        let short = with_notes(true, &gnu(&ID)[..16]);
+        assert_eq!(id_of(&short), None);
+    }
+
+    #[test]
+    fn segments_aligned_to_8_and_several_note_segments() {
+        // .note.gnu.property (aligned to 8, its descriptor a multiple of 8) and the build ID
+        // in one segment aligned to 8, as some linkers write them.
+        let mut n = note(4, b"GNU\0", 5, &[0xaa; 16], 8);
+        n.extend(note(4, b"GNU\0", NT_GNU_BUILD_ID, &ID, 8));
+        assert_eq!(id_of(&with_notes(true, &n)).as_deref(), Some(&ID[..]));
+        // The build ID in the second of two note segments; the first one points past the
+        // end of the file (a failed read there moves on to the next segment).
+        let mut e = Elf::new(true);
+        e.phdr(PT_NOTE, 1 << 20, 64)
+            .phdr(PT_NOTE, 0x300, 36)
+            .at(0x300, &gnu(&ID));
+        assert_eq!(id_of(&e.build()).as_deref(), Some(&ID[..]));
+        // A note segment whose end does not fit in 32 bits is skipped.
+        let mut e = Elf::new(true);
+        e.phdr(PT_NOTE, u64::from(u32::MAX) - 8, 36)
+            .phdr(PT_NOTE, 0x300, 36)
+            .at(0x300, &gnu(&ID));
+        assert_eq!(id_of(&e.build()).as_deref(), Some(&ID[..]));
+    }
+
+    #[test]
+    fn at_most_256_program_headers_are_read() {
+        let mut e = Elf::new(true);
+        for _ in 0..256 {
+            e.phdr(1, 0, 0);
+        }
+        e.phdr(PT_NOTE, 0x8000, 36).at(0x8000, &gnu(&ID));
+        assert_eq!(id_of(&e.build()), None);
+        e.phdrs.remove(0);
+        assert_eq!(id_of(&e.build()).as_deref(), Some(&ID[..]));
+        // The headers are read one at a time, as the kernel does: a table that runs past
+        // the end of the file gives the note before the end, and nothing after it.
+        let mut e = Elf::new(true);
+        e.phdr(PT_NOTE, 0x300, 36).at(0x300, &gnu(&ID));
+        e.phnum = Some(u16::MAX);
+        assert_eq!(id_of(&e.build()).as_deref(), Some(&ID[..]));
+        let mut e = Elf::new(true);
+        e.phdr(1, 0, 0)
+            .phdr(PT_NOTE, 0x300, 36)
+            .at(0x300, &gnu(&ID));
+        e.phnum = Some(u16::MAX);
+        let mut b = e.build();
+        b.truncate(64 + 56 + 8); // the second header cut
+        assert_eq!(id_of(&b), None);
+    }
+
+    #[test]
+    fn not_elf_or_the_other_byte_order_has_none() {
+        let good = with_notes(true, &gnu(&ID));
+        for bad in [
+            &b""[..],
+            b"\x7fELF",
+            b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03",
+            b"#!/bin/sh\n",
+        ] {
+            assert_eq!(id_of(bad), None);
+        }
+        let mut b = good.clone();
+        b[4] = 3; // no such class
+        assert_eq!(id_of(&b), None);
+        // The other byte order: the kernel reads e_type in the machine's (0x300, not 3).
+        let mut b = good.clone();
+        b[16..18].copy_from_slice(&ET_DYN.to_be_bytes());
+        b[5] = 2;
+        assert_eq!(id_of(&b), None);
+    }
+
+    #[test]
+    fn truncated_and_mangled_files_never_panic() {
+        for elf64 in [false, true] {
+            let mut n = note(4, b"GNU\0", 5, &[0xaa; 16], 8);
+            n.extend(gnu(&ID));
+            let good = with_notes(elf64, &n);
+            assert!(id_of(&good).is_some());
+            // Every prefix: the ID or nothing, never another.
+            for len in 0..good.len() {
+                let id = id_of(&good[..len]);
+                assert!(id.is_none() || id.as_deref() == Some(&ID[..]), "{len}");
+            }
+            // Random bytes changed, a few at a time (xorshift, fixed seed).
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(elf64);
+            for _ in 0..20_000 {
+                let mut b = good.clone();
+                for _ in 0..1 + x % 4 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let i = (x % b.len() as u64) as usize;
+                    b[i] = (x >> 32) as u8;
+                    if x % 3 == 0 {
+                        // Often the size and offset fields: all ones or large.
+                        b[i] = 0xff;
+                    }
+                }
+                let id = id_of(&b);
+                assert!(id.as_ref().is_none_or(|id| id.len() <= SIZE_MAX));
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_is_read_past_its_first_page_only_as_needed() {
+        // The notes beyond the first 4 KiB, read from the file.
+        let mut e = Elf::new(true);
+        e.phdr(PT_NOTE, 0x5000, 36).at(0x5000, &gnu(&ID));
+        let bytes = e.build();
+        let mut f = tempfile(&bytes);
+        let r = FileReader::new(&f).unwrap();
+        assert!(!r.whole);
+        assert_eq!(
+            parse(&mut FileReader::new(&f).unwrap()).as_deref(),
+            Some(&ID[..])
+        );
+        // Cut inside the note: none.
+        f.set_len(0x5000 + 20).unwrap();
+        assert_eq!(parse(&mut FileReader::new(&f).unwrap()), None);
+        f.set_len(0).unwrap();
+        assert_eq!(parse(&mut FileReader::new(&f).unwrap()), None);
+        let _ = &mut f;
+    }
+
+    fn tempfile(bytes: &[u8]) -> File {
+        use std::io::Write;
+        // SAFETY: a valid C string; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"procmap-elf".as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        f.write_all(bytes).unwrap();
+        f
+    }
+}
