@@ -45,8 +45,9 @@ const GFP: kernel::alloc::Flags = GFP_KERNEL_ACCOUNT;
 
 /// The most records a lookup call holds once they are out of address order: the call ends
 /// there, to bound its work (the rest of the pass in which they went out of order searches them
-/// one by one, later passes keep them sorted in `Batch::order`, an insertion each). Ascending
-/// addresses, whose records are searched by bisection where they are, are not limited.
+/// one by one, later passes keep them sorted in `Batch::order`, an insertion of up to this many
+/// indices each). Ascending addresses, whose records are searched by bisection where they are,
+/// are not limited.
 const UNSORTED_RECORDS: usize = 256;
 
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
@@ -201,10 +202,14 @@ struct Batch {
     index: KVVec<(usize, usize)>,
     sorted: bool,
     /// Lookup, once its records are out of order: their indices in `index`, sorted by start,
-    /// for a binary search. Made when a pass begins (it allocates), so the rest of the pass in
-    /// which the records went out of order searches them one by one; empty until then, and
-    /// if a record does not fit in it.
+    /// for a binary search ([`matching::find_in_order`]). Made when a pass begins (it
+    /// allocates), so the rest of the pass in which the records went out of order searches them
+    /// one by one; empty until then, and for the rest of the call once `linear` is set.
     order: KVec<u32>,
+    /// Lookup: its records are searched one by one for the rest of the call, because two of them
+    /// overlap (the VMAs changed between the passes that reported them), where a binary search
+    /// could miss the one that covers an address.
+    linear: bool,
     /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
     /// start and end on page boundaries, so every address of a page has the same answer. Made
     /// once addresses come back to an earlier record: a stack trace repeats the same few
@@ -261,6 +266,7 @@ impl Batch {
             index: KVVec::new(),
             sorted: true,
             order: KVec::new(),
+            linear: false,
             pages: KVec::new(),
         })
     }
@@ -275,8 +281,8 @@ impl Batch {
                     .map_err(|e| if first && !mm.has_users() { ESRCH } else { e })?;
                 self.index
                     .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP)?;
-                if !self.sorted && self.order.is_empty() {
-                    self.order_records()?;
+                if !self.sorted && !self.linear && self.order.is_empty() {
+                    self.order_records();
                 }
             }
             // The address space is used only while a pass stages; it is given back before
@@ -412,6 +418,7 @@ impl Batch {
                     Ok((off, size)) => {
                         // Both within `names_size`, a `u32`.
                         let off = self.names_used.checked_add(off).ok_or(EOVERFLOW)?;
+                        // `take()` staged it: there is a last record.
                         let rec = self.recs.last_mut().ok_or(EINVAL)?;
                         rec.name_off = u32::try_from(off).map_err(|_| EOVERFLOW)?;
                         rec.name_size = u32::try_from(size).map_err(|_| EOVERFLOW)?;
@@ -504,43 +511,41 @@ impl Batch {
             // Record indices are `u32`s.
             self.index.get(i).filter(|r| covers(r)).map(|_| i as u32)
         } else if !self.order.is_empty() {
-            // The last record starting at or below `addr`: the only one that may cover it.
-            let i = self.order.partition_point(|&r| self.start_of(r) <= addr);
-            let r = *self.order.get(i.checked_sub(1)?)?;
-            self.index
-                .get(r as usize)
-                .filter(|rec| covers(rec))
-                .map(|_| r)
+            matching::find_in_order(&self.order, &self.index, addr)
         } else {
             self.index.iter().position(covers).map(|i| i as u32)
         }
     }
 
-    /// The start of record `r` of a lookup (of an index in `order`, which holds no other).
-    #[inline]
-    fn start_of(&self, r: u32) -> usize {
-        self.index
-            .get(r as usize)
-            .map_or(usize::MAX, |&(start, _)| start)
-    }
-
     /// Makes `order` for the records of a lookup out of order, before a pass: room for as many
-    /// as the call may hold then (it ends at [`UNSORTED_RECORDS`]).
-    fn order_records(&mut self) -> Result {
+    /// as the call may hold then (it ends at [`UNSORTED_RECORDS`]). Without the memory, the
+    /// search stays linear, and the next pass tries again.
+    fn order_records(&mut self) {
         let n = self.index.len();
-        self.order = KVec::with_capacity(n.max(UNSORTED_RECORDS), GFP)?;
+        let Ok(order) = KVec::with_capacity(n.max(UNSORTED_RECORDS), GFP) else {
+            return;
+        };
+        self.order = order;
         // Record indices are `u32`s (below `vma_count`).
         for r in 0..n as u32 {
-            self.insert_order(r)?;
+            self.insert_order(r);
         }
-        Ok(())
     }
 
-    /// Puts record `r` of a lookup in `order`, after those starting below it.
-    fn insert_order(&mut self, r: u32) -> Result {
-        let start = self.start_of(r);
-        let at = self.order.partition_point(|&o| self.start_of(o) < start);
-        self.order.insert_within_capacity(at, r).map_err(|_| ENOMEM)
+    /// Puts record `r` of a lookup in `order`, in its place by start. If it overlaps a record
+    /// there (or does not fit, which the bound of [`UNSORTED_RECORDS`] rules out), `order` is
+    /// emptied and the call's search is linear from then on.
+    fn insert_order(&mut self, r: u32) {
+        if self.linear {
+            return;
+        }
+        let slot = self.index.get(r as usize).and_then(|&(start, end)| {
+            matching::slot_in_order(&self.order, &self.index, start, end)
+        });
+        if slot.is_none_or(|at| self.order.insert_within_capacity(at, r).is_err()) {
+            self.order.clear();
+            self.linear = true;
+        }
     }
 
     /// The answer the page cache holds for `page`, if any.
@@ -704,9 +709,8 @@ impl Batch {
                 self.index
                     .push_within_capacity((start, end))
                     .map_err(|_| ENOMEM)?;
-                if !self.order.is_empty() && self.insert_order(index).is_err() {
-                    // No room: search one by one from now on.
-                    self.order.clear();
+                if !self.order.is_empty() {
+                    self.insert_order(index);
                 }
                 Ok(Found::Record(index))
             }

@@ -134,6 +134,49 @@ pub(crate) fn vma_flags(vm_flags: vm_flags_t) -> u64 {
     out
 }
 
+/// The record that covers `addr` among those `order` lists: `records` are a lookup's `(start,
+/// end)`, in the order they were reported, and `order` indices of some of them, sorted by start,
+/// no two overlapping (as [`slot_in_order`] keeps them). The only candidate is the last one
+/// starting at or below `addr`.
+pub(crate) fn find_in_order(order: &[u32], records: &[(usize, usize)], addr: usize) -> Option<u32> {
+    let start = |r: u32| {
+        records
+            .get(r as usize)
+            .map_or(usize::MAX, |&(start, _)| start)
+    };
+    let i = order.partition_point(|&r| start(r) <= addr);
+    let r = *order.get(i.checked_sub(1)?)?;
+    records
+        .get(r as usize)
+        .filter(|&&(start, end)| start <= addr && addr < end)
+        .map(|_| r)
+}
+
+/// Where in `order` (see [`find_in_order`]) a record `(start, end)` goes to keep it sorted, or
+/// `None` if it overlaps one of the records there: then a binary search could miss the one that
+/// covers an address. Of sorted records that do not overlap, only the neighbours of its place
+/// can overlap it.
+pub(crate) fn slot_in_order(
+    order: &[u32],
+    records: &[(usize, usize)],
+    start: usize,
+    end: usize,
+) -> Option<usize> {
+    let rec = |r: u32| {
+        records
+            .get(r as usize)
+            .copied()
+            .unwrap_or((usize::MAX, usize::MAX))
+    };
+    let at = order.partition_point(|&r| rec(r).0 < start);
+    let below_end = at
+        .checked_sub(1)
+        .and_then(|i| order.get(i))
+        .map_or(0, |&r| rec(r).1);
+    let above_start = order.get(at).map_or(usize::MAX, |&r| rec(r).0);
+    (below_end <= start && end <= above_start).then_some(at)
+}
+
 /// `PATH_MAX`: the largest name buffer.
 pub(crate) const PATH_MAX: usize = kernel::bindings::PATH_MAX as usize;
 

@@ -405,3 +405,111 @@ mod matching_tests {
         Ok(())
     }
 }
+
+#[kunit_tests(rust_procmap_query_lookup_order)]
+mod lookup_order_tests {
+    use super::matching::{find_in_order, slot_in_order};
+    use kernel::prelude::*;
+
+    /// The record covering `addr`, searched one by one: the oracle.
+    fn linear(order: &[u32], records: &[(usize, usize)], addr: usize) -> Option<u32> {
+        order.iter().copied().find(|&r| {
+            let (start, end) = records[r as usize];
+            start <= addr && addr < end
+        })
+    }
+
+    /// Inserts `records` in the order given, as a lookup reports them; `None` if one overlaps.
+    fn ordered(records: &[(usize, usize)]) -> Result<Option<KVec<u32>>> {
+        let mut order = KVec::with_capacity(records.len(), GFP_KERNEL)?;
+        for (r, &(start, end)) in records.iter().enumerate() {
+            let Some(at) = slot_in_order(&order, records, start, end) else {
+                return Ok(None);
+            };
+            order
+                .insert_within_capacity(at, r as u32)
+                .map_err(|_| ENOMEM)?;
+        }
+        Ok(Some(order))
+    }
+
+    #[test]
+    fn disjoint_records_are_found_by_bisection() -> Result {
+        // Reported out of order, with gaps between some and edge to edge elsewhere.
+        let records = [
+            (0x5000, 0x6000),
+            (0x1000, 0x3000),
+            (0x9000, 0xa000),
+            (0x3000, 0x4000),
+            (0x7000, 0x9000),
+        ];
+        let order = ordered(&records)?.ok_or(EINVAL)?;
+        assert_eq!(&order[..], &[1, 3, 0, 4, 2]);
+        for addr in (0..0xb000).step_by(0x800) {
+            assert_eq!(
+                find_in_order(&order, &records, addr),
+                linear(&order, &records, addr)
+            );
+        }
+        // Each record's first and last byte; below, between and above them.
+        assert_eq!(find_in_order(&order, &records, 0x1000), Some(1));
+        assert_eq!(find_in_order(&order, &records, 0x2fff), Some(1));
+        assert_eq!(find_in_order(&order, &records, 0x3000), Some(3));
+        assert_eq!(find_in_order(&order, &records, 0x8fff), Some(4));
+        assert_eq!(find_in_order(&order, &records, 0x9fff), Some(2));
+        assert_eq!(find_in_order(&order, &records, 0xfff), None);
+        assert_eq!(find_in_order(&order, &records, 0x4000), None);
+        assert_eq!(find_in_order(&order, &records, 0x6fff), None);
+        assert_eq!(find_in_order(&order, &records, 0xa000), None);
+        assert_eq!(find_in_order(&[], &records, 0x1000), None);
+        Ok(())
+    }
+
+    #[test]
+    fn overlapping_records_are_refused() -> Result {
+        // The VMAs of a lookup may change between its passes: [0x1000, 0x2000) reported, then
+        // merged into [0, 0x3000). A bisection would test the later-starting one only and miss
+        // that the merged one covers 0x2800.
+        let base = [(0x1000, 0x2000), (0x4000, 0x5000)];
+        for later in [
+            (0, 0x3000),      // covers the first
+            (0x1800, 0x2800), // overlaps its end
+            (0x800, 0x1800),  // overlaps its start
+            (0x1000, 0x3000), // same start, longer
+            (0x1200, 0x1400), // inside it
+            (0x3000, 0x4001), // overlaps the second's start
+        ] {
+            assert_eq!(ordered(&[base[0], base[1], later])?, None);
+        }
+        // Edge to edge is not an overlap.
+        assert!(ordered(&[base[0], base[1], (0x2000, 0x4000)])?.is_some());
+        assert!(ordered(&[base[0], base[1], (0, 0x1000)])?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn bisection_equals_a_linear_search() -> Result {
+        // 200 one-page records with gaps, reported in a shuffled order.
+        let mut records = KVec::with_capacity(200, GFP_KERNEL)?;
+        let mut seed: u32 = 12345;
+        let mut next = || {
+            seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
+            (seed >> 8) as usize
+        };
+        for i in 0..200usize {
+            let start = (3 * i + 1) << 12;
+            records.push((start, start + ((1 + i % 2) << 12)), GFP_KERNEL)?;
+        }
+        for i in (1..records.len()).rev() {
+            records.swap(i, next() % (i + 1));
+        }
+        let order = ordered(&records)?.ok_or(EINVAL)?;
+        for addr in (0..(3 * 201) << 12).step_by(0x700) {
+            assert_eq!(
+                find_in_order(&order, &records, addr),
+                linear(&order, &records, addr)
+            );
+        }
+        Ok(())
+    }
+}
