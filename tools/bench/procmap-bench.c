@@ -805,7 +805,7 @@ static void batch_contention(void)
  * to report none), "single" (C:
  * the module unloaded), "single-rust", "text"; or "lookup": the seed
  * workload's batch lookup, its addresses sorted as row 7 does, or
- * "lookup-unsorted"). The instructions of each kernel function are
+ * "lookup-unsorted"; @vmas does not apply to them). The instructions of each kernel function are
  * counted by the TCG plugin: the difference between two boots with
  * different @n is the cost of the extra runs.
  */
@@ -814,22 +814,31 @@ static int profile(const char *what, long vmas, long n)
 	static struct text_vma tv[300000];
 	static uint64_t addrs[3244];
 	static uint32_t idx[3244];
+	int lookup = !strcmp(what, "lookup"), unsorted = !strcmp(what, "lookup-unsorted");
 	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
-	long base, got = 0, more = 0;
+	long base, nv, got = 0, more = 0;
 	void *extra;
 
-	if (!f || fprintf(f, "262144\n") < 0 || fclose(f))
+	if (!f)
 		return 1;
-	if (!strncmp(what, "lookup", 6)) {
+	if (fprintf(f, "262144\n") < 0) {
+		fclose(f);
+		return 1;
+	}
+	if (fclose(f))
+		return 1;
+	if (lookup || unsorted) {
 		if (seed_workload(tv, addrs, &extra, &more) <= 0)
 			return 1;
-		if (!strcmp(what, "lookup"))
+		if (lookup)
 			qsort(addrs, 3244, sizeof(*addrs), cmp_u64);
 	} else {
 		base = parse_text(tv, 300000);
 		if (vmas > base)
 			make_vmas(vmas - base);
 	}
+	/* The unit of a walk: the VMAs it examines, reported or not. */
+	nv = parse_text(tv, 300000);
 	use_rust(strcmp(what, "single") != 0);
 	for (long i = 0; i < n; i++) {
 		if (!strcmp(what, "batch"))
@@ -837,12 +846,12 @@ static int profile(const char *what, long vmas, long n)
 		else if (!strcmp(what, "batch-names"))
 			got = walk_batch(1);
 		else if (!strcmp(what, "batch-none"))
-			got = walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA);
+			got = walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA) < 0 ? -1 : nv;
 		else if (!strcmp(what, "single") || !strcmp(what, "single-rust"))
 			got = walk_single(0);
 		else if (!strcmp(what, "text"))
 			got = walk_text();
-		else if (!strncmp(what, "lookup", 6))
+		else if (lookup || unsorted)
 			got = lookup_batch(addrs, 3244, idx);
 		else
 			return 2;

@@ -95,10 +95,12 @@ static void at_exit(qemu_plugin_id_t id, void *data)
 		perror(out_path);
 		return;
 	}
+	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < nblocks; i++)
 		if (blocks[i]->runs)
 			fprintf(f, "%" PRIx64 " %" PRIu64 "\n", blocks[i]->vaddr,
 				blocks[i]->insns * blocks[i]->runs);
+	pthread_mutex_unlock(&lock);
 	fclose(f);
 }
 
