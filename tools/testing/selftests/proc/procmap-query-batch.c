@@ -1710,12 +1710,20 @@ FIXTURE_TEARDOWN(race)
 {
 }
 
+static bool same_range(const struct procmap_batch_vma *a, const struct procmap_batch_vma *b)
+{
+	return a->vma_start == b->vma_start && a->vma_end == b->vma_end;
+}
+
 TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
 {
-	static struct procmap_batch_vma recs[16];
+	static struct procmap_batch_vma recs[16], many_recs[256];
+	static uint64_t many[600];
+	static uint32_t many_idx[600];
 	int fd = open("/proc/self/maps", O_RDONLY);
 	uint64_t lo, hi, addrs[32];
-	uint32_t idx[32];
+	uint32_t idx[32], done, calls;
+	unsigned int seed = 3;
 	int round, i, snapshots = 0, gaps = 0;
 	pthread_t t;
 
@@ -1792,10 +1800,47 @@ TEST_F_TIMEOUT(race, batches_under_a_writer_are_not_torn, 600)
 			ASSERT_LE(recs[idx[i]].vma_start, addrs[i]);
 			ASSERT_GT(recs[idx[i]].vma_end, addrs[i]);
 		}
+		/*
+		 * Every tenth round, a lookup of 600 shuffled addresses of the
+		 * area: three passes, its records out of address order, the
+		 * VMAs changing between passes. Each answer covers its address,
+		 * and no VMA range is reported twice in a call (a record that
+		 * covers an address answers it, even if VMAs merged after it
+		 * was reported and overlap it now).
+		 */
+		if (round % 10)
+			continue;
+		for (i = 0; i < 600; i++) {
+			int j = rand_r(&seed) % (i + 1);
+
+			many[i] = many[j];
+			many[j] = lo + (i % 16) * PAGE + (i / 16) * 64;
+		}
+		for (done = 0, calls = 0; done < 600; done += b.addr_count, calls++) {
+			uint32_t k, m;
+
+			ASSERT_GT(10, calls);
+			init_lookup(&b, many + done, many_idx + done, 600 - done, many_recs,
+				    ARRAY_SIZE(many_recs));
+			ASSERT_EQ(0, batch(fd, &b));
+			ASSERT_LT(0, b.addr_count);
+			for (k = 0; k < b.vma_count; k++)
+				for (m = k + 1; m < b.vma_count; m++)
+					ASSERT_FALSE(same_range(&many_recs[k], &many_recs[m]));
+			for (k = done; k < done + b.addr_count; k++) {
+				if (many_idx[k] == NO_VMA) {
+					gaps++;
+					continue;
+				}
+				ASSERT_GT(b.vma_count, many_idx[k]);
+				ASSERT_LE(many_recs[many_idx[k]].vma_start, many[k]);
+				ASSERT_GT(many_recs[many_idx[k]].vma_end, many[k]);
+			}
+		}
 	}
 	atomic_store(&stop_writer, 1);
 	pthread_join(t, NULL);
-	TH_LOG("3000 walks and lookups under a writer: %d snapshots, %d gaps or overlaps",
+	TH_LOG("3000 walks and lookups (300 of 600 addresses), a writer: %d snapshots, %d gaps",
 	       snapshots, gaps);
 	munmap(race_area, 16 * PAGE);
 	close(fd);
