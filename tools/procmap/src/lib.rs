@@ -535,6 +535,7 @@ pub enum Backend {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
     backend: Option<Backend>,
+    no_pidfd: bool,
 }
 
 impl Options {
@@ -547,24 +548,51 @@ impl Options {
         self.backend = Some(backend);
         self
     }
+    /// Whether [`Options::open`] keeps a pidfd of the process (the default; see
+    /// [`ProcMaps::open`]). Without it a handle takes one file descriptor instead of two
+    /// (for a profiler keeping thousands of handles under `RLIMIT_NOFILE`), and
+    /// [`ProcMaps::reopen`] fails with `EOPNOTSUPP`.
+    pub fn pidfd(mut self, keep: bool) -> Self {
+        self.no_pidfd = !keep;
+        self
+    }
     /// Opens `/proc/<pid>/maps`; see [`ProcMaps::open`] for a process whose main thread
     /// exited, and for the pidfd it keeps.
     pub fn open(&self, pid: u32) -> Result<ProcMaps> {
-        let pidfd = pidfd_open(pid);
-        let mut maps = self.open_pid(pid)?;
-        if let Ok(fd) = &pidfd {
-            // Reaped since the pidfd was taken: the maps opened may be those of another
-            // process that got the PID since.
-            if pidfd_reaped(fd)? {
-                return Err(Error::Open {
-                    path: format!("/proc/{pid}/maps").into(),
-                    source: io::Error::from_raw_os_error(libc::ESRCH),
-                });
-            }
-        }
+        let pidfd = if self.no_pidfd {
+            Err(NoPidfd::Off)
+        } else {
+            pidfd_open(pid).map_err(|e| match e {
+                // Not in the caller's PID namespace, though /proc/<pid> may be there
+                // (another namespace's /proc): not a sign that the process is gone.
+                libc::ESRCH => NoPidfd::NotInNamespace,
+                e => NoPidfd::Open(e),
+            })
+        };
+        let maps = self.open_pid(pid)?;
+        let pidfd = match pidfd {
+            // After the open: the PID of the pidfd's process, as the /proc mount sees it.
+            Ok(fd) => match pidfd_pid(&fd) {
+                Some(p) if i64::from(pid) == p => Ok(Arc::new(fd)),
+                // Reaped since the pidfd was taken: the maps opened may be those of another
+                // process that got the PID since.
+                Some(-1) => {
+                    return Err(Error::Open {
+                        path: format!("/proc/{pid}/maps").into(),
+                        source: io::Error::from_raw_os_error(libc::ESRCH),
+                    })
+                }
+                // Another PID namespace's /proc (0: not visible there), or no `Pid:` line
+                // (before Linux 5.10), or fdinfo unreadable: the pidfd cannot be tied to
+                // /proc/<pid>, and is dropped.
+                _ => Err(NoPidfd::Unverified),
+            },
+            Err(e) => Err(e),
+        };
+        let mut maps = maps;
         maps.origin = Some(Origin {
             pid,
-            pidfd: pidfd.map(Arc::new),
+            pidfd,
             options: *self,
         });
         Ok(maps)
@@ -668,10 +696,50 @@ fn proc_dir_of(path: &Path) -> Option<PathBuf> {
 #[derive(Debug)]
 struct Origin {
     pid: u32,
-    /// A pidfd of the process, taken before the maps were opened, or the errno of
-    /// `pidfd_open()` (`ENOSYS` before Linux 5.3, `EINVAL` for a thread ID).
-    pidfd: std::result::Result<Arc<OwnedFd>, i32>,
+    /// A pidfd of the process, taken before the maps were opened, or why there is none.
+    pidfd: std::result::Result<Arc<OwnedFd>, NoPidfd>,
     options: Options,
+}
+
+/// Why a handle opened by PID has no pidfd (and [`ProcMaps::reopen`] fails).
+#[derive(Clone, Copy, Debug)]
+enum NoPidfd {
+    /// `pidfd_open()` failed with this errno (not `ESRCH`): `ENOSYS` before Linux 5.3 or
+    /// under a seccomp filter, `ENOENT` (Linux 6.9 and later) or `EINVAL` (before) for the ID
+    /// of a thread other than the main one, `EMFILE`, ...
+    Open(i32),
+    /// `pidfd_open()` said `ESRCH`: no such PID in the caller's PID namespace, while
+    /// `/proc/<pid>` (maybe another namespace's `/proc`) was there.
+    NotInNamespace,
+    /// The pidfd's fdinfo did not show the PID of `/proc/<pid>` (another PID namespace), or
+    /// could not be read (no `Pid:` line before Linux 5.10): the pidfd was dropped.
+    Unverified,
+    /// Turned off ([`Options::pidfd`]).
+    Off,
+}
+
+impl NoPidfd {
+    /// The error [`ProcMaps::reopen`] fails with: never [`Error::is_gone`], the process may
+    /// well be alive.
+    fn error(self) -> Error {
+        let (op, errno) = match self {
+            NoPidfd::Open(e) => ("reopen: no pidfd (pidfd_open() failed)", e),
+            NoPidfd::NotInNamespace => (
+                "reopen: no pidfd (pidfd_open() found no such PID in this PID namespace)",
+                libc::EOPNOTSUPP,
+            ),
+            NoPidfd::Unverified => (
+                "reopen: no pidfd (its fdinfo did not show the PID of /proc/<pid>: \
+                 another PID namespace, or a kernel before 5.10)",
+                libc::EOPNOTSUPP,
+            ),
+            NoPidfd::Off => (
+                "reopen: no pidfd (turned off by Options::pidfd)",
+                libc::EOPNOTSUPP,
+            ),
+        };
+        Error::os(op, io::Error::from_raw_os_error(errno))
+    }
 }
 
 /// `pidfd_open(pid, 0)`, close-on-exec (as pidfds always are); the errno on failure.
@@ -693,29 +761,20 @@ fn pidfd_open(pid: u32) -> std::result::Result<OwnedFd, i32> {
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
-/// Whether the process of `pidfd` was reaped (its PID free to be used again): signal 0
-/// through it (`pidfd_send_signal()`) says `ESRCH`. A zombie is not reaped yet; `EPERM`
-/// (not allowed to signal it) means it is there.
-fn pidfd_reaped(pidfd: &OwnedFd) -> Result<bool> {
-    // SAFETY: a system call on a descriptor we own, with no siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r == 0 {
-        return Ok(false);
+/// The PID of the process of `pidfd`, from the `Pid:` line of `/proc/self/fdinfo/<fd>`
+/// (Linux 5.10 and later): as the PID namespace of that `/proc` mount sees it (the one
+/// `/proc/<pid>/maps` is opened in), 0 if it is not visible there, -1 once the process was
+/// reaped. `None` if it cannot be read. No signal is sent, so no LSM or seccomp policy on
+/// signals gets in the way.
+fn pidfd_pid(pidfd: &OwnedFd) -> Option<i64> {
+    #[cfg(test)]
+    if let Some(p) = tests::PIDFD_FDINFO.with(std::cell::Cell::get) {
+        return p;
     }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ESRCH) => Ok(true),
-        Some(libc::EPERM) => Ok(false),
-        _ => Err(Error::os("pidfd_send_signal", e)),
-    }
+    let info = std::fs::read(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    let info = std::str::from_utf8(&info).ok()?;
+    let line = info.lines().find_map(|l| l.strip_prefix("Pid:"))?;
+    line.trim().parse().ok()
 }
 
 /// Whether the process of `pidfd` exited (a zombie, or reaped): its pidfd polls readable.
@@ -856,12 +915,21 @@ impl ProcMaps {
     ///
     /// The handle keeps a pidfd of the process (`pidfd_open()`, Linux 5.3 and later), taken
     /// before the maps are opened: [`ProcMaps::reopen`] opens the maps of the same process
-    /// again after an `execve()`, and [`ProcMaps::pidfd`] tells when it exits. If the
-    /// process was reaped between the two (its PID free for another process, whose maps the
-    /// open may have found), the open fails with `ESRCH` ([`Error::is_gone`]). Where there is
-    /// no pidfd (`ENOSYS` before 5.3, a seccomp filter, `EINVAL` for the ID of a thread other
-    /// than the main one), the handle works as without it, and only [`ProcMaps::reopen`]
-    /// fails, with that errno. It costs one system call and one file descriptor per handle.
+    /// again after an `execve()`, and [`ProcMaps::pidfd`] tells when it exits. After the open,
+    /// the `Pid:` line of the pidfd's `/proc/self/fdinfo` entry (Linux 5.10 and later; no
+    /// signal is sent, so no LSM or seccomp policy on signals matters) says which PID the
+    /// pidfd's process has in the `/proc` mount's PID namespace: the PID opened, and the
+    /// handle keeps the pidfd; -1, the process was reaped between the two (its PID free for
+    /// another process, whose maps the open may have found), and the open fails with `ESRCH`
+    /// ([`Error::is_gone`]); anything else (a `/proc` of another PID namespace than the
+    /// caller's, which `pidfd_open()` looks the PID up in) or nothing readable, and the pidfd
+    /// is dropped. The open never fails for want of a pidfd: without one (`pidfd_open()`
+    /// failing with `ENOSYS` before 5.3 or under a seccomp filter, with `ENOENT` (Linux 6.9
+    /// and later) or `EINVAL` (before) for the ID of a thread other than the main one, with
+    /// `ESRCH` for a PID not in the caller's namespace; or dropped as above), the handle
+    /// works as with it, and only [`ProcMaps::reopen`] fails, with an error that is not
+    /// [`Error::is_gone`]. It costs one system call, one read of fdinfo and one file
+    /// descriptor per handle; [`Options::pidfd`] turns it off.
     ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
@@ -881,8 +949,11 @@ impl ProcMaps {
     /// handle keeps the pidfd, and can be reopened in turn.
     ///
     /// Only for a handle opened by PID ([`ProcMaps::open`], [`Options::open`]): others fail
-    /// with `EINVAL`. Without a pidfd (see [`ProcMaps::open`]), the error of `pidfd_open()`
-    /// (`ENOSYS`, ...): open by PID yourself then, knowing that the PID may have been reused.
+    /// with `EINVAL`. Without a pidfd (see [`ProcMaps::open`]), an error that is not
+    /// [`Error::is_gone`]: the errno of `pidfd_open()` (`ENOSYS`, `ENOENT` or `EINVAL` for a
+    /// thread ID, ...), or `EOPNOTSUPP` if the pidfd could not be tied to `/proc/<pid>`
+    /// (another PID namespace) or was turned off ([`Options::pidfd`]): open by PID yourself
+    /// then, knowing that the PID may have been reused.
     ///
     /// ```no_run
     /// # use procmap::{ProcMaps, Query};
@@ -906,7 +977,7 @@ impl ProcMaps {
         };
         let pidfd = match &origin.pidfd {
             Ok(fd) => fd,
-            Err(e) => return Err(Error::os("pidfd_open", io::Error::from_raw_os_error(*e))),
+            Err(why) => return Err(why.error()),
         };
         let opened = origin.options.open_pid(origin.pid);
         // After the open: if the process had not exited by then, the maps are its own.
@@ -1704,6 +1775,8 @@ mod tests {
     thread_local! {
         /// The errno `pidfd_open()` fails with on this thread, if set.
         pub(crate) static PIDFD_OPEN_FAILS: Cell<Option<i32>> = const { Cell::new(None) };
+        /// What the pidfd's fdinfo says on this thread ([`pidfd_pid`]), if set.
+        pub(crate) static PIDFD_FDINFO: Cell<Option<Option<i64>>> = const { Cell::new(None) };
         /// The ioctls this thread made.
         pub(crate) static IOCTLS: Cell<u64> = const { Cell::new(0) };
         /// The batch ioctls this thread made.
@@ -1787,6 +1860,63 @@ mod tests {
             assert_eq!(maps.pid(), None);
             assert_eq!(maps.reopen().unwrap_err().errno(), Some(libc::EINVAL));
         }
+    }
+
+    /// Opens `pid` with `pidfd_open()` failing with `open_errno` (if set) and the pidfd's
+    /// fdinfo saying `fdinfo` (if set).
+    fn open_with(
+        pid: u32,
+        open_errno: Option<i32>,
+        fdinfo: Option<Option<i64>>,
+    ) -> Result<ProcMaps> {
+        PIDFD_OPEN_FAILS.with(|f| f.set(open_errno));
+        PIDFD_FDINFO.with(|f| f.set(fdinfo));
+        let maps = ProcMaps::open(pid);
+        PIDFD_OPEN_FAILS.with(|f| f.set(None));
+        PIDFD_FDINFO.with(|f| f.set(None));
+        maps
+    }
+
+    #[test]
+    fn the_open_never_fails_for_the_pidfd_machinery() {
+        let pid = std::process::id();
+        // The fdinfo of a real pidfd shows the PID of /proc/<pid>.
+        let fd = pidfd_open(pid).unwrap();
+        assert_eq!(pidfd_pid(&fd), Some(i64::from(pid)));
+        // Cases where the pidfd cannot be tied to /proc/<pid>: fdinfo unreadable (no Pid:
+        // line before 5.10), 0 (not visible in the /proc mount's namespace), another PID
+        // (another namespace). The open works; reopen() fails, and not as is_gone().
+        for fdinfo in [None, Some(0), Some(i64::from(pid) + 1)] {
+            let maps = open_with(pid, None, Some(fdinfo)).unwrap();
+            assert!(maps.pidfd().is_none(), "{fdinfo:?}");
+            assert!(maps.iter(Query::new()).count() > 0);
+            let e = maps.reopen().unwrap_err();
+            assert!(!e.is_gone(), "{fdinfo:?}: {e}");
+            assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
+        }
+        // pidfd_open() failing, whatever the errno (seccomp's EACCES, a thread ID's ENOENT,
+        // and ESRCH for a PID of another namespace): the open works, reopen() is not is_gone().
+        for errno in [libc::EACCES, libc::ENOENT, libc::EPERM, libc::ESRCH] {
+            let maps = open_with(pid, Some(errno), None).unwrap();
+            assert!(maps.pidfd().is_none());
+            let e = maps.reopen().unwrap_err();
+            assert!(!e.is_gone(), "{errno}: {e}");
+            let want = if errno == libc::ESRCH {
+                libc::EOPNOTSUPP
+            } else {
+                errno
+            };
+            assert_eq!(e.errno(), Some(want), "{e}");
+        }
+        // -1: reaped between pidfd_open() and the open of the maps (PID reuse): is_gone().
+        let e = open_with(pid, None, Some(Some(-1))).unwrap_err();
+        assert!(e.is_gone(), "{e}");
+        // Turned off: no pidfd, reopen() says so.
+        let maps = Options::new().pidfd(false).open(pid).unwrap();
+        assert!(maps.pidfd().is_none());
+        let e = maps.reopen().unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EOPNOTSUPP));
+        assert!(e.to_string().contains("Options::pidfd"), "{e}");
     }
 
     #[test]
