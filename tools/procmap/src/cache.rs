@@ -41,10 +41,24 @@ pub enum Freshness {
 /// | policy | a lookup that the VMAs as last read answer (a hit) | one they do not (a miss) | [`VmaCache::refresh`] |
 /// |---|---|---|---|
 /// | [`Ask`](UntrackedPolicy::Ask) (default) | asks the maps | asks the maps | reads again |
-/// | [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) | from the cache, no system call | reads again, once, and answers from that | does not read |
-/// | [`Trust`](UntrackedPolicy::Trust) | from the cache | from the cache (`None`) | does not read |
+/// | [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) | from the cache, no system call (see below) | reads again, once, and answers from that | does not read; checks that the address space is there |
+/// | [`Trust`](UntrackedPolicy::Trust) | from the cache | from the cache (`None`) | does not read; checks that the address space is there |
 ///
 /// [`VmaCache::invalidate`] makes the next lookup or refresh read again under each of them.
+///
+/// A hit makes no system call where the kernel lacks the extension (every released
+/// kernel); where it has it but cannot tell ([`crate::GENERATION_UNKNOWN`]) each lookup
+/// reads the generation first (one system call), which also says when the address space
+/// is gone.
+///
+/// Under [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) and
+/// [`Trust`](UntrackedPolicy::Trust), hits are not checked against anything: after the
+/// process exited or called `execve()`, they go on answering from the old program's VMAs.
+/// [`VmaCache::refresh`] checks, with one query (on the text backend, one read of the start
+/// of the text), that the address space is still there, and finds it
+/// [`Freshness::Gone`] otherwise; call it periodically, and have a profiler
+/// [`VmaCache::invalidate`] (or drop the cache and [`ProcMaps::reopen`]) on the exit and
+/// exec events it sees (`PERF_RECORD_EXIT`, `PERF_RECORD_COMM` with `misc & PERF_RECORD_MISC_COMM_EXEC`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UntrackedPolicy {
@@ -59,7 +73,8 @@ pub enum UntrackedPolicy {
     /// address that no VMA of the cache covers, or, for [`VmaCache::resolve`], any of the
     /// addresses) reads them again, once, and answers from that read. At most one walk per
     /// [`VmaCache::get`] or [`VmaCache::resolve`], none for a hit: [`VmaCache::reads`]
-    /// counts them.
+    /// counts them. A hit is not checked for the process's exit or `execve()`: see
+    /// [`UntrackedPolicy`] for what [`VmaCache::refresh`] does about it.
     ///
     /// This is what a profiler wants where the kernel has no generation: a sample's address
     /// in a library mapped since the last read is a miss, and the read finds it. What it gets
@@ -83,6 +98,9 @@ pub(crate) trait Source {
     fn generation(&self) -> Result<Gen>;
     /// A walk of the VMAs `query` lets through, and what the generation did meanwhile.
     fn snapshot(&self, query: Query) -> Result<(Vec<Vma>, Seen)>;
+    /// Whether the address space is still there, asked cheaply (one query, or one read of
+    /// the start of the text).
+    fn alive(&self) -> Result<bool>;
 }
 
 /// A reading of the generation.
@@ -110,6 +128,10 @@ impl Source for ProcMaps {
             Err(e) if e.is_gone() => Ok((Vec::new(), Seen::Gone)),
             r => r,
         }
+    }
+
+    fn alive(&self) -> Result<bool> {
+        self.still_there()
     }
 }
 
@@ -149,6 +171,9 @@ pub(crate) struct Core {
     reads: u64,
     /// The answer of the last [`VmaCache::get`] that asked the maps.
     asked: Option<Vma>,
+    /// The last reading of the generation found none ([`Gen::Absent`]): nothing says when
+    /// the address space goes.
+    untracked_absent: bool,
 }
 
 impl Core {
@@ -161,6 +186,7 @@ impl Core {
             stale: true,
             reads: 0,
             asked: None,
+            untracked_absent: false,
         }
     }
 
@@ -204,12 +230,33 @@ impl Core {
         Ok(self.resolve(addrs))
     }
 
+    /// [`VmaCache::refresh`]: [`Core::refresh`], and where that kept the VMAs without a
+    /// generation to read ([`UntrackedPolicy::RereadOnMiss`], [`UntrackedPolicy::Trust`] on
+    /// a kernel without the extension), whether the address space is still there (one
+    /// query): the only sign of an exit or `execve()` those policies get. With a generation
+    /// (even [`crate::GENERATION_UNKNOWN`]) its reading already said.
+    pub(crate) fn refresh_checked(&mut self, src: &impl Source) -> Result<bool> {
+        let before = self.reads;
+        let read = self.refresh(src)?;
+        if !read
+            && self.reads == before
+            && self.freshness == Freshness::Untracked
+            && self.untracked_absent
+            && !src.alive()?
+        {
+            self.gone();
+            return Ok(true);
+        }
+        Ok(read)
+    }
+
     /// Reads again if the generation says so; whether it did.
     pub(crate) fn refresh(&mut self, src: &impl Source) -> Result<bool> {
         if self.freshness == Freshness::Gone {
             return Ok(false);
         }
         let gen = src.generation()?;
+        self.untracked_absent = gen == Gen::Absent;
         let fresh = !self.stale
             && match (self.freshness, gen) {
                 (Freshness::Generation(had), Gen::Value(now)) => had == now,
@@ -412,9 +459,14 @@ impl VmaCache {
     }
 
     /// Checks the generation (one system call) and reads the VMAs again if they may have
-    /// changed (see [`VmaCache`]); whether it read them.
+    /// changed (see [`VmaCache`]); whether it read them (or found the address space gone).
+    /// Where there is no generation and the [`UntrackedPolicy`] keeps the VMAs
+    /// ([`UntrackedPolicy::RereadOnMiss`], [`UntrackedPolicy::Trust`]), it checks instead
+    /// that the address space is still there (one query; on the text backend one read of
+    /// the start of the text): [`Freshness::Gone`] once the process exited or called
+    /// `execve()`, which lookups answered from the cache do not notice.
     pub fn refresh(&mut self) -> Result<bool> {
-        self.core.refresh(&self.maps)
+        self.core.refresh_checked(&self.maps)
     }
 
     /// Makes the next refresh read the VMAs again, whatever the generation says.
@@ -511,6 +563,9 @@ mod tests {
         walks: RefCell<VecDeque<Seen>>,
         vmas: RefCell<Vec<Vma>>,
         walked: Cell<u32>,
+        /// What [`Source::alive`] answers, and how many times it was asked.
+        alive: Cell<bool>,
+        asked_alive: Cell<u32>,
     }
 
     impl Fake {
@@ -520,6 +575,8 @@ mod tests {
                 walks: Default::default(),
                 vmas: RefCell::new(vmas),
                 walked: Cell::new(0),
+                alive: Cell::new(true),
+                asked_alive: Cell::new(0),
             }
         }
         fn gen(&self, g: Gen) -> &Self {
@@ -548,6 +605,10 @@ mod tests {
                 .pop_front()
                 .expect("a walk was made");
             Ok((self.vmas.borrow().clone(), seen))
+        }
+        fn alive(&self) -> Result<bool> {
+            self.asked_alive.set(self.asked_alive.get() + 1);
+            Ok(self.alive.get())
         }
     }
 
@@ -710,6 +771,43 @@ mod tests {
         assert_eq!(c.get(&f, 0x3000).unwrap(), None);
         assert_eq!((c.freshness, c.reads), (Freshness::Generation(2), 8));
         used_up(&f);
+    }
+
+    #[test]
+    fn without_a_generation_a_refresh_checks_that_the_process_is_there() {
+        for policy in [UntrackedPolicy::RereadOnMiss, UntrackedPolicy::Trust] {
+            let f = Fake::new(vec![vma(0x1000, 0x2000)]);
+            let mut c = Core::new(Query::new());
+            c.untracked = policy;
+            f.walk(Seen::Untracked);
+            c.read(&f).unwrap();
+            // Alive: a refresh keeps the VMAs, after one check.
+            f.gen(Gen::Absent);
+            assert!(!c.refresh_checked(&f).unwrap());
+            assert_eq!(
+                (f.asked_alive.get(), c.freshness),
+                (1, Freshness::Untracked)
+            );
+            // Hits are not checked (no system call): still the old VMAs once it is gone...
+            f.alive.set(false);
+            f.gen(Gen::Absent);
+            assert!(c.get(&f, 0x1000).unwrap().is_some());
+            assert_eq!(f.asked_alive.get(), 1);
+            // ...until a refresh finds it gone.
+            f.gen(Gen::Absent);
+            assert!(c.refresh_checked(&f).unwrap(), "{policy:?}");
+            assert_eq!((c.freshness, c.vmas.len()), (Freshness::Gone, 0));
+            assert!(c.get(&f, 0x1000).unwrap_err().is_gone());
+            // A generation (even GENERATION_UNKNOWN) needs no check: its reading says.
+            let mut c = Core::new(Query::new());
+            c.untracked = policy;
+            f.walk(Seen::Untracked);
+            c.read(&f).unwrap();
+            f.gen(Gen::Value(crate::GENERATION_UNKNOWN));
+            assert!(!c.refresh_checked(&f).unwrap());
+            assert_eq!(f.asked_alive.get(), 2);
+            used_up(&f);
+        }
     }
 
     #[test]

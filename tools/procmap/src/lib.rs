@@ -1397,6 +1397,36 @@ impl ProcMaps {
         buildid::BuildIds::new(dir.clone())
     }
 
+    /// Whether the address space is still there: one `PROCMAP_QUERY` (`ESRCH` once it is
+    /// gone), or on the text backend one read of the start of the text (empty once it is
+    /// gone; for maps opened through a thread, the other threads' text as the reads of the
+    /// text go to it).
+    pub(crate) fn still_there(&self) -> Result<bool> {
+        match self.backend() {
+            Backend::Text => {
+                if !self.text_is_empty()? {
+                    return Ok(true);
+                }
+                if self.threads.is_none() {
+                    return Ok(false);
+                }
+                match self.read_text_prefix() {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.is_gone() => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            Backend::Batch | Backend::Ioctl => match self.probe_query() {
+                Ok(()) | Err(libc::ENOENT) => Ok(true),
+                Err(libc::ESRCH) => Ok(false),
+                Err(e) => Err(Error::os(
+                    "ioctl(PROCMAP_QUERY)",
+                    io::Error::from_raw_os_error(e),
+                )),
+            },
+        }
+    }
+
     /// Whether the text is empty now (one read of its start).
     fn text_is_empty(&self) -> Result<bool> {
         text::is_empty(|buf, off| self.file.read_at(buf, off))

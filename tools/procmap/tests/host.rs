@@ -617,6 +617,32 @@ fn cache_without_a_generation_reads_again_on_a_miss_only() {
 }
 
 #[test]
+fn cache_without_a_generation_finds_the_exit_at_a_refresh() {
+    // RereadOnMiss and Trust answer hits from the cache without asking the kernel; a
+    // refresh() checks (one query, or one read of the text) that the process is there, so
+    // that a periodic refresh finds it gone. On the text backend and on the ioctl.
+    let mut backends = vec![Backend::Text];
+    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
+        backends.push(Backend::Ioctl);
+    }
+    for backend in backends {
+        for policy in [UntrackedPolicy::RereadOnMiss, UntrackedPolicy::Trust] {
+            let child = Child::spawn();
+            let mut cache = VmaCache::new(open_with(child.pid, backend), Query::new()).unwrap();
+            cache.set_untracked_policy(policy);
+            let at = cache.vmas()[0].start;
+            assert!(!cache.refresh().unwrap());
+            assert!(cache.get(at).unwrap().is_some());
+            drop(child); // killed and reaped
+            let r = cache.refresh();
+            assert!(r.is_ok_and(|read| read), "{backend:?} {policy:?}");
+            assert_eq!(cache.freshness(), Freshness::Gone, "{backend:?} {policy:?}");
+            assert!(cache.get(at).unwrap_err().is_gone());
+        }
+    }
+}
+
+#[test]
 fn child_ioctl_equals_text() {
     if !have_ioctl("child_ioctl_equals_text") {
         return;
