@@ -21,6 +21,16 @@
 //! Linux 6.11's `PROCMAP_QUERY` read only the file's first page, and only from the page
 //! cache: it gave no build ID where the note lies beyond the first page or the page was not
 //! cached; this reads the file.
+//!
+//! Where this deviates from the kernel, which scans every note of every `PT_NOTE`: a file is
+//! attacker-controlled input for a profiler running as root (any process can map any file
+//! it can read, a sparse one of 4 GiB included), and 256 note segments each spanning up to
+//! 4 GiB of 12-byte notes would take hours to scan. So a `PT_NOTE` with the same (offset,
+//! size) as one already scanned is skipped (it can only give the same answer), and at most
+//! [`NOTE_BYTES_MAX`] (1 MiB) of notes are stepped through per file, in all its segments
+//! together: a build ID note after that is not found. Linkers put it in the first pages
+//! (`.note.gnu.build-id` comes right after the headers). Past the first 4 KiB, the file is
+//! read in chunks of 64 KiB.
 
 use crate::Vma;
 use std::collections::HashMap;
@@ -41,6 +51,11 @@ const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
 /// The part of the file read at once; the rest is read as needed.
 const HEAD: usize = 4096;
+/// The part of the file read at once past [`HEAD`], as needed.
+const CHUNK: usize = 64 << 10;
+/// The note bytes stepped through per file, over all its note segments (the kernel has no
+/// such limit; see the module's documentation).
+pub(crate) const NOTE_BYTES_MAX: u64 = 1 << 20;
 
 /// Reads `len` bytes at `off` of an ELF file, whole or not at all.
 pub(crate) trait Fetch {
@@ -60,13 +75,18 @@ impl Fetch for &[u8] {
     }
 }
 
-/// A file, its first [`HEAD`] bytes read at once (the headers and, in most files, the notes).
+/// A file, its first [`HEAD`] bytes read at once (the headers and, in most files, the notes),
+/// the rest in chunks of [`CHUNK`] bytes as needed.
 struct FileReader<'a> {
     file: &'a File,
     head: Vec<u8>,
     /// The head is all of the file.
     whole: bool,
-    buf: Vec<u8>,
+    /// The chunk last read, and its offset in the file.
+    chunk: Vec<u8>,
+    chunk_off: u64,
+    /// The reads of the file made.
+    reads: u64,
 }
 
 impl<'a> FileReader<'a> {
@@ -78,7 +98,9 @@ impl<'a> FileReader<'a> {
             file,
             whole: n < HEAD,
             head,
-            buf: Vec::new(),
+            chunk: Vec::new(),
+            chunk_off: 0,
+            reads: 1,
         })
     }
 }
@@ -104,11 +126,15 @@ impl Fetch for FileReader<'_> {
         if end <= self.head.len() as u64 || self.whole {
             return slice_at(&self.head, off, len);
         }
-        self.buf.resize(len, 0);
-        if read_full(self.file, &mut self.buf, off)? < len {
-            return None;
+        let chunk_end = self.chunk_off.checked_add(self.chunk.len() as u64)?;
+        if off < self.chunk_off || end > chunk_end {
+            self.chunk.resize(CHUNK.max(len), 0);
+            self.reads += 1;
+            let n = read_full(self.file, &mut self.chunk, off);
+            self.chunk.truncate(n.unwrap_or(0));
+            self.chunk_off = off;
         }
-        Some(&self.buf)
+        slice_at(&self.chunk, off - self.chunk_off, len)
     }
 }
 
@@ -150,6 +176,9 @@ pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
     let phnum = u64::from(phnum).min(MAX_PHDRS);
     // The kernel refuses a table whose end overflows.
     phoff.checked_add(phnum * phsize)?;
+    // The note segments scanned, and the note bytes left to step through.
+    let mut scanned: Vec<(u64, u32)> = Vec::new();
+    let mut budget = NOTE_BYTES_MAX;
     for i in 0..phnum {
         // A program header that cannot be read ends the parse.
         let ph = r.fetch(phoff + i * phsize, phsize as usize)?;
@@ -162,8 +191,15 @@ pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
         } else {
             (u64::from(u32_at(ph, 4)?), u32_at(ph, 16)?)
         };
-        if let Some(id) = notes(r, offset, filesz) {
+        if scanned.contains(&(offset, filesz)) {
+            continue;
+        }
+        scanned.push((offset, filesz));
+        if let Some(id) = notes(r, offset, filesz, &mut budget) {
             return Some(id);
+        }
+        if budget == 0 {
+            return None;
         }
     }
     None
@@ -174,13 +210,14 @@ fn align4(x: u32) -> u32 {
     x.wrapping_add(3) & !3
 }
 
-/// The build ID among the notes of `size` bytes at `off`, as `parse_build_id()` finds it.
-fn notes(r: &mut impl Fetch, off: u64, size: u32) -> Option<Vec<u8>> {
+/// The build ID among the notes of `size` bytes at `off`, as `parse_build_id()` finds it,
+/// stepping through at most `budget` bytes of notes (taken from it).
+fn notes(r: &mut impl Fetch, off: u64, size: u32, budget: &mut u64) -> Option<Vec<u8>> {
     // The end must fit in 32 bits.
     let end = u32::try_from(off.checked_add(u64::from(size))?).ok()?;
     let mut off = u32::try_from(off).ok()?;
     // A header (12 bytes) and a 4-byte name, and more.
-    while end - off > 16 {
+    while end - off > 16 && *budget > 0 {
         let h = r.fetch(u64::from(off), 16)?;
         let (namesz, descsz, ntype) = (u32_at(h, 0)?, u32_at(h, 4)?, u32_at(h, 8)?);
         let named_gnu = h.get(12..16)? == b"GNU\0";
@@ -199,6 +236,7 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32) -> Option<Vec<u8>> {
                 .fetch(u64::from(off) + 16, descsz as usize)
                 .map(<[u8]>::to_vec);
         }
+        *budget = budget.saturating_sub(u64::from(next - off));
         off = next;
     }
     None
@@ -569,6 +607,89 @@ mod tests {
         f.set_len(0).unwrap();
         assert_eq!(parse(&mut FileReader::new(&f).unwrap()), None);
         let _ = &mut f;
+    }
+
+    /// A [`Fetch`] over bytes that counts the fetches.
+    struct Counting<'a> {
+        bytes: &'a [u8],
+        fetches: u64,
+    }
+
+    impl Fetch for Counting<'_> {
+        fn fetch(&mut self, off: u64, len: usize) -> Option<&[u8]> {
+            self.fetches += 1;
+            slice_at(self.bytes, off, len)
+        }
+    }
+
+    /// The build ID of `bytes` and the fetches it took.
+    fn counted(bytes: &[u8]) -> (Option<Vec<u8>>, u64) {
+        let mut c = Counting { bytes, fetches: 0 };
+        (parse(&mut c), c.fetches)
+    }
+
+    #[test]
+    fn a_note_segment_is_scanned_once_and_at_most_1_mib_of_notes_per_file() {
+        // 64 KiB of empty notes (12 bytes each), no build ID.
+        let junk = |n: usize| {
+            let mut e = Elf::new(true);
+            for _ in 0..n {
+                e.phdr(PT_NOTE, 0x8000, 0x10000);
+            }
+            e.at(0x8000, &[0; 0x10000]);
+            e.build()
+        };
+        let (id, once) = counted(&junk(1));
+        assert_eq!(id, None);
+        assert!(once > 0x10000 / 12, "{once}");
+        // The same segment 256 times: scanned once (255 more header reads only).
+        let (id, many) = counted(&junk(256));
+        assert_eq!((id, many), (None, once + 255));
+        // Segments that differ, over 4 MiB of notes: at most 1 MiB stepped through.
+        let mut e = Elf::new(true);
+        for i in 0..256u64 {
+            e.phdr(PT_NOTE, 0x8000 + 4 * i, (4 << 20) - 4 * i);
+        }
+        e.at(0x8000, &[0; 4 << 20]);
+        let bytes = e.build();
+        let (id, n) = counted(&bytes);
+        assert_eq!(id, None);
+        let max = NOTE_BYTES_MAX / 12 + 2 * 256 + 10;
+        assert!(n <= max, "{n} fetches, {max} allowed");
+        // The deviation from the kernel: a build ID past the first 1 MiB of notes is not
+        // found; one within it is.
+        for (at, found) in [(NOTE_BYTES_MAX / 2, true), (NOTE_BYTES_MAX + 0x1000, false)] {
+            let mut e = Elf::new(true);
+            let at = 0x8000 + at as usize / 12 * 12;
+            e.phdr(PT_NOTE, 0x8000, (2 << 20) as u64)
+                .at(0x8000, &[0; 2 << 20])
+                .at(at, &gnu(&ID));
+            assert_eq!(id_of(&e.build()).is_some(), found, "{at:#x}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_sparse_file_is_parsed_fast() {
+        // 4 GiB, sparse (zeros: notes of 12 bytes), with 256 note segments spanning nearly
+        // all of it: the same segment each time, then each a little different. The kernel
+        // would step through 4 GiB per segment; this must finish in well under a second.
+        for shifted in [false, true] {
+            let mut e = Elf::new(true);
+            for i in 0..256u64 {
+                let d = if shifted { 4 * i } else { 0 };
+                // Past the program headers (64 + 256 * 56 bytes).
+                e.phdr(PT_NOTE, 0x8000 + d, 0xffff_7000 - d); // the end fits in 32 bits
+            }
+            let f = tempfile(&e.build());
+            f.set_len(1 << 32).unwrap();
+            let t = std::time::Instant::now();
+            let mut r = FileReader::new(&f).unwrap();
+            assert_eq!(parse(&mut r), None);
+            let took = t.elapsed();
+            assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+            // Read in chunks of 64 KiB: 1 MiB of notes is 16 of them, and a few more.
+            assert!(r.reads <= 40, "{} reads", r.reads);
+        }
     }
 
     fn tempfile(bytes: &[u8]) -> File {
