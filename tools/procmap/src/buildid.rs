@@ -243,7 +243,9 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32, budget: &mut u64) -> Option<Ve
 }
 
 /// The build IDs found during one walk, lookup or `resolve()` of the text backend: each
-/// file, by (device, inode), opened and parsed once.
+/// file, by (device, inode), parsed once. A file that could not be opened for one VMA is
+/// tried again for the next (`map_files` needs the VMA's exact range, which a VMA split
+/// since the text was read no longer has).
 #[derive(Debug)]
 pub(crate) struct BuildIds {
     /// `/proc/<pid>` (or the task's directory) of the maps, if known.
@@ -272,9 +274,9 @@ impl BuildIds {
         if let Some(id) = self.found.get(&key) {
             return id.clone();
         }
-        let id = self
-            .open(vma)
-            .and_then(|f| parse(&mut FileReader::new(&f)?));
+        // Only a file opened and parsed is remembered.
+        let file = self.open(vma)?;
+        let id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
         self.found.insert(key, id.clone());
         id
     }
@@ -690,6 +692,77 @@ mod tests {
             // Read in chunks of 64 KiB: 1 MiB of notes is 16 of them, and a few more.
             assert!(r.reads <= 40, "{} reads", r.reads);
         }
+    }
+
+    /// A directory in the place of `/proc/<pid>`: `root` a symlink to `root`, and
+    /// `map_files/<start>-<end>` a symlink to each file given; and an ELF file with [`ID`]
+    /// in a directory of its own, its path and its VMA.
+    struct FakeProc {
+        dir: PathBuf,
+        elf: PathBuf,
+    }
+
+    impl FakeProc {
+        fn new(what: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("procmap-buildid-{}-{what}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("proc/map_files")).unwrap();
+            std::fs::create_dir_all(dir.join("chroot/lib")).unwrap();
+            let elf = dir.join("chroot/lib/libx.so");
+            std::fs::write(&elf, with_notes(true, &gnu(&ID))).unwrap();
+            FakeProc { dir, elf }
+        }
+        fn proc(&self) -> PathBuf {
+            self.dir.join("proc")
+        }
+        /// `root` pointing at `target`.
+        fn root(&self, target: &Path) -> &Self {
+            let _ = std::fs::remove_file(self.proc().join("root"));
+            std::os::unix::fs::symlink(target, self.proc().join("root")).unwrap();
+            self
+        }
+        /// `map_files/<start>-<end>` of `vma` pointing at the ELF file.
+        fn map_file(&self, vma: &Vma) -> &Self {
+            let link = format!("map_files/{:x}-{:x}", vma.start, vma.end);
+            std::os::unix::fs::symlink(&self.elf, self.proc().join(link)).unwrap();
+            self
+        }
+        /// A VMA of the ELF file at `start`, named `name`.
+        fn vma(&self, start: u64, name: &Path) -> Vma {
+            let m = std::fs::metadata(&self.elf).unwrap();
+            Vma {
+                start,
+                end: start + 0x1000,
+                inode: m.ino(),
+                dev_major: libc::major(m.dev()),
+                dev_minor: libc::minor(m.dev()),
+                name: Some(name.as_os_str().as_bytes().to_vec()),
+                ..Default::default()
+            }
+        }
+    }
+
+    impl Drop for FakeProc {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn a_file_that_failed_to_open_for_one_vma_is_tried_for_the_next() {
+        let p = FakeProc::new("retry");
+        p.root(Path::new("/"));
+        // The first VMA of the file cannot be opened (its map_files link is gone: split
+        // since the text was read; its path as printed is no longer there); the second can.
+        let gone = p.vma(0x10000, Path::new("/nonexistent/libx.so"));
+        let good = p.vma(0x20000, &p.elf);
+        p.map_file(&good);
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&gone), None);
+        assert_eq!(ids.of(&good).as_deref(), Some(&ID[..]));
+        // Once parsed, the file's build ID serves its other VMAs, openable or not.
+        assert_eq!(ids.of(&gone).as_deref(), Some(&ID[..]));
     }
 
     fn tempfile(bytes: &[u8]) -> File {
