@@ -1,7 +1,7 @@
 //! ELF build IDs of mapped files, for the text backend (kernels before 6.11, which have no
 //! `PROCMAP_QUERY` to ask for them): the file of a VMA is opened through
-//! `/proc/<pid>/map_files/<start>-<end>`, else through `/proc/<pid>/root` and the VMA's path,
-//! checked to be the VMA's (device, inode), and its `NT_GNU_BUILD_ID` note parsed the way the
+//! `/proc/<pid>/map_files/<start>-<end>`, else by the VMA's path (as printed, then under
+//! `/proc/<pid>/root`), checked to be the VMA's (device, inode), and its `NT_GNU_BUILD_ID` note parsed the way the
 //! kernel's `lib/buildid.c` parses it, so that both backends give the same build IDs.
 //!
 //! What is matched, from `lib/buildid.c` (Linux 6.12 and later, whose `PROCMAP_QUERY` reads the
@@ -283,8 +283,11 @@ impl BuildIds {
 
     /// The file of `vma`, checked to be its (device, inode): through `map_files` (the
     /// mapped file itself, also if deleted; needs `CAP_SYS_ADMIN` or
-    /// `CAP_CHECKPOINT_RESTORE`), else through the process's root and the VMA's path
-    /// (whatever file is at that path now: the check refuses another one).
+    /// `CAP_CHECKPOINT_RESTORE`), else by the VMA's path (whatever file is at that path now:
+    /// the check refuses another one): as printed first, since the maps text prints it
+    /// relative to the reader's root (for a target in a chroot, a path outside its root,
+    /// seen from ours), then under the process's root (`/proc/<pid>/root`), for a target in
+    /// another mount namespace.
     fn open(&mut self, vma: &Vma) -> Option<File> {
         let dir = self.dir.as_deref()?;
         if self.map_files {
@@ -301,6 +304,10 @@ impl BuildIds {
         let name = vma.name.as_deref()?;
         // A path, not a label such as [heap] or an anonymous name.
         let rel = name.strip_prefix(b"/")?;
+        let printed = Path::new(std::ffi::OsStr::from_bytes(name));
+        if let Ok(Some(f)) = open_checked(printed, vma) {
+            return Some(f);
+        }
         let mut path = dir.join("root").into_os_string();
         path.push("/");
         path.push(std::ffi::OsStr::from_bytes(rel));
@@ -763,6 +770,26 @@ mod tests {
         assert_eq!(ids.of(&good).as_deref(), Some(&ID[..]));
         // Once parsed, the file's build ID serves its other VMAs, openable or not.
         assert_eq!(ids.of(&gone).as_deref(), Some(&ID[..]));
+    }
+
+    #[test]
+    fn the_path_as_printed_then_under_the_process_root() {
+        // A target in a chroot: the maps text prints the path as our root sees it, which
+        // its /proc/<pid>/root does not hold.
+        let p = FakeProc::new("paths");
+        p.root(&p.dir.join("chroot"));
+        let printed = p.vma(0x10000, &p.elf);
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]));
+        // A path that only the process's root holds (another mount namespace).
+        let rooted = p.vma(0x20000, Path::new("/lib/libx.so"));
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&rooted).as_deref(), Some(&ID[..]));
+        // Another file at the path: refused on each route.
+        let mut other = p.vma(0x30000, &p.elf);
+        other.inode += 1;
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&other), None);
     }
 
     fn tempfile(bytes: &[u8]) -> File {
