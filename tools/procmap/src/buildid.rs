@@ -1,7 +1,9 @@
 //! ELF build IDs of mapped files, for the text backend (kernels before 6.11, which have no
 //! `PROCMAP_QUERY` to ask for them): the file of a VMA is opened through
 //! `/proc/<pid>/map_files/<start>-<end>`, else by the VMA's path (as printed, then under
-//! `/proc/<pid>/root`), checked to be the VMA's (device, inode), and its `NT_GNU_BUILD_ID` note parsed the way the
+//! `/proc/<pid>/root`), checked to be the VMA's (device, inode) (through `map_files`, the
+//! VMA's own file, its inode only: btrfs and overlayfs show `fstat()` another device than
+//! the maps text; by path they give none), and its `NT_GNU_BUILD_ID` note parsed the way the
 //! kernel's `lib/buildid.c` parses it, so that both backends give the same build IDs.
 //!
 //! What is matched, from `lib/buildid.c` (Linux 6.12 and later, whose `PROCMAP_QUERY` reads the
@@ -292,7 +294,9 @@ impl BuildIds {
         let dir = self.dir.as_deref()?;
         if self.map_files {
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
-            match open_checked(&link, vma) {
+            // The link is the VMA's own file: its inode suffices (on btrfs, fstat()'s device
+            // is the subvolume's, not the one the maps text shows).
+            match open_checked(&link, vma, Match::Inode) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -305,20 +309,35 @@ impl BuildIds {
         // A path, not a label such as [heap] or an anonymous name.
         let rel = name.strip_prefix(b"/")?;
         let printed = Path::new(std::ffi::OsStr::from_bytes(name));
-        if let Ok(Some(f)) = open_checked(printed, vma) {
+        if let Ok(Some(f)) = open_checked(printed, vma, Match::DevInode) {
             return Some(f);
         }
         let mut path = dir.join("root").into_os_string();
         path.push("/");
         path.push(std::ffi::OsStr::from_bytes(rel));
-        open_checked(Path::new(&path), vma).ok().flatten()
+        open_checked(Path::new(&path), vma, Match::DevInode)
+            .ok()
+            .flatten()
     }
 }
 
-/// Opens `path` for reading if it is a regular file with the (device, inode) of `vma`:
-/// first as `O_PATH` (no side effect, even for a device or a FIFO), checked, then for
-/// reading through that descriptor. `Ok(None)` if it is another file.
-fn open_checked(path: &Path, vma: &Vma) -> io::Result<Option<File>> {
+/// What of a file must be the VMA's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// The inode only: for `map_files`, whose link is the VMA's own file. On btrfs,
+    /// `fstat()` gives the subvolume's anonymous device, not the superblock's that the maps
+    /// text shows; on overlayfs, likewise another device.
+    Inode,
+    /// Device and inode: for a path, where any file may be now. On btrfs subvolumes and
+    /// overlayfs the devices differ, so no file found by path passes there.
+    DevInode,
+}
+
+/// Opens `path` for reading if it is a regular file with the inode (and for
+/// [`Match::DevInode`] the device) of `vma`: first as `O_PATH` (no side effect, even for a
+/// device or a FIFO), checked, then for reading through that descriptor. `Ok(None)` if it
+/// is another file.
+fn open_checked(path: &Path, vma: &Vma, how: Match) -> io::Result<Option<File>> {
     let probe = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
@@ -327,8 +346,9 @@ fn open_checked(path: &Path, vma: &Vma) -> io::Result<Option<File>> {
         let m = f.metadata()?;
         Ok(m.file_type().is_file()
             && m.ino() == vma.inode
-            && libc::major(m.dev()) == vma.dev_major
-            && libc::minor(m.dev()) == vma.dev_minor)
+            && (how == Match::Inode
+                || (libc::major(m.dev()) == vma.dev_major
+                    && libc::minor(m.dev()) == vma.dev_minor)))
     };
     if !same(&probe)? {
         return Ok(None);
@@ -790,6 +810,26 @@ mod tests {
         other.inode += 1;
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&other), None);
+    }
+
+    #[test]
+    fn map_files_needs_the_inode_only_a_path_the_device_too() {
+        // A VMA whose device the maps text shows differently from fstat() (btrfs: the
+        // superblock's device, not the subvolume's): through map_files (the VMA's own
+        // file) the inode suffices; by path, the device must match too.
+        let p = FakeProc::new("btrfs");
+        p.root(Path::new("/"));
+        let mut vma = p.vma(0x10000, &p.elf);
+        vma.dev_major ^= 0x7f;
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vma), None, "by path");
+        p.map_file(&vma);
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vma).as_deref(), Some(&ID[..]), "through map_files");
+        // Another inode through map_files: refused.
+        vma.inode += 1;
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vma), None);
     }
 
     fn tempfile(bytes: &[u8]) -> File {
