@@ -258,6 +258,12 @@ pub(crate) struct BuildIds {
 }
 
 impl BuildIds {
+    /// The `/proc` directory the files are opened through.
+    #[cfg(test)]
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     pub(crate) fn new(dir: Option<PathBuf>) -> Self {
         BuildIds {
             dir,
@@ -321,6 +327,29 @@ impl BuildIds {
     }
 }
 
+/// `TRACEFS_MAGIC`, `DEBUGFS_MAGIC`, `FUSE_SUPER_MAGIC`: file systems whose files can be
+/// mapped but whose reads may block (a FUSE server that does not answer) or consume data
+/// (`trace_pipe`), so they are not read for a build ID.
+const UNSAFE_FS: [u64; 3] = [0x7472_6163, 0x6462_6720, 0x6573_5546];
+
+/// Whether the file of `f` is on a file system whose files may be read for a build ID: not
+/// one of [`UNSAFE_FS`] (nor one `fstatfs()` cannot tell). Others can block too (NFS with
+/// a server gone, a hard mount): the file is opened `O_NONBLOCK`, which regular files
+/// ignore.
+fn safe_to_read(f: &File) -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a valid descriptor and a buffer for one `struct statfs`.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs() succeeded and filled it.
+    let st = unsafe { st.assume_init() };
+    // The magic numbers fit in 31 bits, whatever the width and sign of `f_type`.
+    #[allow(clippy::unnecessary_cast)]
+    let t = st.f_type as u64 & 0xffff_ffff;
+    !UNSAFE_FS.contains(&t)
+}
+
 /// What of a file must be the VMA's.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Match {
@@ -350,7 +379,7 @@ fn open_checked(path: &Path, vma: &Vma, how: Match) -> io::Result<Option<File>> 
                 || (libc::major(m.dev()) == vma.dev_major
                     && libc::minor(m.dev()) == vma.dev_minor)))
     };
-    if !same(&probe)? {
+    if !same(&probe)? || !safe_to_read(&probe) {
         return Ok(None);
     }
     let file = std::fs::OpenOptions::new()
@@ -830,6 +859,38 @@ mod tests {
         vma.inode += 1;
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vma), None);
+    }
+
+    #[test]
+    fn files_of_tracefs_and_debugfs_are_not_read() {
+        // A file of our own file system is read; tracefs's README, where tracefs is mounted
+        // (it can be mapped; its trace_pipe would be consumed by a read), is not.
+        let p = FakeProc::new("fs");
+        assert!(safe_to_read(&File::open(&p.elf).unwrap()));
+        let mut found = false;
+        for path in [
+            "/sys/kernel/tracing/README",
+            "/sys/kernel/debug/tracing/README",
+        ] {
+            let Ok(f) = File::open(path) else { continue };
+            found = true;
+            assert!(!safe_to_read(&f), "{path}");
+            let m = f.metadata().unwrap();
+            let vma = Vma {
+                start: 0x1000,
+                end: 0x2000,
+                inode: m.ino(),
+                dev_major: libc::major(m.dev()),
+                dev_minor: libc::minor(m.dev()),
+                ..Default::default()
+            };
+            assert!(open_checked(Path::new(path), &vma, Match::DevInode)
+                .unwrap()
+                .is_none());
+        }
+        if !found {
+            eprintln!("tracefs not mounted: its files not tried");
+        }
     }
 
     fn tempfile(bytes: &[u8]) -> File {

@@ -298,12 +298,18 @@ impl Query {
     /// backends ask the kernel. The text backend (kernels before 6.11) reads the file
     /// itself, once per file per walk, lookup or [`ProcMaps::resolve`]: through
     /// `/proc/<pid>/map_files/<start>-<end>` (the mapped file itself, also a deleted one;
-    /// needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else through `/proc/<pid>/root`
-    /// and the VMA's path, and only if the file opened has the VMA's device and inode (a file
-    /// replaced at that path gives none, not its own). It parses the note as the kernel's
-    /// `lib/buildid.c` does, so that both give the same build IDs; where it cannot open the
-    /// file (a deleted file without the capability, a handle from
+    /// needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`; the inode must be the VMA's),
+    /// else by the VMA's path, as printed, then under `/proc/<pid>/root`, and only if the
+    /// file opened has the VMA's device and inode (a file replaced at that path gives none,
+    /// not its own; so do files on btrfs subvolumes and overlayfs, whose `fstat()` device is
+    /// not the one the maps show). For maps opened through a thread (the main one exited),
+    /// through the directory of one of the process's threads that still runs. It parses the
+    /// note as the kernel's `lib/buildid.c` does, so that both give the same build IDs, but
+    /// scans at most 1 MiB of notes per file (a hostile file could take hours otherwise);
+    /// where it cannot open the file (a deleted file without the capability, a handle from
     /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file), it gives none.
+    /// Files of tracefs, debugfs and FUSE are not read (a read may consume data or block);
+    /// others may block too (NFS with its server gone).
     /// Linux 6.11's ioctl itself gave none where the note was not in the first page of the
     /// file, or that page not in the page cache; later kernels read the file, as this does.
     pub fn build_id(mut self, on: bool) -> Self {
@@ -807,6 +813,16 @@ struct Threads {
 }
 
 impl Threads {
+    /// The `/proc` directory of the first of the threads that still runs (checked by its
+    /// start time), for the build IDs of the text backend: `map_files` and `root` of a
+    /// thread that exited fail, as do the main thread's once it exited.
+    fn live_dir(&self) -> Option<PathBuf> {
+        self.threads.iter().find_map(|&(tid, start)| {
+            (thread_start(self.pid, tid)? == start)
+                .then(|| PathBuf::from(format!("/proc/{}/task/{tid}", self.pid)))
+        })
+    }
+
     /// The maps of the first of the threads from index `from` on that still runs, and its
     /// index: opened, then checked to be the same thread (a thread ID is not reused while its
     /// thread lives). None if none is left.
@@ -1389,6 +1405,10 @@ impl ProcMaps {
 
     /// The build IDs of one walk, lookup or `resolve()` of the text backend.
     fn build_ids(&self) -> buildid::BuildIds {
+        // Opened through a thread (the main one exited): one that still runs.
+        if let Some(dir) = self.threads.as_ref().and_then(Threads::live_dir) {
+            return buildid::BuildIds::new(Some(dir));
+        }
         let dir = self.proc_dir.get_or_init(|| {
             // A descriptor given to from_fd(): where it was opened.
             let link = std::fs::read_link(format!("/proc/self/fd/{}", self.file.as_raw_fd()));
@@ -1947,6 +1967,53 @@ mod tests {
         let e = maps.reopen().unwrap_err();
         assert_eq!(e.errno(), Some(libc::EOPNOTSUPP));
         assert!(e.to_string().contains("Options::pidfd"), "{e}");
+    }
+
+    #[test]
+    fn build_ids_of_a_handle_opened_through_a_thread_go_through_a_live_one() {
+        // Two threads of ours stand for those of a process whose main thread exited: the
+        // handle is opened through the first; once it exits, the build IDs are looked up
+        // in the second's directory (the first's map_files and root fail).
+        let pid = std::process::id();
+        let spawn = || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+            let h = std::thread::spawn(move || {
+                // SAFETY: a system call without arguments.
+                let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+                tx.send(tid).unwrap();
+                let _ = stop_rx.recv();
+            });
+            (rx.recv().unwrap(), stop_tx, h)
+        };
+        let (first, stop_first, h_first) = spawn();
+        let (second, stop_second, h_second) = spawn();
+        let path = format!("/proc/{pid}/task/{first}/maps");
+        let mut maps = Options::new()
+            .backend(Backend::Text)
+            .open_path(path.as_ref())
+            .unwrap();
+        maps.threads = Some(Threads {
+            pid,
+            threads: [first, second]
+                .iter()
+                .map(|&t| (t, thread_start(pid, t).unwrap()))
+                .collect(),
+        });
+        let dir = |t: u32| PathBuf::from(format!("/proc/{pid}/task/{t}"));
+        assert_eq!(maps.build_ids().dir(), Some(&*dir(first)));
+        drop(stop_first);
+        h_first.join().unwrap();
+        // The join returns before the task is released.
+        for _ in 0..3000 {
+            if !dir(first).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(maps.build_ids().dir(), Some(&*dir(second)));
+        drop(stop_second);
+        h_second.join().unwrap();
     }
 
     #[test]

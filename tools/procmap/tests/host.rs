@@ -946,8 +946,18 @@ fn text_of_a_thread_that_exits_is_read_through_another() {
     // A single query through the ioctl reads the text for a name longer than PATH_MAX, not
     // here; the text backend reads it for everything.
     assert_eq!(comparable(walk(&text, Query::new().name(true))), want);
+    // The build IDs, read through a thread's map_files or root: through a live one.
+    let ids = |maps: &ProcMaps| -> Vec<Option<Vec<u8>>> {
+        let q = Query::new().build_id(true);
+        walk(maps, q).into_iter().map(|v| v.build_id).collect()
+    };
+    let want_ids = ids(&text);
+    if want_ids.iter().all(Option::is_none) {
+        eprintln!("no build IDs in the child (none in this binary?): not compared");
+    }
     for &tid in before {
         child.end_thread(tid);
+        assert_eq!(ids(&text), want_ids, "build IDs after thread {tid} exited");
         let vmas = text
             .iter(Query::new().name(true))
             .collect::<Result<Vec<_>, _>>();
