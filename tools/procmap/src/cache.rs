@@ -449,7 +449,10 @@ impl VmaCache {
 
     /// `true` is [`UntrackedPolicy::Trust`], `false` [`UntrackedPolicy::Ask`] (the default),
     /// whatever the policy was.
-    #[deprecated(note = "use `set_untracked_policy(UntrackedPolicy::Trust)` (or `RereadOnMiss`)")]
+    #[deprecated(
+        since = "0.3.0",
+        note = "use `set_untracked_policy(UntrackedPolicy::Trust)` (or `RereadOnMiss`)"
+    )]
     pub fn trust_without_generation(&mut self, on: bool) {
         self.set_untracked_policy(if on {
             UntrackedPolicy::Trust
