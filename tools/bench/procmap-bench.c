@@ -142,6 +142,21 @@ static void rust_vs_c(enum kind k, uint64_t addr, long iters, double *c, double 
 }
 
 /*
+ * Raises vm.max_map_count above the default 65530, for 100k VMAs: 0, or -1
+ * if it could not.
+ */
+static int raise_max_map_count(void)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
+	int bad;
+
+	if (!f)
+		return -1;
+	bad = fprintf(f, "262144\n") < 0;
+	return fclose(f) || bad ? -1 : 0;
+}
+
+/*
  * Makes about @n more VMAs: a PROT_NONE reservation of @n pages with every
  * other page readable (each page its own VMA). Returns it, or NULL for none.
  */
@@ -337,9 +352,8 @@ static void costs(void)
 	/* 4: scaling; 100k VMAs need a vm.max_map_count above the default 65530. */
 	{
 		long sizes[] = { 100, 10000, 100000 };
-		FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
 
-		if (!f || fprintf(f, "262144\n") < 0 || fclose(f)) {
+		if (raise_max_map_count()) {
 			printf("|   | (vm.max_map_count not raised: largest size 60000) |\n");
 			sizes[2] = 60000;
 		}
@@ -477,10 +491,9 @@ static void batches(void)
 	static struct text_vma tv[300000];
 	static uint32_t idx[8192];
 	long base, sizes[] = { 10000, 100000 };
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
 	double c, r, x;
 
-	if (!f || fprintf(f, "262144\n") < 0 || fclose(f))
+	if (raise_max_map_count())
 		printf("|   | (vm.max_map_count not raised) |\n");
 	printf("| # | measure | baseline | batch (Rust) | baseline / batch (x) | goal |\n");
 	printf("|---|---|---|---|---|---|\n");
@@ -751,10 +764,9 @@ static void batch_contention(void)
 	double idle[R], busy[R], walks[R], sbusy[R], swalks[R], mbusy[R], x;
 	long want;
 	char *p;
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
 	static struct text_vma tv[300000];
 
-	if (!f || fprintf(f, "262144\n") < 0 || fclose(f))
+	if (raise_max_map_count())
 		printf("(vm.max_map_count not raised)\n");
 	want = 100000 - parse_text(tv, 300000);
 	p = make_vmas(want);
@@ -805,9 +817,9 @@ static void batch_contention(void)
  * to report none), "single" (C:
  * the module unloaded), "single-rust", "text"; or "lookup": the seed
  * workload's batch lookup, its addresses sorted as row 7 does, or
- * "lookup-unsorted"; @vmas does not apply to them). The instructions of each kernel function are
- * counted by the TCG plugin: the difference between two boots with
- * different @n is the cost of the extra runs.
+ * "lookup-unsorted"; @vmas does not apply to them). The instructions of
+ * each kernel function are counted by the TCG plugin: the difference
+ * between two boots with different @n is the cost of the extra runs.
  */
 static int profile(const char *what, long vmas, long n)
 {
@@ -815,17 +827,10 @@ static int profile(const char *what, long vmas, long n)
 	static uint64_t addrs[3244];
 	static uint32_t idx[3244];
 	int lookup = !strcmp(what, "lookup"), unsorted = !strcmp(what, "lookup-unsorted");
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "w");
 	long base, nv, got = 0, more = 0;
 	void *extra;
 
-	if (!f)
-		return 1;
-	if (fprintf(f, "262144\n") < 0) {
-		fclose(f);
-		return 1;
-	}
-	if (fclose(f))
+	if (raise_max_map_count())
 		return 1;
 	if (lookup || unsorted) {
 		if (seed_workload(tv, addrs, &extra, &more) <= 0)
