@@ -1340,6 +1340,26 @@ TEST_F(batch, lookup_of_none_and_of_too_many)
  * records one by one: such a call ends once it holds 256 records, and the
  * next one resumes. Ascending addresses are answered in one call.
  */
+/*
+ * Maps @pages pages, every other one writable, so that each page is a VMA
+ * of its own: the area, or MAP_FAILED.
+ */
+static char *page_vmas(uint32_t pages)
+{
+	char *area = mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint32_t i;
+
+	if (area == MAP_FAILED)
+		return area;
+	for (i = 1; i < pages; i += 2) {
+		if (mprotect(area + i * PAGE, PAGE, PROT_READ | PROT_WRITE)) {
+			munmap(area, pages * PAGE);
+			return MAP_FAILED;
+		}
+	}
+	return area;
+}
+
 TEST(unsorted_lookup_ends_at_256_records)
 {
 	static struct procmap_batch_vma recs[1024];
@@ -1352,11 +1372,8 @@ TEST(unsorted_lookup_ends_at_256_records)
 	int fd, order;
 	char *area;
 
-	area = mmap(NULL, n * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	area = page_vmas(n);
 	ASSERT_TRUE(area != MAP_FAILED);
-	/* Every other page writable: a VMA per page. */
-	for (i = 1; i < n; i += 2)
-		ASSERT_EQ(0, mprotect(area + i * PAGE, PAGE, PROT_READ | PROT_WRITE));
 	fd = open("/proc/self/maps", O_RDONLY);
 	ASSERT_LE(0, fd);
 	for (order = 0; order < 2; order++) {
@@ -1404,11 +1421,8 @@ TEST(unsorted_lookup_answers_each_vma_once)
 	char *area;
 	int fd;
 
-	area = mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	area = page_vmas(pages);
 	ASSERT_TRUE(area != MAP_FAILED);
-	/* Every other page writable: a VMA per page. */
-	for (i = 1; i < pages; i += 2)
-		ASSERT_EQ(0, mprotect(area + i * PAGE, PAGE, PROT_READ | PROT_WRITE));
 	fd = open("/proc/self/maps", O_RDONLY);
 	ASSERT_LE(0, fd);
 	/* Each page once, then pages drawn at random; shuffled. */
