@@ -38,37 +38,44 @@ const CHUNK: usize = 256;
 /// VMAs take another pass.
 const LOOKUP_STAGE: usize = 4096 / size_of::<ProcmapBatchVma>();
 
+// The records of a pass are merged into a lookup's order at once.
+kernel::static_assert!(LOOKUP_STAGE <= matching::MERGE_MAX);
+
 /// How a batch allocates: what a call makes the kernel hold, also while it blocks copying out
 /// or reading a build ID, is charged to the caller's memory cgroup, as other system calls
 /// charge buffers sized by their caller.
 const GFP: kernel::alloc::Flags = GFP_KERNEL_ACCOUNT;
 
 /// The most records a lookup call holds once they are out of address order: the call ends
-/// there, to bound its work (the rest of the pass in which they went out of order searches them
-/// one by one, later passes keep them sorted in `Batch::order`, an insertion of up to this many
-/// indices each). Ascending addresses, whose records are searched by bisection where they are,
-/// are not limited.
-const UNSORTED_RECORDS: usize = 256;
+/// there, to bound its work. Each pass after the one in which they went out of order begins by
+/// merging the records of the pass before into `Batch::order` (sorted by address, searched by
+/// bisection), a merge of up to this many indices; the records of the pass itself (at most
+/// [`LOOKUP_STAGE`]) are searched one by one. Ascending addresses, whose records are searched by
+/// bisection where they are, are not limited.
+const UNSORTED_RECORDS: usize = 4096;
 
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
 const NAMES_STAGE: usize = 2 * matching::PATH_MAX;
 
-/// The most slots of a lookup's page cache (a power of two).
-const PAGE_SLOTS: usize = 64;
+/// The most slots of a lookup's page cache (a power of two): 16 KiB.
+const PAGE_SLOTS: usize = 1024;
+
+/// The fewest addresses a lookup's page cache is made for.
+const PAGE_CACHE_MIN: usize = 16;
 
 /// A page no address is in, marking an empty slot of the page cache.
 const NO_PAGE: usize = usize::MAX;
 
-/// A lookup's page cache, for a pass of `addrs` addresses: a slot per address, up to
-/// [`PAGE_SLOTS`]. None if they are too few to repeat much, or if there is no memory for it: it
-/// only saves searching the records.
-fn page_cache(addrs: usize) -> KVec<(usize, u32)> {
-    if addrs < PAGE_SLOTS / 4 {
-        return KVec::new();
+/// A lookup's page cache, for the `addrs` addresses the call has still to answer: a slot per
+/// address, up to [`PAGE_SLOTS`]. None if they are too few to repeat much, or if there is no
+/// memory for it: it only saves searching the records.
+fn page_cache(addrs: usize) -> KVVec<(usize, u32)> {
+    if addrs < PAGE_CACHE_MIN {
+        return KVVec::new();
     }
     let slots = addrs.next_power_of_two().min(PAGE_SLOTS);
-    let Ok(mut pages) = KVec::with_capacity(slots, GFP) else {
-        return KVec::new();
+    let Ok(mut pages) = KVVec::with_capacity(slots, GFP) else {
+        return KVVec::new();
     };
     // Filled by hand: `KVec::from_elem()` (through `extend_with()` and `reserve()`) cost the
     // 64-address trace of bench row 8 about 500 instructions more.
@@ -80,7 +87,7 @@ fn page_cache(addrs: usize) -> KVec<(usize, u32)> {
 #[inline]
 fn page_slot(page: usize, slots: usize) -> usize {
     // With no slot, any index: there is nothing to find.
-    (page ^ (page >> PAGE_SLOTS.trailing_zeros())) & slots.wrapping_sub(1)
+    (page ^ page.wrapping_shr(slots.trailing_zeros())) & slots.wrapping_sub(1)
 }
 
 /// The generation of `mm`'s VMA set: its count of mmap write-lock sections.
@@ -201,20 +208,21 @@ struct Batch {
     /// (each one's position is its record's index), and whether they are sorted by start.
     index: KVVec<(usize, usize)>,
     sorted: bool,
-    /// Lookup, once its records are out of order: their indices in `index`, sorted by start,
-    /// for a binary search ([`matching::find_in_order`]). Made when a pass begins (it
-    /// allocates), so the rest of the pass in which the records went out of order searches them
-    /// one by one; empty until then, and for the rest of the call once `linear` is set.
-    order: KVec<u32>,
-    /// Lookup: its records are searched one by one for the rest of the call, because two of them
-    /// overlap (the VMAs changed between the passes that reported them), where a binary search
-    /// could miss the one that covers an address.
-    linear: bool,
+    /// Lookup, once its records are out of order: how many of the first ones are in address
+    /// order (those before the first record that was not).
+    prefix: usize,
+    /// Lookup, once its records are out of order: the records of the passes before this one,
+    /// sorted by start, for a binary search ([`matching::find_in_order`]). Merged when a pass
+    /// begins ([`Batch::order_records`]: it may allocate), so the records of a pass are searched
+    /// one by one until the next begins; empty until then (the `prefix` is searched by
+    /// bisection where it is). `merged` is the room the next merge writes to.
+    order: KVVec<matching::Ordered>,
+    merged: KVVec<matching::Ordered>,
     /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
     /// start and end on page boundaries, so every address of a page has the same answer. Made
     /// once addresses come back to an earlier record: a stack trace repeats the same few
     /// return addresses, out of order, and most are then answered here.
-    pages: KVec<(usize, u32)>,
+    pages: KVVec<(usize, u32)>,
 }
 
 impl Batch {
@@ -265,9 +273,10 @@ impl Batch {
             answers: KVec::with_capacity(addr_chunk, GFP)?,
             index: KVVec::new(),
             sorted: true,
-            order: KVec::new(),
-            linear: false,
-            pages: KVec::new(),
+            prefix: 0,
+            order: KVVec::new(),
+            merged: KVVec::new(),
+            pages: KVVec::new(),
         })
     }
 
@@ -276,14 +285,17 @@ impl Batch {
         let mut first = true;
         loop {
             if self.lookup {
+                if !self.sorted && !self.order_records() {
+                    // Two records overlap (the VMAs changed between the passes that reported
+                    // them), or there is no memory to sort them: the call ends with what it
+                    // answered, and the next starts with no records.
+                    return Ok(());
+                }
                 // A gone address space is `ESRCH` whatever the pointers, as for a walk.
                 self.read_addrs()
                     .map_err(|e| if first && !mm.has_users() { ESRCH } else { e })?;
                 self.index
                     .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP)?;
-                if !self.sorted && !self.linear && self.order.is_empty() {
-                    self.order_records();
-                }
             }
             // The address space is used only while a pass stages; it is given back before
             // anything may fault.
@@ -501,51 +513,68 @@ impl Batch {
 
     /// The record already staged or written in this call that covers `addr`, if any.
     fn reported(&self, addr: usize) -> Option<u32> {
-        let covers = |&(start, end): &(usize, usize)| start <= addr && addr < end;
         if self.sorted {
             // Above the last record, as a sorted trace's new VMAs are: none covers it.
             if self.index.last().is_none_or(|&(_, end)| end <= addr) {
                 return None;
             }
-            let i = self.index.partition_point(|&(_, end)| end <= addr);
-            // Record indices are `u32`s.
-            self.index.get(i).filter(|r| covers(r)).map(|_| i as u32)
-        } else if !self.order.is_empty() {
-            matching::find_in_order(&self.order, &self.index, addr)
+            return matching::find_sorted(&self.index, addr);
+        }
+        // Out of order: the records of the passes before this one by bisection, this pass's one
+        // by one.
+        let (found, searched) = if self.order.is_empty() {
+            let prefix = self.index.get(..self.prefix).unwrap_or(&[]);
+            (matching::find_sorted(prefix, addr), self.prefix)
         } else {
-            self.index.iter().position(covers).map(|i| i as u32)
-        }
-    }
-
-    /// Makes `order` for the records of a lookup out of order, before a pass: room for as many
-    /// as the call may hold then (it ends at [`UNSORTED_RECORDS`]). Without the memory, the
-    /// search stays linear, and the next pass tries again.
-    fn order_records(&mut self) {
-        let n = self.index.len();
-        let Ok(order) = KVec::with_capacity(n.max(UNSORTED_RECORDS), GFP) else {
-            return;
+            (
+                matching::find_in_order(&self.order, addr),
+                self.order.len(),
+            )
         };
-        self.order = order;
-        // Record indices are `u32`s (below `vma_count`).
-        for r in 0..n as u32 {
-            self.insert_order(r);
-        }
+        found.or_else(|| {
+            let i = self
+                .index
+                .get(searched..)?
+                .iter()
+                .position(|&(start, end)| start <= addr && addr < end)?;
+            // Record indices are `u32`s, below `index.len()`.
+            Some(searched.saturating_add(i) as u32)
+        })
     }
 
-    /// Puts record `r` of a lookup in `order`, in its place by start. If it overlaps a record
-    /// there (or does not fit, which the bound of [`UNSORTED_RECORDS`] rules out), `order` is
-    /// emptied and the call's search is linear from then on.
-    fn insert_order(&mut self, r: u32) {
-        if self.linear {
-            return;
+    /// Merges the records of the last pass of a lookup out of order into `order`, before a pass:
+    /// `false` if two records overlap, or there is no memory for it.
+    fn order_records(&mut self) -> bool {
+        let n = self.index.len();
+        // The first time, the records in order before the first that was not.
+        let sorted = if self.order.is_empty() {
+            self.prefix
+        } else {
+            self.order.len()
+        };
+        if sorted == n {
+            return true;
         }
-        let slot = self.index.get(r as usize).and_then(|&(start, end)| {
-            matching::slot_in_order(&self.order, &self.index, start, end)
-        });
-        if slot.is_none_or(|at| self.order.insert_within_capacity(at, r).is_err()) {
-            self.order.clear();
-            self.linear = true;
+        if self.order.is_empty() {
+            // The first time: `order` begins as the prefix.
+            if self.order.reserve(n, GFP).is_err() {
+                return false;
+            }
+            let prefix = self.index.get(..sorted).unwrap_or(&[]);
+            for (r, &(start, end)) in prefix.iter().enumerate() {
+                // Record indices are `u32`s.
+                if self.order.push_within_capacity((start, end, r as u32)).is_err() {
+                    return false;
+                }
+            }
         }
+        self.merged.clear();
+        if self.merged.reserve(n, GFP).is_err() {
+            return false;
+        }
+        let ok = matching::merge_in_order(&self.order, &self.index, sorted, &mut self.merged);
+        core::mem::swap(&mut self.order, &mut self.merged);
+        ok
     }
 
     /// The answer the page cache holds for `page`, if any.
@@ -581,7 +610,6 @@ impl Batch {
     /// Answers the addresses of `addrs` (native `u64`s) from the first not answered yet, into
     /// `answers`.
     fn answer(&mut self, mm: &MmWithUser, addrs: &[u8], answers: &mut KVec<u32>) -> Result<Pass> {
-        let count = addrs.len() / size_of::<u64>();
         // `(start, end, answer)` of the record that answered the address before: neighbouring
         // addresses in one VMA (a sorted trace's, mostly) are answered here. Empty at first.
         let mut last = (usize::MAX, 0, 0);
@@ -607,7 +635,12 @@ impl Batch {
                         // order, and repeat. From now on, remember pages. (The last record
                         // is where the first address of a pass of ascending ones may be.)
                         if self.pages.is_empty() && index as usize + 1 != self.index.len() {
-                            self.pages = page_cache(count.saturating_sub(answers.len()));
+                            self.pages = page_cache(
+                                self.addr_count
+                                    .min(batch::MAX_VMAS)
+                                    .saturating_sub(self.answered)
+                                    .saturating_sub(answers.len()),
+                            );
                         }
                         index
                     }
@@ -699,19 +732,18 @@ impl Batch {
                 // (below `vma_count`, a `u32`).
                 let index = u32::try_from(self.index.len()).map_err(|_| EOVERFLOW)?;
                 let (start, end) = (vma.start(), vma.end());
-                if self
-                    .index
-                    .last()
-                    .is_some_and(|&(_, last_end)| last_end > start)
+                if self.sorted
+                    && self
+                        .index
+                        .last()
+                        .is_some_and(|&(_, last_end)| last_end > start)
                 {
                     self.sorted = false;
+                    self.prefix = self.index.len();
                 }
                 self.index
                     .push_within_capacity((start, end))
                     .map_err(|_| ENOMEM)?;
-                if !self.order.is_empty() {
-                    self.insert_order(index);
-                }
                 Ok(Found::Record(index))
             }
         }

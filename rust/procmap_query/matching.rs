@@ -5,6 +5,8 @@
 //! `do_procmap_query()` in `fs/proc/task_mmu.c`.
 
 use kernel::{
+    alloc::KVVec,
+    page::PAGE_SHIFT,
     mm::virt::{flags as vm, vm_flags_t},
     proc_maps::flags,
 };
@@ -134,48 +136,99 @@ pub(crate) fn vma_flags(vm_flags: vm_flags_t) -> u64 {
     out
 }
 
-/// The record that covers `addr` among those `order` lists: `records` are a lookup's `(start,
-/// end)`, in the order they were reported, and `order` indices of some of them, sorted by start,
-/// no two overlapping (as [`slot_in_order`] keeps them). The only candidate is the last one
-/// starting at or below `addr`.
-pub(crate) fn find_in_order(order: &[u32], records: &[(usize, usize)], addr: usize) -> Option<u32> {
-    let start = |r: u32| {
-        records
-            .get(r as usize)
-            .map_or(usize::MAX, |&(start, _)| start)
-    };
-    let i = order.partition_point(|&r| start(r) <= addr);
-    let r = *order.get(i.checked_sub(1)?)?;
+/// The record that covers `addr` among `records`, `(start, end)` sorted by start, no two
+/// overlapping: the first one ending above `addr`, if it starts at or below it.
+#[inline]
+pub(crate) fn find_sorted(records: &[(usize, usize)], addr: usize) -> Option<u32> {
+    let i = records.partition_point(|&(_, end)| end <= addr);
     records
-        .get(r as usize)
+        .get(i)
         .filter(|&&(start, end)| start <= addr && addr < end)
-        .map(|_| r)
+        // Record indices are `u32`s.
+        .map(|_| i as u32)
 }
 
-/// Where in `order` (see [`find_in_order`]) a record `(start, end)` goes to keep it sorted, or
-/// `None` if it overlaps one of the records there: then a binary search could miss the one that
-/// covers an address. Of sorted records that do not overlap, only the neighbours of its place
-/// can overlap it.
-pub(crate) fn slot_in_order(
-    order: &[u32],
-    records: &[(usize, usize)],
-    start: usize,
-    end: usize,
-) -> Option<usize> {
-    let rec = |r: u32| {
-        records
-            .get(r as usize)
-            .copied()
-            .unwrap_or((usize::MAX, usize::MAX))
-    };
-    let at = order.partition_point(|&r| rec(r).0 < start);
-    let below_end = at
-        .checked_sub(1)
-        .and_then(|i| order.get(i))
-        .map_or(0, |&r| rec(r).1);
-    let above_start = order.get(at).map_or(usize::MAX, |&r| rec(r).0);
-    (below_end <= start && end <= above_start).then_some(at)
+/// A record of a lookup in its order (see [`find_in_order`]): `(start, end, index)`.
+pub(crate) type Ordered = (usize, usize, u32);
+
+/// The index of the record that covers `addr` in `order`: a lookup's records, sorted by start, no
+/// two overlapping (as [`merge_in_order`] keeps them).
+#[inline]
+pub(crate) fn find_in_order(order: &[Ordered], addr: usize) -> Option<u32> {
+    let i = order.partition_point(|&(_, end, _)| end <= addr);
+    order
+        .get(i)
+        .filter(|&&(start, _, _)| start <= addr)
+        .map(|&(_, _, r)| r)
 }
+
+/// Merges `order`, sorted by start (see [`find_in_order`]), and the records `from..` of
+/// `records` (a lookup's `(start, end)`, in the order they were reported; those of one pass, at
+/// most [`MERGE_MAX`]) into `merged`, sorted by start.
+///
+/// Returns `false` if two of the records overlap, where a binary search could miss the one that
+/// covers an address (the VMAs of a lookup may change between its passes), if there are more
+/// than [`MERGE_MAX`] records to merge, or if `merged` is out of room; `merged` is incomplete
+/// then.
+pub(crate) fn merge_in_order(
+    order: &[Ordered],
+    records: &[(usize, usize)],
+    from: usize,
+    merged: &mut KVVec<Ordered>,
+) -> bool {
+    let fresh = records.get(from..).unwrap_or(&[]);
+    // Sorted by start (by page: VMAs start on one), as keys of the page and the position, by
+    // insertion: a pass reports a few dozen records at most.
+    let mut keys = [0u64; MERGE_MAX];
+    let Some(keys) = keys.get_mut(..fresh.len()) else {
+        return false;
+    };
+    for (i, &(start, _)) in fresh.iter().enumerate() {
+        let Some(key) = keys.get_mut(i) else {
+            return false;
+        };
+        *key = ((start >> PAGE_SHIFT) as u64) << 8 | i as u64;
+        let mut j = i;
+        while j > 0 && keys[j - 1] > keys[j] {
+            keys.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut below = 0;
+    let mut last_end = 0;
+    let mut push = |ordered: Ordered, last_end: &mut usize| {
+        // Sorted by start: only the record before can overlap this one.
+        let ok = ordered.0 >= *last_end && merged.push_within_capacity(ordered).is_ok();
+        *last_end = ordered.1;
+        ok
+    };
+    for &key in keys.iter() {
+        let i = (key & 0xff) as usize;
+        let Some(&(start, end)) = fresh.get(i) else {
+            return false;
+        };
+        // The records of `order` below this one, then this one.
+        while let Some(&ordered) = order.get(below).filter(|o| o.0 < start) {
+            if !push(ordered, &mut last_end) {
+                return false;
+            }
+            below += 1;
+        }
+        // Record indices are `u32`s.
+        if !push((start, end, from.saturating_add(i) as u32), &mut last_end) {
+            return false;
+        }
+    }
+    for &ordered in order.get(below..).unwrap_or(&[]) {
+        if !push(ordered, &mut last_end) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The most records [`merge_in_order`] merges into an order at once (a pass's, below 256).
+pub(crate) const MERGE_MAX: usize = 64;
 
 /// `PATH_MAX`: the largest name buffer.
 pub(crate) const PATH_MAX: usize = kernel::bindings::PATH_MAX as usize;

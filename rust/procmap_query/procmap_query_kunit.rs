@@ -408,27 +408,28 @@ mod matching_tests {
 
 #[kunit_tests(rust_procmap_query_lookup_order)]
 mod lookup_order_tests {
-    use super::matching::{find_in_order, slot_in_order};
-    use kernel::prelude::*;
+    use super::matching::{find_in_order, find_sorted, merge_in_order, Ordered};
+    use kernel::{alloc::KVVec, prelude::*};
 
     /// The record covering `addr`, searched one by one: the oracle.
-    fn linear(order: &[u32], records: &[(usize, usize)], addr: usize) -> Option<u32> {
-        order.iter().copied().find(|&r| {
-            let (start, end) = records[r as usize];
-            start <= addr && addr < end
-        })
+    fn linear(records: &[(usize, usize)], addr: usize) -> Option<u32> {
+        records
+            .iter()
+            .position(|&(start, end)| start <= addr && addr < end)
+            .map(|r| r as u32)
     }
 
-    /// Inserts `records` in the order given, as a lookup reports them; `None` if one overlaps.
-    fn ordered(records: &[(usize, usize)]) -> Result<Option<KVec<u32>>> {
-        let mut order = KVec::with_capacity(records.len(), GFP_KERNEL)?;
-        for (r, &(start, end)) in records.iter().enumerate() {
-            let Some(at) = slot_in_order(&order, records, start, end) else {
+    /// Merges `records` into an order in passes of `pass` records, in the order given, as a
+    /// lookup reports them; `None` if a merge refuses them.
+    fn ordered(records: &[(usize, usize)], pass: usize) -> Result<Option<KVVec<Ordered>>> {
+        let mut order = KVVec::new();
+        for from in (0..records.len()).step_by(pass) {
+            let to = records.len().min(from + pass);
+            let mut merged = KVVec::with_capacity(to, GFP_KERNEL)?;
+            if !merge_in_order(&order, &records[..to], from, &mut merged) {
                 return Ok(None);
-            };
-            order
-                .insert_within_capacity(at, r as u32)
-                .map_err(|_| ENOMEM)?;
+            }
+            order = merged;
         }
         Ok(Some(order))
     }
@@ -443,25 +444,35 @@ mod lookup_order_tests {
             (0x3000, 0x4000),
             (0x7000, 0x9000),
         ];
-        let order = ordered(&records)?.ok_or(EINVAL)?;
-        assert_eq!(&order[..], &[1, 3, 0, 4, 2]);
-        for addr in (0..0xb000).step_by(0x800) {
-            assert_eq!(
-                find_in_order(&order, &records, addr),
-                linear(&order, &records, addr)
-            );
+        // One pass, passes of a record, and passes that split the records unevenly.
+        for pass in [5, 1, 2, 3] {
+            let order = ordered(&records, pass)?.ok_or(EINVAL)?;
+            let indices: KVec<u32> = {
+                let mut v = KVec::new();
+                for &(_, _, r) in order.iter() {
+                    v.push(r, GFP_KERNEL)?;
+                }
+                v
+            };
+            assert_eq!(&indices[..], &[1, 3, 0, 4, 2]);
+            for &(start, end, r) in order.iter() {
+                assert_eq!(records[r as usize], (start, end));
+            }
+            for addr in (0..0xb000).step_by(0x800) {
+                assert_eq!(find_in_order(&order, addr), linear(&records, addr));
+            }
+            // Each record's first and last byte; below, between and above them.
+            assert_eq!(find_in_order(&order, 0x1000), Some(1));
+            assert_eq!(find_in_order(&order, 0x2fff), Some(1));
+            assert_eq!(find_in_order(&order, 0x3000), Some(3));
+            assert_eq!(find_in_order(&order, 0x8fff), Some(4));
+            assert_eq!(find_in_order(&order, 0x9fff), Some(2));
+            assert_eq!(find_in_order(&order, 0xfff), None);
+            assert_eq!(find_in_order(&order, 0x4000), None);
+            assert_eq!(find_in_order(&order, 0x6fff), None);
+            assert_eq!(find_in_order(&order, 0xa000), None);
         }
-        // Each record's first and last byte; below, between and above them.
-        assert_eq!(find_in_order(&order, &records, 0x1000), Some(1));
-        assert_eq!(find_in_order(&order, &records, 0x2fff), Some(1));
-        assert_eq!(find_in_order(&order, &records, 0x3000), Some(3));
-        assert_eq!(find_in_order(&order, &records, 0x8fff), Some(4));
-        assert_eq!(find_in_order(&order, &records, 0x9fff), Some(2));
-        assert_eq!(find_in_order(&order, &records, 0xfff), None);
-        assert_eq!(find_in_order(&order, &records, 0x4000), None);
-        assert_eq!(find_in_order(&order, &records, 0x6fff), None);
-        assert_eq!(find_in_order(&order, &records, 0xa000), None);
-        assert_eq!(find_in_order(&[], &records, 0x1000), None);
+        assert_eq!(find_in_order(&[], 0x1000), None);
         Ok(())
     }
 
@@ -479,11 +490,15 @@ mod lookup_order_tests {
             (0x1200, 0x1400), // inside it
             (0x3000, 0x4001), // overlaps the second's start
         ] {
-            assert_eq!(ordered(&[base[0], base[1], later])?, None);
+            // Reported in a later pass, or in the same one.
+            assert_eq!(ordered(&[base[0], base[1], later], 2)?, None);
+            assert_eq!(ordered(&[base[0], base[1], later], 3)?, None);
+            assert_eq!(ordered(&[later, base[1], base[0]], 1)?, None);
         }
         // Edge to edge is not an overlap.
-        assert!(ordered(&[base[0], base[1], (0x2000, 0x4000)])?.is_some());
-        assert!(ordered(&[base[0], base[1], (0, 0x1000)])?.is_some());
+        assert!(ordered(&[base[0], base[1], (0x2000, 0x4000)], 2)?.is_some());
+        assert!(ordered(&[base[0], base[1], (0, 0x1000)], 2)?.is_some());
+        assert!(ordered(&[(0, 0x1000), base[1], base[0]], 1)?.is_some());
         Ok(())
     }
 
@@ -500,15 +515,20 @@ mod lookup_order_tests {
             let start = (3 * i + 1) << 12;
             records.push((start, start + ((1 + i % 2) << 12)), GFP_KERNEL)?;
         }
+        // In address order: the bisection of the records themselves.
+        for addr in (0..(3 * 201) << 12).step_by(0x700) {
+            assert_eq!(find_sorted(&records, addr), linear(&records, addr));
+        }
         for i in (1..records.len()).rev() {
             records.swap(i, next() % (i + 1));
         }
-        let order = ordered(&records)?.ok_or(EINVAL)?;
-        for addr in (0..(3 * 201) << 12).step_by(0x700) {
-            assert_eq!(
-                find_in_order(&order, &records, addr),
-                linear(&order, &records, addr)
-            );
+        // Passes of a lookup's stage (46 records), and of a few.
+        for pass in [46, 7] {
+            let order = ordered(&records, pass)?.ok_or(EINVAL)?;
+            assert_eq!(order.len(), records.len());
+            for addr in (0..(3 * 201) << 12).step_by(0x700) {
+                assert_eq!(find_in_order(&order, addr), linear(&records, addr));
+            }
         }
         Ok(())
     }

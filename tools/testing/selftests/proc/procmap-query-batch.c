@@ -1336,11 +1336,6 @@ TEST_F(batch, lookup_of_none_and_of_too_many)
 }
 
 /*
- * A lookup whose addresses come back below a VMA it reported searches its
- * records one by one: such a call ends once it holds 256 records, and the
- * next one resumes. Ascending addresses are answered in one call.
- */
-/*
  * Maps @pages pages, every other one writable, so that each page is a VMA
  * of its own: the area, or MAP_FAILED.
  */
@@ -1360,14 +1355,21 @@ static char *page_vmas(uint32_t pages)
 	return area;
 }
 
-TEST(unsorted_lookup_ends_at_256_records)
+/*
+ * A lookup whose addresses come back below a VMA it reported keeps its
+ * records sorted by merging each pass's into them: such a call ends once it
+ * holds 4096 records, and the next one resumes. Ascending addresses are
+ * answered in one call.
+ */
+TEST(unsorted_lookup_ends_at_4096_records)
 {
-	static struct procmap_batch_vma recs[1024];
-	static uint64_t addrs[600];
-	static uint32_t idx[600];
-	const uint32_t n = ARRAY_SIZE(addrs);
+	static struct procmap_batch_vma recs[4200];
+	static uint64_t addrs[4200];
+	static uint32_t idx[4200];
+	const uint32_t n = ARRAY_SIZE(addrs), most = 4096;
+	unsigned int seed = 11;
 	struct procmap_batch b;
-	uint32_t i, done, calls;
+	uint32_t i, j, done, calls;
 	struct answer a;
 	int fd, order;
 	char *area;
@@ -1376,15 +1378,22 @@ TEST(unsorted_lookup_ends_at_256_records)
 	ASSERT_TRUE(area != MAP_FAILED);
 	fd = open("/proc/self/maps", O_RDONLY);
 	ASSERT_LE(0, fd);
-	for (order = 0; order < 2; order++) {
-		/* 0: ascending; 1: descending. */
+	for (order = 0; order < 3; order++) {
+		/* 0: ascending; 1: descending; 2: shuffled. */
 		for (i = 0; i < n; i++)
-			addrs[i] = ptr_to_u64(area + (order ? n - 1 - i : i) * PAGE + 8);
+			addrs[i] = ptr_to_u64(area + (order == 1 ? n - 1 - i : i) * PAGE + 8);
+		for (i = n - 1; order == 2 && i > 0; i--) {
+			uint64_t t = addrs[i];
+
+			j = rand_r(&seed) % (i + 1);
+			addrs[i] = addrs[j];
+			addrs[j] = t;
+		}
 		for (done = 0, calls = 0; done < n; done += b.addr_count, calls++) {
 			init_lookup(&b, addrs + done, idx + done, n - done, recs,
 				    ARRAY_SIZE(recs));
 			ASSERT_EQ(0, batch(fd, &b));
-			ASSERT_EQ(order ? (n - done < 256 ? n - done : 256) : n, b.addr_count);
+			ASSERT_EQ(order ? (n - done < most ? n - done : most) : n, b.addr_count);
 			ASSERT_EQ(b.addr_count, b.vma_count);
 			ASSERT_EQ(done + b.addr_count == n, !!(b.out_flags & PROCMAP_BATCH_DONE));
 			for (i = 0; i < b.vma_count; i++) {
@@ -1394,7 +1403,7 @@ TEST(unsorted_lookup_ends_at_256_records)
 				ASSERT_EQ(a.rec.vma_end, recs[i].vma_end);
 			}
 		}
-		EXPECT_EQ(order ? 3 : 1, calls);
+		EXPECT_EQ(order ? 2 : 1, calls);
 	}
 	close(fd);
 	munmap(area, n * PAGE);
@@ -1404,16 +1413,16 @@ TEST(unsorted_lookup_ends_at_256_records)
  * A lookup out of address order, of more addresses than one pass answers
  * (256), whose VMAs repeat: each address is answered by the record of the
  * VMA covering it, as the single query finds it, and each VMA is reported
- * once, in one call (200 VMAs: below the 256 records where such a call
- * ends). Later passes find the records already reported by a binary search
- * of them sorted by address.
+ * once, in one call (600 VMAs: more than one pass stages, below the 4096
+ * records where such a call ends). Later passes find the records already
+ * reported by a binary search of them sorted by address.
  */
 TEST(unsorted_lookup_answers_each_vma_once)
 {
 	static struct procmap_batch_vma recs[1024];
-	static uint64_t addrs[2000];
-	static uint32_t idx[2000];
-	const uint32_t pages = 200, n = ARRAY_SIZE(addrs);
+	static uint64_t addrs[3000];
+	static uint32_t idx[3000];
+	const uint32_t pages = 600, n = ARRAY_SIZE(addrs);
 	unsigned int seed = 7;
 	struct procmap_batch b;
 	struct answer a;
