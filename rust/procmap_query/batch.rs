@@ -63,19 +63,23 @@ const PAGE_SLOTS: usize = 1024;
 /// The fewest addresses a lookup's page cache is made for.
 const PAGE_CACHE_MIN: usize = 16;
 
+/// The fewest records in order before the first that was not that a lookup searches by
+/// bisection before it merges them (see [`Batch::reported`]).
+const PREFIX_BISECTED: usize = 16;
+
 /// A page no address is in, marking an empty slot of the page cache.
 const NO_PAGE: usize = usize::MAX;
 
 /// A lookup's page cache, for the `addrs` addresses the call has still to answer: a slot per
 /// address, up to [`PAGE_SLOTS`]. None if they are too few to repeat much, or if there is no
 /// memory for it: it only saves searching the records.
-fn page_cache(addrs: usize) -> KVVec<(usize, u32)> {
+fn page_cache(addrs: usize) -> KVec<(usize, u32)> {
     if addrs < PAGE_CACHE_MIN {
-        return KVVec::new();
+        return KVec::new();
     }
-    let slots = addrs.next_power_of_two().min(PAGE_SLOTS);
-    let Ok(mut pages) = KVVec::with_capacity(slots, GFP) else {
-        return KVVec::new();
+    let slots = addrs.min(PAGE_SLOTS).next_power_of_two();
+    let Ok(mut pages) = KVec::with_capacity(slots, GFP | __GFP_NOWARN) else {
+        return KVec::new();
     };
     // Filled by hand: `KVec::from_elem()` (through `extend_with()` and `reserve()`) cost the
     // 64-address trace of bench row 8 about 500 instructions more.
@@ -88,6 +92,24 @@ fn page_cache(addrs: usize) -> KVVec<(usize, u32)> {
 fn page_slot(page: usize, slots: usize) -> usize {
     // With no slot, any index: there is nothing to find.
     (page ^ page.wrapping_shr(slots.trailing_zeros())) & slots.wrapping_sub(1)
+}
+
+/// Empties `order` and makes room in it for `n` records of a lookup's order, doubling what it
+/// had, up to what a call holds ([`UNSORTED_RECORDS`], and a pass more); `false` without the
+/// memory.
+fn reserve_order(order: &mut KVVec<matching::Ordered>, n: usize) -> bool {
+    order.clear();
+    let had = order.capacity();
+    if had >= n {
+        return true;
+    }
+    // A new allocation, not a reallocation that would copy what the order held.
+    *order = KVVec::new();
+    let room = had
+        .saturating_mul(2)
+        .min(UNSORTED_RECORDS + matching::MERGE_MAX)
+        .max(n);
+    order.reserve(room, GFP).is_ok()
 }
 
 /// The generation of `mm`'s VMA set: its count of mmap write-lock sections.
@@ -222,7 +244,7 @@ struct Batch {
     /// start and end on page boundaries, so every address of a page has the same answer. Made
     /// once addresses come back to an earlier record: a stack trace repeats the same few
     /// return addresses, out of order, and most are then answered here.
-    pages: KVVec<(usize, u32)>,
+    pages: KVec<(usize, u32)>,
 }
 
 impl Batch {
@@ -276,7 +298,7 @@ impl Batch {
             prefix: 0,
             order: KVVec::new(),
             merged: KVVec::new(),
-            pages: KVVec::new(),
+            pages: KVec::new(),
         })
     }
 
@@ -520,16 +542,16 @@ impl Batch {
             }
             return matching::find_sorted(&self.index, addr);
         }
-        // Out of order: the records of the passes before this one by bisection, this pass's one
-        // by one.
-        let (found, searched) = if self.order.is_empty() {
+        // Out of order: the records merged into `order` (or, before the first merge, those in
+        // order before the first that was not, unless so few that a bisection costs more) by
+        // bisection, the others (a few dozen at most) one by one.
+        let (found, searched) = if !self.order.is_empty() {
+            (matching::find_in_order(&self.order, addr), self.order.len())
+        } else if self.prefix >= PREFIX_BISECTED {
             let prefix = self.index.get(..self.prefix).unwrap_or(&[]);
             (matching::find_sorted(prefix, addr), self.prefix)
         } else {
-            (
-                matching::find_in_order(&self.order, addr),
-                self.order.len(),
-            )
+            (None, 0)
         };
         found.or_else(|| {
             let i = self
@@ -542,8 +564,9 @@ impl Batch {
         })
     }
 
-    /// Merges the records of the last pass of a lookup out of order into `order`, before a pass:
-    /// `false` if two records overlap, or there is no memory for it.
+    /// Merges the records of a lookup out of order that are not in `order` yet into it, before a
+    /// pass, if the pass could leave more than [`matching::MERGE_MAX`] of them: `false` if two
+    /// records overlap, or there is no memory for it.
     fn order_records(&mut self) -> bool {
         let n = self.index.len();
         // The first time, the records in order before the first that was not.
@@ -552,24 +575,25 @@ impl Batch {
         } else {
             self.order.len()
         };
-        if sorted == n {
+        // A pass adds at most `LOOKUP_STAGE` records.
+        if n.saturating_sub(sorted) <= matching::MERGE_MAX - LOOKUP_STAGE {
             return true;
         }
         if self.order.is_empty() {
             // The first time: `order` begins as the prefix.
-            if self.order.reserve(n, GFP).is_err() {
+            if !reserve_order(&mut self.order, n) {
                 return false;
             }
             let prefix = self.index.get(..sorted).unwrap_or(&[]);
             for (r, &(start, end)) in prefix.iter().enumerate() {
                 // Record indices are `u32`s.
-                if self.order.push_within_capacity((start, end, r as u32)).is_err() {
+                let ordered = (start, end, r as u32);
+                if self.order.push_within_capacity(ordered).is_err() {
                     return false;
                 }
             }
         }
-        self.merged.clear();
-        if self.merged.reserve(n, GFP).is_err() {
+        if !reserve_order(&mut self.merged, n) {
             return false;
         }
         let ok = matching::merge_in_order(&self.order, &self.index, sorted, &mut self.merged);

@@ -6,8 +6,8 @@
 
 use kernel::{
     alloc::KVVec,
-    page::PAGE_SHIFT,
     mm::virt::{flags as vm, vm_flags_t},
+    page::PAGE_SHIFT,
     proc_maps::flags,
 };
 

@@ -408,7 +408,7 @@ mod matching_tests {
 
 #[kunit_tests(rust_procmap_query_lookup_order)]
 mod lookup_order_tests {
-    use super::matching::{find_in_order, find_sorted, merge_in_order, Ordered};
+    use super::matching::{find_in_order, find_sorted, merge_in_order, Ordered, MERGE_MAX};
     use kernel::{alloc::KVVec, prelude::*};
 
     /// The record covering `addr`, searched one by one: the oracle.
@@ -499,6 +499,28 @@ mod lookup_order_tests {
         assert!(ordered(&[base[0], base[1], (0x2000, 0x4000)], 2)?.is_some());
         assert!(ordered(&[base[0], base[1], (0, 0x1000)], 2)?.is_some());
         assert!(ordered(&[(0, 0x1000), base[1], base[0]], 1)?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn merges_beyond_their_room_are_refused() -> Result {
+        // One record more than a merge takes at once, none overlapping.
+        let mut records = KVec::with_capacity(MERGE_MAX + 1, GFP_KERNEL)?;
+        for i in 0..=MERGE_MAX {
+            records.push(((2 * i + 1) << 12, (2 * i + 2) << 12), GFP_KERNEL)?;
+        }
+        let mut merged = KVVec::with_capacity(records.len(), GFP_KERNEL)?;
+        assert!(!merge_in_order(&[], &records, 0, &mut merged));
+        // As many as it takes.
+        let mut merged = KVVec::with_capacity(records.len(), GFP_KERNEL)?;
+        assert!(merge_in_order(&[], &records, 1, &mut merged));
+        assert_eq!(merged.len(), MERGE_MAX);
+        // Room for fewer than there are.
+        let order = [(records[0].0, records[0].1, 0)];
+        let mut merged = KVVec::with_capacity(2, GFP_KERNEL)?;
+        assert!(!merge_in_order(&order, &records[..3], 1, &mut merged));
+        let mut merged = KVVec::with_capacity(3, GFP_KERNEL)?;
+        assert!(merge_in_order(&order, &records[..3], 1, &mut merged));
         Ok(())
     }
 

@@ -486,6 +486,22 @@ static long lookup_batch(const uint64_t *addrs, long n, uint32_t *idx)
 	median(__v, (rounds));						\
 })
 
+/*
+ * Row 8's stack trace: 64 addresses over 20 readable one-page VMAs (of 40
+ * mapped pages, which it returns), in a fixed pseudo-random order.
+ */
+static char *make_trace(uint64_t trace[64])
+{
+	char *p = make_vmas(40);	/* 20 readable VMAs */
+	uint64_t seed = 7;
+
+	for (int i = 0; i < 64; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		trace[i] = (uintptr_t)p + 2 * ((seed >> 33) % 20) * PAGE + (seed >> 7) % PAGE;
+	}
+	return p;
+}
+
 static void batches(void)
 {
 	static struct text_vma tv[300000];
@@ -579,13 +595,8 @@ static void batches(void)
 	{
 		static uint64_t trace[64];
 		struct procmap_query q;
-		char *p = make_vmas(40);	/* 20 readable VMAs */
-		uint64_t seed = 7;
+		char *p = make_trace(trace);
 
-		for (int i = 0; i < 64; i++) {
-			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-			trace[i] = (uintptr_t)p + 2 * ((seed >> 33) % 20) * PAGE + (seed >> 7) % PAGE;
-		}
 		use_rust(0);
 		c = TIME_MEDIAN(ROUNDS, for (int i = 0; i < 64; i++) query(trace[i], 0, 0, &q));
 		use_rust(1);
@@ -817,7 +828,8 @@ static void batch_contention(void)
  * to report none), "single" (C:
  * the module unloaded), "single-rust", "text"; or "lookup": the seed
  * workload's batch lookup, its addresses sorted as row 7 does, or
- * "lookup-unsorted"; @vmas does not apply to them). The instructions of
+ * "lookup-unsorted"; or "trace": row 8's lookup, counted per call; @vmas
+ * does not apply to them). The instructions of
  * each kernel function are counted by the TCG plugin: the difference
  * between two boots with different @n is the cost of the extra runs.
  */
@@ -827,6 +839,8 @@ static int profile(const char *what, long vmas, long n)
 	static uint64_t addrs[3244];
 	static uint32_t idx[3244];
 	int lookup = !strcmp(what, "lookup"), unsorted = !strcmp(what, "lookup-unsorted");
+	int trace = !strcmp(what, "trace");
+	static uint64_t stack[64];
 	long base, nv, got = 0, more = 0;
 	void *extra;
 
@@ -837,6 +851,8 @@ static int profile(const char *what, long vmas, long n)
 			return 1;
 		if (lookup)
 			qsort(addrs, 3244, sizeof(*addrs), cmp_u64);
+	} else if (trace) {
+		make_trace(stack);
 	} else {
 		base = parse_text(tv, 300000);
 		if (vmas > base)
@@ -858,6 +874,8 @@ static int profile(const char *what, long vmas, long n)
 			got = walk_text();
 		else if (lookup || unsorted)
 			got = lookup_batch(addrs, 3244, idx);
+		else if (trace)
+			got = lookup_batch(stack, 64, idx) < 0 ? -1 : 1;
 		else
 			return 2;
 		if (got < 0)

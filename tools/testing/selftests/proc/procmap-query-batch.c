@@ -1336,19 +1336,20 @@ TEST_F(batch, lookup_of_none_and_of_too_many)
 }
 
 /*
- * Maps @pages pages, every other one writable, so that each page is a VMA
- * of its own: the area, or MAP_FAILED.
+ * Maps @vmas VMAs of @size pages each, every other one writable, so that
+ * each is a VMA of its own: the area, or MAP_FAILED.
  */
-static char *page_vmas(uint32_t pages)
+static char *page_vmas(uint32_t vmas, uint32_t size)
 {
-	char *area = mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t len = (size_t)vmas * size * PAGE;
+	char *area = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint32_t i;
 
 	if (area == MAP_FAILED)
 		return area;
-	for (i = 1; i < pages; i += 2) {
-		if (mprotect(area + i * PAGE, PAGE, PROT_READ | PROT_WRITE)) {
-			munmap(area, pages * PAGE);
+	for (i = 1; i < vmas; i += 2) {
+		if (mprotect(area + (size_t)i * size * PAGE, size * PAGE, PROT_READ | PROT_WRITE)) {
+			munmap(area, len);
 			return MAP_FAILED;
 		}
 	}
@@ -1374,7 +1375,7 @@ TEST(unsorted_lookup_ends_at_4096_records)
 	int fd, order;
 	char *area;
 
-	area = page_vmas(n);
+	area = page_vmas(n, 1);
 	ASSERT_TRUE(area != MAP_FAILED);
 	fd = open("/proc/self/maps", O_RDONLY);
 	ASSERT_LE(0, fd);
@@ -1415,14 +1416,15 @@ TEST(unsorted_lookup_ends_at_4096_records)
  * VMA covering it, as the single query finds it, and each VMA is reported
  * once, in one call (600 VMAs: more than one pass stages, below the 4096
  * records where such a call ends). Later passes find the records already
- * reported by a binary search of them sorted by address.
+ * reported by a binary search of them sorted by address: the VMAs span
+ * 2400 pages, more than the page cache's 1024 slots.
  */
 TEST(unsorted_lookup_answers_each_vma_once)
 {
 	static struct procmap_batch_vma recs[1024];
 	static uint64_t addrs[3000];
 	static uint32_t idx[3000];
-	const uint32_t pages = 600, n = ARRAY_SIZE(addrs);
+	const uint32_t vmas = 600, size = 4, n = ARRAY_SIZE(addrs);
 	unsigned int seed = 7;
 	struct procmap_batch b;
 	struct answer a;
@@ -1430,15 +1432,16 @@ TEST(unsorted_lookup_answers_each_vma_once)
 	char *area;
 	int fd;
 
-	area = page_vmas(pages);
+	area = page_vmas(vmas, size);
 	ASSERT_TRUE(area != MAP_FAILED);
 	fd = open("/proc/self/maps", O_RDONLY);
 	ASSERT_LE(0, fd);
-	/* Each page once, then pages drawn at random; shuffled. */
+	/* Each VMA once, then VMAs drawn at random, anywhere in them; shuffled. */
 	for (i = 0; i < n; i++) {
-		uint32_t page = i < pages ? i : rand_r(&seed) % pages;
+		uint32_t vma = i < vmas ? i : rand_r(&seed) % vmas;
+		uint32_t page = vma * size + rand_r(&seed) % size;
 
-		addrs[i] = ptr_to_u64(area + page * PAGE + rand_r(&seed) % PAGE);
+		addrs[i] = ptr_to_u64(area + (size_t)page * PAGE + rand_r(&seed) % PAGE);
 	}
 	for (i = n - 1; i > 0; i--) {
 		uint64_t t = addrs[i];
@@ -1451,7 +1454,7 @@ TEST(unsorted_lookup_answers_each_vma_once)
 	ASSERT_EQ(0, batch(fd, &b));
 	ASSERT_EQ(n, b.addr_count);
 	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
-	ASSERT_EQ(pages, b.vma_count);
+	ASSERT_EQ(vmas, b.vma_count);
 	for (i = 0; i < b.vma_count; i++)
 		for (j = i + 1; j < b.vma_count; j++)
 			ASSERT_NE(recs[i].vma_start, recs[j].vma_start);
@@ -1462,7 +1465,50 @@ TEST(unsorted_lookup_answers_each_vma_once)
 		ASSERT_EQ(a.rec.vma_end, recs[idx[i]].vma_end);
 	}
 	close(fd);
-	munmap(area, pages * PAGE);
+	munmap(area, (size_t)vmas * size * PAGE);
+}
+
+/*
+ * A lookup whose addresses ascend over more VMAs than a pass stages, then
+ * descend: the records in order before the first that was not span passes,
+ * and are merged with those after. One call answers all, each VMA reported
+ * once, each answer the single query's.
+ */
+TEST(lookup_out_of_order_after_ascending_passes)
+{
+	static struct procmap_batch_vma recs[300];
+	static uint64_t addrs[300];
+	static uint32_t idx[300];
+	const uint32_t n = ARRAY_SIZE(addrs), up = 100;
+	struct procmap_batch b;
+	struct answer a;
+	uint32_t i, j;
+	char *area;
+	int fd;
+
+	area = page_vmas(n, 1);
+	ASSERT_TRUE(area != MAP_FAILED);
+	fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_LE(0, fd);
+	/* Pages 0 to 99 ascending, then 299 down to 100. */
+	for (i = 0; i < n; i++)
+		addrs[i] = ptr_to_u64(area + (i < up ? i : n - 1 - (i - up)) * PAGE + 16);
+	init_lookup(&b, addrs, idx, n, recs, ARRAY_SIZE(recs));
+	ASSERT_EQ(0, batch(fd, &b));
+	ASSERT_EQ(n, b.addr_count);
+	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
+	ASSERT_EQ(n, b.vma_count);
+	for (i = 0; i < b.vma_count; i++)
+		for (j = i + 1; j < b.vma_count; j++)
+			ASSERT_NE(recs[i].vma_start, recs[j].vma_start);
+	for (i = 0; i < n; i++) {
+		ASSERT_LT(idx[i], b.vma_count);
+		ASSERT_EQ(0, single(fd, addrs[i], 0, false, false, &a));
+		ASSERT_EQ(a.rec.vma_start, recs[idx[i]].vma_start);
+		ASSERT_EQ(a.rec.vma_end, recs[idx[i]].vma_end);
+	}
+	close(fd);
+	munmap(area, n * PAGE);
 }
 
 /*
