@@ -47,11 +47,11 @@ kernel::static_assert!(LOOKUP_STAGE <= matching::MERGE_MAX);
 const GFP: kernel::alloc::Flags = GFP_KERNEL_ACCOUNT;
 
 /// The most records a lookup call holds once they are out of address order: the call ends
-/// there, to bound its work. Each pass after the one in which they went out of order begins by
-/// merging the records of the pass before into `Batch::order` (sorted by address, searched by
-/// bisection), a merge of up to this many indices; the records of the pass itself (at most
-/// [`LOOKUP_STAGE`]) are searched one by one. Ascending addresses, whose records are searched by
-/// bisection where they are, are not limited.
+/// there, to bound the merges. A pass begins by merging the records not in `Batch::order` yet
+/// (sorted by address, searched by bisection) into it when the pass could bring them over
+/// [`matching::MERGE_MAX`], each merge a copy of up to this many; until then (at most
+/// `MERGE_MAX`, of one pass or more) they are searched one by one. Ascending addresses, whose
+/// records are searched by bisection where they are, are not limited.
 const UNSORTED_RECORDS: usize = 4096;
 
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
@@ -95,7 +95,7 @@ fn page_slot(page: usize, slots: usize) -> usize {
 }
 
 /// Empties `order` and makes room in it for `n` records of a lookup's order, doubling what it
-/// had, up to what a call holds ([`UNSORTED_RECORDS`], and a pass more); `false` without the
+/// had, up to what a call holds ([`UNSORTED_RECORDS`], and a merge more); `false` without the
 /// memory.
 fn reserve_order(order: &mut KVVec<matching::Ordered>, n: usize) -> bool {
     order.clear();
@@ -233,11 +233,12 @@ struct Batch {
     /// Lookup, once its records are out of order: how many of the first ones are in address
     /// order (those before the first record that was not).
     prefix: usize,
-    /// Lookup, once its records are out of order: the records of the passes before this one,
-    /// sorted by start, for a binary search ([`matching::find_in_order`]). Merged when a pass
-    /// begins ([`Batch::order_records`]: it may allocate), so the records of a pass are searched
-    /// one by one until the next begins; empty until then (the `prefix` is searched by
-    /// bisection where it is). `merged` is the room the next merge writes to.
+    /// Lookup, once its records are out of order: those merged so far, sorted by start, for a
+    /// binary search ([`matching::find_in_order`]). Merged when a pass begins and the records
+    /// not merged could pass [`matching::MERGE_MAX`] in it ([`Batch::order_records`]: it may
+    /// allocate); the others are searched one by one. Empty until the first merge (the
+    /// `prefix` is searched by bisection where it is). `merged` is the room the next merge
+    /// writes to.
     order: KVVec<matching::Ordered>,
     merged: KVVec<matching::Ordered>,
     /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
@@ -684,8 +685,8 @@ impl Batch {
                             }
                         };
                         if !self.sorted && self.index.len() >= UNSORTED_RECORDS {
-                            // Out of order, the records would be searched one by one: the
-                            // call ends with this address, and the next starts with none.
+                            // Out of order, each merge copies the records: the call ends with
+                            // this address, and the next starts with none.
                             answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
                             return Ok(self.answered_all_or(answers.len(), Pass::Stop));
                         }

@@ -163,8 +163,8 @@ pub(crate) fn find_in_order(order: &[Ordered], addr: usize) -> Option<u32> {
 }
 
 /// Merges `order`, sorted by start (see [`find_in_order`]), and the records `from..` of
-/// `records` (a lookup's `(start, end)`, in the order they were reported; those of one pass, at
-/// most [`MERGE_MAX`]) into `merged`, sorted by start.
+/// `records` (a lookup's `(start, end)`, in the order they were reported; those not merged yet,
+/// at most [`MERGE_MAX`]) into `merged`, sorted by start.
 ///
 /// Returns `false` if two of the records overlap, where a binary search could miss the one that
 /// covers an address (the VMAs of a lookup may change between its passes), if there are more
@@ -178,7 +178,7 @@ pub(crate) fn merge_in_order(
 ) -> bool {
     let fresh = records.get(from..).unwrap_or(&[]);
     // Sorted by start (by page: VMAs start on one), as keys of the page and the position, by
-    // insertion: a pass reports a few dozen records at most.
+    // insertion: they are a few dozen at most.
     let mut keys = [0u64; MERGE_MAX];
     let Some(keys) = keys.get_mut(..fresh.len()) else {
         return false;
@@ -227,7 +227,8 @@ pub(crate) fn merge_in_order(
     true
 }
 
-/// The most records [`merge_in_order`] merges into an order at once (a pass's, below 256).
+/// The most records [`merge_in_order`] merges into an order at once (below 256: a key holds the
+/// position in 8 bits).
 pub(crate) const MERGE_MAX: usize = 64;
 
 /// `PATH_MAX`: the largest name buffer.
