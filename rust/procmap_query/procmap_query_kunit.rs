@@ -447,14 +447,7 @@ mod lookup_order_tests {
         // One pass, passes of a record, and passes that split the records unevenly.
         for pass in [5, 1, 2, 3] {
             let order = ordered(&records, pass)?.ok_or(EINVAL)?;
-            let indices: KVec<u32> = {
-                let mut v = KVec::new();
-                for &(_, _, r) in order.iter() {
-                    v.push(r, GFP_KERNEL)?;
-                }
-                v
-            };
-            assert_eq!(&indices[..], &[1, 3, 0, 4, 2]);
+            assert!(order.iter().map(|&(_, _, r)| r).eq([1, 3, 0, 4, 2]));
             for &(start, end, r) in order.iter() {
                 assert_eq!(records[r as usize], (start, end));
             }

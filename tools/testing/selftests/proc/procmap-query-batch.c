@@ -485,6 +485,20 @@ static bool lookup_matches(struct __test_metadata *_metadata, int fd, const uint
 	return true;
 }
 
+/* Shuffles @n addresses in place (Fisher-Yates), drawing from @seed. */
+static void shuffle(uint64_t *addrs, uint32_t n, unsigned int *seed)
+{
+	uint32_t i, j;
+
+	for (i = n - 1; n > 1 && i > 0; i--) {
+		uint64_t t = addrs[i];
+
+		j = rand_r(seed) % (i + 1);
+		addrs[i] = addrs[j];
+		addrs[j] = t;
+	}
+}
+
 /* Lookups (in order, shuffled, repeated; every room) equal the single queries. */
 TEST_F_TIMEOUT(batch, lookup_equals_single_queries, 1800)
 {
@@ -510,13 +524,7 @@ TEST_F_TIMEOUT(batch, lookup_equals_single_queries, 1800)
 		for (i = 0; i < n; i++)
 			addrs[i] = self->bounds[i / 2] + i % 2;
 		if (order == 1) {
-			for (i = n - 1; i > 0; i--) {
-				int j = rand_r(&seed) % (i + 1);
-				uint64_t t = addrs[i];
-
-				addrs[i] = addrs[j];
-				addrs[j] = t;
-			}
+			shuffle(addrs, n, &seed);
 		} else if (order == 2) {
 			for (i = 0; i < n / 2; i++) {
 				uint64_t t = addrs[i];
@@ -1358,7 +1366,7 @@ static char *page_vmas(uint32_t vmas, uint32_t size)
 
 /*
  * A lookup whose addresses come back below a VMA it reported keeps its
- * records sorted by merging each pass's into them: such a call ends once it
+ * records sorted, merging new ones into them: such a call ends once it
  * holds 4096 records, and the next one resumes. Ascending addresses are
  * answered in one call.
  */
@@ -1370,7 +1378,7 @@ TEST(unsorted_lookup_ends_at_4096_records)
 	const uint32_t n = ARRAY_SIZE(addrs), most = 4096;
 	unsigned int seed = 11;
 	struct procmap_batch b;
-	uint32_t i, j, done, calls;
+	uint32_t i, done, calls;
 	struct answer a;
 	int fd, order;
 	char *area;
@@ -1383,13 +1391,8 @@ TEST(unsorted_lookup_ends_at_4096_records)
 		/* 0: ascending; 1: descending; 2: shuffled. */
 		for (i = 0; i < n; i++)
 			addrs[i] = ptr_to_u64(area + (order == 1 ? n - 1 - i : i) * PAGE + 8);
-		for (i = n - 1; order == 2 && i > 0; i--) {
-			uint64_t t = addrs[i];
-
-			j = rand_r(&seed) % (i + 1);
-			addrs[i] = addrs[j];
-			addrs[j] = t;
-		}
+		if (order == 2)
+			shuffle(addrs, n, &seed);
 		for (done = 0, calls = 0; done < n; done += b.addr_count, calls++) {
 			init_lookup(&b, addrs + done, idx + done, n - done, recs,
 				    ARRAY_SIZE(recs));
@@ -1411,6 +1414,35 @@ TEST(unsorted_lookup_ends_at_4096_records)
 }
 
 /*
+ * Looks @n addresses up in one batch of @room records: it must answer them
+ * all, with @vmas records, each VMA once, each answer the single query's.
+ */
+static bool one_call_answers(struct __test_metadata *_metadata, int fd, const uint64_t *addrs,
+			     uint32_t *idx, uint32_t n, struct procmap_batch_vma *recs,
+			     uint32_t room, uint32_t vmas)
+{
+	struct procmap_batch b;
+	struct answer a;
+	uint32_t i, j;
+
+	init_lookup(&b, addrs, idx, n, recs, room);
+	EXPECT_EQ(0, batch(fd, &b)) return false;
+	EXPECT_EQ(n, b.addr_count) return false;
+	EXPECT_TRUE(b.out_flags & PROCMAP_BATCH_DONE) return false;
+	EXPECT_EQ(vmas, b.vma_count) return false;
+	for (i = 0; i < b.vma_count; i++)
+		for (j = i + 1; j < b.vma_count; j++)
+			EXPECT_NE(recs[i].vma_start, recs[j].vma_start) return false;
+	for (i = 0; i < n; i++) {
+		EXPECT_LT(idx[i], b.vma_count) return false;
+		EXPECT_EQ(0, single(fd, addrs[i], 0, false, false, &a)) return false;
+		EXPECT_EQ(a.rec.vma_start, recs[idx[i]].vma_start) return false;
+		EXPECT_EQ(a.rec.vma_end, recs[idx[i]].vma_end) return false;
+	}
+	return true;
+}
+
+/*
  * A lookup out of address order, of more addresses than one pass answers
  * (256), whose VMAs repeat: each address is answered by the record of the
  * VMA covering it, as the single query finds it, and each VMA is reported
@@ -1426,9 +1458,7 @@ TEST(unsorted_lookup_answers_each_vma_once)
 	static uint32_t idx[3000];
 	const uint32_t vmas = 600, size = 4, n = ARRAY_SIZE(addrs);
 	unsigned int seed = 7;
-	struct procmap_batch b;
-	struct answer a;
-	uint32_t i, j;
+	uint32_t i;
 	char *area;
 	int fd;
 
@@ -1443,27 +1473,8 @@ TEST(unsorted_lookup_answers_each_vma_once)
 
 		addrs[i] = ptr_to_u64(area + (size_t)page * PAGE + rand_r(&seed) % PAGE);
 	}
-	for (i = n - 1; i > 0; i--) {
-		uint64_t t = addrs[i];
-
-		j = rand_r(&seed) % (i + 1);
-		addrs[i] = addrs[j];
-		addrs[j] = t;
-	}
-	init_lookup(&b, addrs, idx, n, recs, ARRAY_SIZE(recs));
-	ASSERT_EQ(0, batch(fd, &b));
-	ASSERT_EQ(n, b.addr_count);
-	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
-	ASSERT_EQ(vmas, b.vma_count);
-	for (i = 0; i < b.vma_count; i++)
-		for (j = i + 1; j < b.vma_count; j++)
-			ASSERT_NE(recs[i].vma_start, recs[j].vma_start);
-	for (i = 0; i < n; i++) {
-		ASSERT_LT(idx[i], b.vma_count);
-		ASSERT_EQ(0, single(fd, addrs[i], 0, false, false, &a));
-		ASSERT_EQ(a.rec.vma_start, recs[idx[i]].vma_start);
-		ASSERT_EQ(a.rec.vma_end, recs[idx[i]].vma_end);
-	}
+	shuffle(addrs, n, &seed);
+	ASSERT_TRUE(one_call_answers(_metadata, fd, addrs, idx, n, recs, ARRAY_SIZE(recs), vmas));
 	close(fd);
 	munmap(area, (size_t)vmas * size * PAGE);
 }
@@ -1480,9 +1491,7 @@ TEST(lookup_out_of_order_after_ascending_passes)
 	static uint64_t addrs[300];
 	static uint32_t idx[300];
 	const uint32_t n = ARRAY_SIZE(addrs), up = 100;
-	struct procmap_batch b;
-	struct answer a;
-	uint32_t i, j;
+	uint32_t i;
 	char *area;
 	int fd;
 
@@ -1493,20 +1502,7 @@ TEST(lookup_out_of_order_after_ascending_passes)
 	/* Pages 0 to 99 ascending, then 299 down to 100. */
 	for (i = 0; i < n; i++)
 		addrs[i] = ptr_to_u64(area + (i < up ? i : n - 1 - (i - up)) * PAGE + 16);
-	init_lookup(&b, addrs, idx, n, recs, ARRAY_SIZE(recs));
-	ASSERT_EQ(0, batch(fd, &b));
-	ASSERT_EQ(n, b.addr_count);
-	ASSERT_TRUE(b.out_flags & PROCMAP_BATCH_DONE);
-	ASSERT_EQ(n, b.vma_count);
-	for (i = 0; i < b.vma_count; i++)
-		for (j = i + 1; j < b.vma_count; j++)
-			ASSERT_NE(recs[i].vma_start, recs[j].vma_start);
-	for (i = 0; i < n; i++) {
-		ASSERT_LT(idx[i], b.vma_count);
-		ASSERT_EQ(0, single(fd, addrs[i], 0, false, false, &a));
-		ASSERT_EQ(a.rec.vma_start, recs[idx[i]].vma_start);
-		ASSERT_EQ(a.rec.vma_end, recs[idx[i]].vma_end);
-	}
+	ASSERT_TRUE(one_call_answers(_metadata, fd, addrs, idx, n, recs, ARRAY_SIZE(recs), n));
 	close(fd);
 	munmap(area, n * PAGE);
 }
