@@ -38,6 +38,23 @@ const CHUNK: usize = 256;
 /// VMAs take another pass.
 const LOOKUP_STAGE: usize = 4096 / size_of::<ProcmapBatchVma>();
 
+/// The records of a short lookup's stage, [`lookup_stage()`]: as many as fill a 2 KiB slab
+/// object.
+const SHORT_STAGE: usize = 2048 / size_of::<ProcmapBatchVma>();
+
+/// The most records a lookup's pass stages when it answers `addrs` addresses: room for a
+/// quarter as many (a stack trace's return addresses repeat, in the few VMAs of the code it
+/// runs), filling a 2 KiB slab object ([`SHORT_STAGE`]: up to 92 addresses, such as a 64-frame
+/// trace) or a 4 KiB one ([`LOOKUP_STAGE`]).
+#[inline]
+fn lookup_stage(addrs: usize) -> usize {
+    if addrs.div_ceil(4) <= SHORT_STAGE {
+        SHORT_STAGE
+    } else {
+        LOOKUP_STAGE
+    }
+}
+
 // The records of a pass are merged into a lookup's order at once.
 kernel::static_assert!(LOOKUP_STAGE <= matching::MERGE_MAX);
 
@@ -57,7 +74,7 @@ const UNSORTED_RECORDS: usize = 4096;
 /// The largest names staging buffer: room for two names of `PATH_MAX`.
 const NAMES_STAGE: usize = 2 * matching::PATH_MAX;
 
-/// The most slots of a lookup's page cache (a power of two): 16 KiB.
+/// The most slots of a lookup's page cache (a power of two): 4 KiB.
 const PAGE_SLOTS: usize = 1024;
 
 /// The fewest addresses a lookup's page cache is made for.
@@ -67,13 +84,11 @@ const PAGE_CACHE_MIN: usize = 16;
 /// bisection before it merges them (see [`Batch::reported`]).
 const PREFIX_BISECTED: usize = 16;
 
-/// A page no address is in, marking an empty slot of the page cache.
-const NO_PAGE: usize = usize::MAX;
-
 /// A lookup's page cache, for the `addrs` addresses the call has still to answer: a slot per
-/// address, up to [`PAGE_SLOTS`]. None if they are too few to repeat much, or if there is no
-/// memory for it: it only saves searching the records.
-fn page_cache(addrs: usize) -> KVec<(usize, u32)> {
+/// address, up to [`PAGE_SLOTS`], each empty ([`batch::NO_VMA`]) to begin with. None if they
+/// are too few to repeat much, or if there is no memory for it: it only saves searching the
+/// records.
+fn page_cache(addrs: usize) -> KVec<u32> {
     if addrs < PAGE_CACHE_MIN {
         return KVec::new();
     }
@@ -83,7 +98,7 @@ fn page_cache(addrs: usize) -> KVec<(usize, u32)> {
     };
     // Filled by hand: `KVec::from_elem()` (through `extend_with()` and `reserve()`) cost the
     // 64-address trace of bench row 8 about 500 instructions more.
-    while pages.push_within_capacity((NO_PAGE, 0)).is_ok() {}
+    while pages.push_within_capacity(batch::NO_VMA).is_ok() {}
     pages
 }
 
@@ -241,11 +256,14 @@ struct Batch {
     /// writes to.
     order: KVVec<matching::Ordered>,
     merged: KVVec<matching::Ordered>,
-    /// Lookup: the answer of each page answered last in its slot, as `(page, answer)`. VMAs
-    /// start and end on page boundaries, so every address of a page has the same answer. Made
-    /// once addresses come back to an earlier record: a stack trace repeats the same few
-    /// return addresses, out of order, and most are then answered here.
-    pages: KVec<(usize, u32)>,
+    /// Lookup: for each slot, the record that answered the page answered last in it (or
+    /// [`batch::NO_VMA`]: none). VMAs start and end on page boundaries, so every address of a
+    /// page has the same answer; a slot is a hit when its record covers the address, which
+    /// `index` tells, so a slot holds no page (4 bytes, not 16: where allocations are zeroed,
+    /// each byte costs). Made once addresses come back to an earlier record: a stack trace
+    /// repeats the same few return addresses, out of order, and most are then answered here.
+    /// Addresses no record answers are not cached.
+    pages: KVec<u32>,
 }
 
 impl Batch {
@@ -259,7 +277,7 @@ impl Batch {
         let addr_chunk = if lookup { CHUNK.min(addr_count) } else { 0 };
         let chunk = CHUNK.min(vma_count);
         let chunk = if lookup {
-            chunk.min(addr_chunk).min(LOOKUP_STAGE)
+            chunk.min(addr_chunk).min(lookup_stage(addr_chunk))
         } else {
             chunk
         };
@@ -317,8 +335,10 @@ impl Batch {
                 // A gone address space is `ESRCH` whatever the pointers, as for a walk.
                 self.read_addrs()
                     .map_err(|e| if first && !mm.has_users() { ESRCH } else { e })?;
+                // Room for the records the pass may stage: one per address at most.
+                let records = self.recs.capacity();
                 self.index
-                    .reserve(self.pass_addrs.len() / size_of::<u64>(), GFP)?;
+                    .reserve(records.min(self.pass_addrs.len() / size_of::<u64>()), GFP)?;
             }
             // The address space is used only while a pass stages; it is given back before
             // anything may fault.
@@ -561,7 +581,7 @@ impl Batch {
                 .iter()
                 .position(|&(start, end)| start <= addr && addr < end)?;
             // Record indices are `u32`s, below `index.len()`.
-            Some(searched.saturating_add(i) as u32)
+            Some(searched.wrapping_add(i) as u32)
         })
     }
 
@@ -576,8 +596,9 @@ impl Batch {
         } else {
             self.order.len()
         };
-        // A pass adds at most `LOOKUP_STAGE` records.
-        if n.saturating_sub(sorted) <= matching::MERGE_MAX - LOOKUP_STAGE {
+        // A pass adds at most as many records as its stage holds, `LOOKUP_STAGE` at most.
+        let stage = self.recs.capacity().min(LOOKUP_STAGE);
+        if n.saturating_sub(sorted) <= matching::MERGE_MAX - stage {
             return true;
         }
         if self.order.is_empty() {
@@ -602,21 +623,25 @@ impl Batch {
         ok
     }
 
-    /// The answer the page cache holds for `page`, if any.
+    /// The record the page cache holds for `addr`'s page, if it covers `addr`.
     #[inline]
-    fn cached(&self, page: usize) -> Option<u32> {
-        match self.pages.get(page_slot(page, self.pages.len())) {
-            Some(&(cached, answer)) if cached == page => Some(answer),
+    fn cached(&self, addr: usize) -> Option<u32> {
+        let answer = *self
+            .pages
+            .get(page_slot(addr >> PAGE_SHIFT, self.pages.len()))?;
+        // `NO_VMA` (an empty slot) is no record's index.
+        match self.index.get(answer as usize) {
+            Some(&(start, end)) if start <= addr && addr < end => Some(answer),
             _ => None,
         }
     }
 
-    /// Puts the answer for `page` in the page cache, if there is one.
+    /// Puts `answer`, a record covering `addr`, in the page cache, if there is one.
     #[inline]
-    fn cache(&mut self, page: usize, answer: u32) {
-        let slot = page_slot(page, self.pages.len());
+    fn cache(&mut self, addr: usize, answer: u32) {
+        let slot = page_slot(addr >> PAGE_SHIFT, self.pages.len());
         if let Some(entry) = self.pages.get_mut(slot) {
-            *entry = (page, answer);
+            *entry = answer;
         }
     }
 
@@ -650,8 +675,7 @@ impl Batch {
                 answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
                 continue;
             }
-            let page = addr >> PAGE_SHIFT;
-            let answer = if let Some(answer) = self.cached(page) {
+            let answer = if let Some(answer) = self.cached(addr) {
                 answer
             } else {
                 let answer = match self.reported(addr) {
@@ -693,7 +717,9 @@ impl Batch {
                         answer
                     }
                 };
-                self.cache(page, answer);
+                if answer != batch::NO_VMA {
+                    self.cache(addr, answer);
+                }
                 // A record's range, or empty for no VMA (`NO_VMA` is no record's index). Not
                 // on a page cache hit: the addresses are out of order then.
                 last = self

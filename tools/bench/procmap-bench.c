@@ -487,17 +487,18 @@ static long lookup_batch(const uint64_t *addrs, long n, uint32_t *idx)
 })
 
 /*
- * Row 8's stack trace: 64 addresses over 20 readable one-page VMAs (of 40
- * mapped pages, which it returns), in a fixed pseudo-random order.
+ * Row 8's stack trace: 64 addresses over @vmas (20) readable one-page VMAs (of
+ * twice as many mapped pages, which it returns), in a fixed pseudo-random
+ * order.
  */
-static char *make_trace(uint64_t trace[64])
+static char *make_trace(uint64_t trace[64], int vmas)
 {
-	char *p = make_vmas(40);	/* 20 readable VMAs */
+	char *p = make_vmas(2 * vmas);	/* @vmas readable VMAs */
 	uint64_t seed = 7;
 
 	for (int i = 0; i < 64; i++) {
 		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		trace[i] = (uintptr_t)p + 2 * ((seed >> 33) % 20) * PAGE + (seed >> 7) % PAGE;
+		trace[i] = (uintptr_t)p + 2 * ((seed >> 33) % vmas) * PAGE + (seed >> 7) % PAGE;
 	}
 	return p;
 }
@@ -595,7 +596,7 @@ static void batches(void)
 	{
 		static uint64_t trace[64];
 		struct procmap_query q;
-		char *p = make_trace(trace);
+		char *p = make_trace(trace, 20);
 
 		use_rust(0);
 		c = TIME_MEDIAN(ROUNDS, for (int i = 0; i < 64; i++) query(trace[i], 0, 0, &q));
@@ -828,7 +829,8 @@ static void batch_contention(void)
  * to report none), "single" (C:
  * the module unloaded), "single-rust", "text"; or "lookup": the seed
  * workload's batch lookup, its addresses sorted as row 7 does, or
- * "lookup-unsorted"; or "trace": row 8's lookup, counted per call; @vmas
+ * "lookup-unsorted"; or "trace": row 8's lookup, counted per call, or
+ * "trace40": the same over 40 VMAs instead of 20; @vmas
  * does not apply to them). The instructions of
  * each kernel function are counted by the TCG plugin: the difference
  * between two boots with different @n is the cost of the extra runs.
@@ -839,7 +841,7 @@ static int profile(const char *what, long vmas, long n)
 	static uint64_t addrs[3244];
 	static uint32_t idx[3244];
 	int lookup = !strcmp(what, "lookup"), unsorted = !strcmp(what, "lookup-unsorted");
-	int trace = !strcmp(what, "trace");
+	int trace = !strcmp(what, "trace"), trace40 = !strcmp(what, "trace40");
 	static uint64_t stack[64];
 	long base, nv, got = 0, more = 0;
 	void *extra;
@@ -851,8 +853,8 @@ static int profile(const char *what, long vmas, long n)
 			return 1;
 		if (lookup)
 			qsort(addrs, 3244, sizeof(*addrs), cmp_u64);
-	} else if (trace) {
-		make_trace(stack);
+	} else if (trace || trace40) {
+		make_trace(stack, trace ? 20 : 40);
 	} else {
 		base = parse_text(tv, 300000);
 		if (vmas > base)
@@ -874,7 +876,7 @@ static int profile(const char *what, long vmas, long n)
 			got = walk_text();
 		else if (lookup || unsorted)
 			got = lookup_batch(addrs, 3244, idx);
-		else if (trace)
+		else if (trace || trace40)
 			got = lookup_batch(stack, 64, idx) < 0 ? -1 : 1;
 		else
 			return 2;

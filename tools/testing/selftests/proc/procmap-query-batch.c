@@ -1480,6 +1480,40 @@ TEST(unsorted_lookup_answers_each_vma_once)
 }
 
 /*
+ * A stack trace: 64 addresses out of order over 40 VMAs (each VMA once, then
+ * VMAs drawn at random). A lookup of so few addresses stages fewer records
+ * per pass (23) than it has VMAs: a second pass finds the first one's
+ * records by searching them and reports only the new VMAs. One call answers
+ * all, each VMA reported once, each answer the single query's.
+ */
+TEST(short_trace_over_more_vmas_than_its_stage)
+{
+	static struct procmap_batch_vma recs[64];
+	static uint64_t addrs[64];
+	static uint32_t idx[64];
+	const uint32_t vmas = 40, size = 2, n = ARRAY_SIZE(addrs);
+	unsigned int seed = 3;
+	uint32_t i;
+	char *area;
+	int fd;
+
+	area = page_vmas(vmas, size);
+	ASSERT_TRUE(area != MAP_FAILED);
+	fd = open("/proc/self/maps", O_RDONLY);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < n; i++) {
+		uint32_t vma = i < vmas ? i : rand_r(&seed) % vmas;
+		uint32_t page = vma * size + rand_r(&seed) % size;
+
+		addrs[i] = ptr_to_u64(area + (size_t)page * PAGE + rand_r(&seed) % PAGE);
+	}
+	shuffle(addrs, n, &seed);
+	ASSERT_TRUE(one_call_answers(_metadata, fd, addrs, idx, n, recs, ARRAY_SIZE(recs), vmas));
+	close(fd);
+	munmap(area, (size_t)vmas * size * PAGE);
+}
+
+/*
  * A lookup whose addresses ascend over more VMAs than a pass stages, then
  * descend: the records in order before the first that was not span passes,
  * and are merged with those after. One call answers all, each VMA reported
