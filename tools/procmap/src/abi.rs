@@ -27,22 +27,63 @@ pub const FILE_BACKED_VMA: u64 = f::PROCMAP_QUERY_FILE_BACKED_VMA as u64;
 /// its fields and leaves the rest as we set it (zero).
 pub const QUERY_SIZE: usize = core::mem::size_of::<procmap_query>();
 
-const IOC_NRBITS: u32 = 8;
-const IOC_TYPEBITS: u32 = 8;
-const IOC_SIZEBITS: u32 = 14;
-const IOC_NRSHIFT: u32 = 0;
-const IOC_TYPESHIFT: u32 = IOC_NRSHIFT + IOC_NRBITS;
-const IOC_SIZESHIFT: u32 = IOC_TYPESHIFT + IOC_TYPEBITS;
-const IOC_DIRSHIFT: u32 = IOC_SIZESHIFT + IOC_SIZEBITS;
-const IOC_WRITE: u32 = 1;
-const IOC_READ: u32 = 2;
+/// How an architecture encodes an ioctl number (its `<asm/ioctl.h>`): the bits of the size
+/// field, and the direction bits of "read" and "write".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IocEncoding {
+    /// Bits of the size field (the direction bits are above it).
+    pub size_bits: u32,
+    /// `_IOC_READ`.
+    pub read: u32,
+    /// `_IOC_WRITE`.
+    pub write: u32,
+}
 
-/// `PROCMAP_QUERY`: `_IOWR('f', 17, struct procmap_query)` (x86 and most architectures'
-/// generic ioctl encoding).
-pub const PROCMAP_QUERY: u32 = ((IOC_READ | IOC_WRITE) << IOC_DIRSHIFT)
-    | ((QUERY_SIZE as u32) << IOC_SIZESHIFT)
-    | ((b'f' as u32) << IOC_TYPESHIFT)
-    | (17 << IOC_NRSHIFT);
+/// The generic encoding (x86, arm, arm64, riscv, s390, loongarch, ...).
+pub const IOC_GENERIC: IocEncoding = IocEncoding {
+    size_bits: 14,
+    read: 2,
+    write: 1,
+};
+
+/// That of powerpc, mips and sparc: 13 size bits, three direction bits.
+pub const IOC_PPC_MIPS_SPARC: IocEncoding = IocEncoding {
+    size_bits: 13,
+    read: 2,
+    write: 4,
+};
+
+/// The encoding of the target architecture.
+pub const IOC_NATIVE: IocEncoding = if cfg!(any(
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "mips",
+    target_arch = "mips64",
+    target_arch = "mips32r6",
+    target_arch = "mips64r6",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+)) {
+    IOC_PPC_MIPS_SPARC
+} else {
+    IOC_GENERIC
+};
+
+/// `_IOC(dir, ty, nr, size)` in `enc`, with `dir` as `read` and `write`.
+pub const fn ioc(enc: IocEncoding, read: bool, write: bool, ty: u8, nr: u8, size: usize) -> u32 {
+    let mut dir = 0;
+    if read {
+        dir |= enc.read;
+    }
+    if write {
+        dir |= enc.write;
+    }
+    // The size field is 16 bits up; the direction bits above it.
+    (dir << (16 + enc.size_bits)) | ((size as u32) << 16) | ((ty as u32) << 8) | nr as u32
+}
+
+/// `PROCMAP_QUERY`: `_IOWR('f', 17, struct procmap_query)` in the target's encoding.
+pub const PROCMAP_QUERY: u32 = ioc(IOC_NATIVE, true, true, b'f', 17, QUERY_SIZE);
 
 /// `PROCMAP_QUERY_VMA_PERM_ANY`: the permission filter matches VMAs with at least one of the
 /// permission bits given (at least one must be given). Only the extension knows it: the C
@@ -115,16 +156,19 @@ pub const BATCH_VMA_SIZE: usize = core::mem::size_of::<procmap_batch_vma>();
 pub const BATCH_SIZE: usize = core::mem::size_of::<procmap_batch>();
 
 /// `PROCMAP_QUERY_BATCH`: `_IOWR('f', 0xe0, struct procmap_batch)`.
-pub const PROCMAP_QUERY_BATCH: u32 = ((IOC_READ | IOC_WRITE) << IOC_DIRSHIFT)
-    | ((BATCH_SIZE as u32) << IOC_SIZESHIFT)
-    | ((b'f' as u32) << IOC_TYPESHIFT)
-    | (0xe0 << IOC_NRSHIFT);
+pub const PROCMAP_QUERY_BATCH: u32 = ioc(IOC_NATIVE, true, true, b'f', 0xe0, BATCH_SIZE);
 
 /// `PROCMAP_QUERY_GENERATION`: `_IOR('f', 0xe1, __u64)`.
-pub const PROCMAP_QUERY_GENERATION: u32 = (IOC_READ << IOC_DIRSHIFT)
-    | ((core::mem::size_of::<u64>() as u32) << IOC_SIZESHIFT)
-    | ((b'f' as u32) << IOC_TYPESHIFT)
-    | (0xe1 << IOC_NRSHIFT);
+/// (Its number differs between [`IOC_GENERIC`] and [`IOC_PPC_MIPS_SPARC`], where "read"
+/// alone is another bit; `_IOWR` is the same bits in both.)
+pub const PROCMAP_QUERY_GENERATION: u32 = ioc(
+    IOC_NATIVE,
+    true,
+    false,
+    b'f',
+    0xe1,
+    core::mem::size_of::<u64>(),
+);
 
 /// A batch argument of this crate's size, with the record size set and nothing else.
 pub fn new_batch() -> procmap_batch {
@@ -386,5 +430,24 @@ int main(void) {
         assert_eq!(PROCMAP_QUERY_BATCH, 0xC068_66E0);
         assert_eq!(PROCMAP_QUERY_GENERATION, 0x8008_66E1);
         assert_eq!((BATCH_SIZE, BATCH_VMA_SIZE), (104, 88));
+    }
+
+    #[test]
+    fn ioctl_encodings_match_the_architectures() {
+        // BLKGETSIZE64, _IOR(0x12, 114, size_t) on 64-bit: 0x80081272 on x86-64 and arm64,
+        // 0x40081272 on powerpc64 and mips64 (their <asm/ioctl.h>: read is 2 << 29).
+        assert_eq!(ioc(IOC_GENERIC, true, false, 0x12, 114, 8), 0x8008_1272);
+        assert_eq!(
+            ioc(IOC_PPC_MIPS_SPARC, true, false, 0x12, 114, 8),
+            0x4008_1272
+        );
+        // _IOWR is the same in both: read and write are the top two bits either way.
+        for enc in [IOC_GENERIC, IOC_PPC_MIPS_SPARC] {
+            assert_eq!(ioc(enc, true, true, b'f', 17, 104), 0xC068_6611);
+        }
+        assert_eq!(
+            ioc(IOC_PPC_MIPS_SPARC, true, false, b'f', 0xe1, 8),
+            0x4008_66E1
+        );
     }
 }

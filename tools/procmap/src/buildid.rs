@@ -296,7 +296,7 @@ impl BuildIds {
     /// relative to the reader's root (for a target in a chroot, a path outside its root,
     /// seen from ours), then under the process's root (`/proc/<pid>/root`), for a target in
     /// another mount namespace.
-    fn open(&mut self, vma: &Vma) -> Option<File> {
+    pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
         let dir = self.dir.as_deref()?;
         if self.map_files {
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));

@@ -82,14 +82,27 @@ pub enum UntrackedPolicy {
     /// library closed and another opened at the same place, a file mapped `MAP_FIXED` over
     /// another) is answered as it was until a miss or [`VmaCache::invalidate`] makes it read
     /// again; so is a VMA whose permissions or offset changed. And each miss costs a walk,
-    /// also for an address that nothing maps (a kernel address in a mixed stack) or that
-    /// the query's filters reject: leave those out, or look them up together in one
-    /// [`VmaCache::resolve`], which reads at most once for all of them.
+    /// also for an address that nothing maps or that the query's filters reject: leave
+    /// those out, or look them up together in one [`VmaCache::resolve`], which reads at
+    /// most once for all of them. (On x86-64, arm64 and riscv64, an address of the
+    /// kernel's half of the address space, the top bit set, as a kernel address in a mixed
+    /// stack, is no miss: no VMA of a process is ever there.)
     RereadOnMiss,
     /// The VMAs as last read answer every lookup, however old, until
     /// [`VmaCache::invalidate`]: for a process known not to change its mappings, or with
     /// your own invalidation (a timer, an `mmap` event of `perf_event_open()`).
     Trust,
+}
+
+/// Whether no VMA of a process can ever cover `addr`: on x86-64, arm64 and riscv64, an
+/// address with the top bit set is in the kernel's half of the address space (user space
+/// ends at 2^56 at most). Not so everywhere (sparc64 puts user stacks at the top).
+fn never_mapped(addr: u64) -> bool {
+    cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    )) && addr >> 63 != 0
 }
 
 /// Where a cache reads from: a [`ProcMaps`], or a fake in the tests.
@@ -218,15 +231,20 @@ impl Core {
         self.not_gone()
     }
 
+    /// Whether the VMAs as last read answer `addr`: one covers it, or none ever can.
+    fn answers(&self, addr: u64) -> bool {
+        self.lookup(addr).is_some() || never_mapped(addr)
+    }
+
     /// [`VmaCache::get`] from the snapshot (not [`UntrackedPolicy::Ask`]).
     pub(crate) fn get(&mut self, src: &impl Source, addr: u64) -> Result<Option<&Vma>> {
-        self.refresh_for(src, |c| c.lookup(addr).is_some())?;
+        self.refresh_for(src, |c| c.answers(addr))?;
         Ok(self.lookup(addr))
     }
 
     /// [`VmaCache::resolve`] from the snapshot (not [`UntrackedPolicy::Ask`]).
     pub(crate) fn resolve_fresh(&mut self, src: &impl Source, addrs: &[u64]) -> Result<Resolution> {
-        self.refresh_for(src, |c| addrs.iter().all(|&a| c.lookup(a).is_some()))?;
+        self.refresh_for(src, |c| addrs.iter().all(|&a| c.answers(a)))?;
         Ok(self.resolve(addrs))
     }
 
@@ -739,9 +757,23 @@ mod tests {
             assert_eq!(c.get(&f, 0x3000).unwrap(), None);
             assert_eq!(c.reads, n);
         }
+        // A kernel address (the top bit set) never is a VMA's there: no walk, for get()
+        // and resolve() (x86-64, arm64, riscv64).
+        if never_mapped(u64::MAX) {
+            for a in [0xffff_ffff_8100_0000, 1 << 63] {
+                f.gen(Gen::Absent);
+                assert_eq!(c.get(&f, a).unwrap(), None);
+                assert_eq!(c.reads, 4);
+            }
+            assert!(!never_mapped((1 << 63) - 1));
+        }
         // resolve(): hits only, no walk; with misses (several), one walk for all.
         f.gen(Gen::Absent);
-        let r = c.resolve_fresh(&f, &[0x1000, 0x5000, 0x8000]).unwrap();
+        let mut addrs = vec![0x1000, 0x5000, 0x8000];
+        if never_mapped(u64::MAX) {
+            addrs.push(u64::MAX);
+        }
+        let r = c.resolve_fresh(&f, &addrs).unwrap();
         assert_eq!((r.vmas.len(), c.reads), (3, 4));
         f.vmas.borrow_mut().push(vma(0xa000, 0xb000));
         f.gen(Gen::Absent).walk(Seen::Untracked);

@@ -70,7 +70,22 @@ pub const GENERATION_UNKNOWN: u64 = abi::GENERATION_UNKNOWN;
 /// An error: what was being done and the kernel's errno, or text that could not be parsed.
 ///
 /// [`Error::errno`] gives the errno as the kernel returned it. An `Error` converts into an
-/// [`io::Error`] of the same [`io::ErrorKind`], with the `Error` as its inner error.
+/// [`io::Error`] of the same [`io::ErrorKind`], with the `Error` as its inner error, so that
+/// its message keeps what was being done; that `io::Error` has no
+/// [`raw_os_error()`](io::Error::raw_os_error): the errno is the inner error's.
+///
+/// ```
+/// fn open(pid: u32) -> std::io::Result<procmap::ProcMaps> {
+///     Ok(procmap::ProcMaps::open(pid)?)
+/// }
+/// let err = open(u32::MAX).unwrap_err();
+/// let errno = err
+///     .get_ref()
+///     .and_then(|inner| inner.downcast_ref::<procmap::Error>())
+///     .and_then(procmap::Error::errno);
+/// assert_eq!(errno, Some(libc::ENOENT));
+/// assert_eq!(err.raw_os_error(), None);
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -1403,6 +1418,38 @@ impl ProcMaps {
         Ok((text::Snapshot::parse(&s)?, cut))
     }
 
+    /// Opens the file `vma` maps, for reading (a symbolizer reads its symbols and debug
+    /// information there), as the text backend opens it for a build ID
+    /// ([`Query::build_id`]): through `/proc/<pid>/map_files/<start>-<end>` (the mapped file
+    /// itself, also a deleted one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`, and
+    /// `vma`'s exact range), else by its name (asked with [`Query::name`]) as printed, then
+    /// under `/proc/<pid>/root`, only if the file there has `vma`'s device and inode. For
+    /// maps opened through a thread (the main one exited), through the directory of one of
+    /// the process's threads that still runs.
+    ///
+    /// `None` for anonymous memory, and for a file that cannot be opened so (one replaced
+    /// at its path; one on a btrfs subvolume or overlayfs without the capability, their
+    /// `fstat()` device not being the one the maps show; a handle from
+    /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file). The file is
+    /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may.
+    ///
+    /// ```
+    /// # use procmap::{ProcMaps, Query};
+    /// use std::os::unix::fs::MetadataExt;
+    /// fn f() {}
+    /// let maps = ProcMaps::open_self()?;
+    /// let vma = maps.query(f as usize as u64, Query::new().name(true))?.expect("mapped");
+    /// let file = maps.open_mapped_file(&vma).expect("our own executable");
+    /// assert_eq!(file.metadata().unwrap().ino(), vma.inode);
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn open_mapped_file(&self, vma: &Vma) -> Option<File> {
+        if !vma.file_backed() {
+            return None;
+        }
+        self.build_ids().open(vma)
+    }
+
     /// The build IDs of one walk, lookup or `resolve()` of the text backend.
     fn build_ids(&self) -> buildid::BuildIds {
         // Opened through a thread (the main one exited): one that still runs.
@@ -1490,24 +1537,25 @@ impl ProcMaps {
     /// One query through the ioctl, `ENOENT` as `None`, and a name longer than
     /// `PATH_MAX` taken from the text (read once per `cache`).
     fn ioctl_vma(&self, addr: u64, query: Query, cache: &mut TextCache) -> Result<Option<Vma>> {
-        let mut name = [0u8; NAME_BUF];
-        let mut bid = [0u8; BUILD_ID_BUF];
-        let (name_buf, bid_buf) = (
-            if query.name {
-                &mut name[..]
-            } else {
-                &mut [][..]
-            },
-            if query.build_id {
-                &mut bid[..]
-            } else {
-                &mut [][..]
-            },
-        );
-        let (q, long_name) = match self.ioctl(addr, query, name_buf, bid_buf) {
+        // Zeroed only when asked for: a query without a name spared 4 KiB of stores.
+        let mut name_store;
+        let mut bid_store;
+        let name: &mut [u8] = if query.name {
+            name_store = [0u8; NAME_BUF];
+            &mut name_store
+        } else {
+            &mut []
+        };
+        let bid: &mut [u8] = if query.build_id {
+            bid_store = [0u8; BUILD_ID_BUF];
+            &mut bid_store
+        } else {
+            &mut []
+        };
+        let (q, long_name) = match self.ioctl(addr, query, &mut *name, &mut *bid) {
             Ok(q) => (q, false),
             Err(libc::ENAMETOOLONG) if query.name => {
-                match self.ioctl(addr, query.name(false), &mut [], bid_buf) {
+                match self.ioctl(addr, query.name(false), &mut [], &mut *bid) {
                     Ok(q) => (q, true),
                     Err(e) => return none_or_error(e),
                 }
@@ -2210,6 +2258,67 @@ mod tests {
         let r = maps.resolve(&[0x1000, 0x2800, 0x4000, 0x6fff], q).unwrap();
         let found: Vec<Option<u64>> = (0..4).map(|i| r.get(i).map(|(v, _)| v.start)).collect();
         assert_eq!(found, [None, Some(0x2000), None, Some(0x6000)]);
+    }
+
+    #[test]
+    fn open_mapped_file_gives_the_mapped_file_or_none() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("procmap-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mapped");
+        std::fs::write(&path, [7u8; 4096]).unwrap();
+        let file = File::open(&path).unwrap();
+        let ino = file.metadata().unwrap().ino();
+        // SAFETY: a new private read-only mapping of a one-page file and one of anonymous
+        // memory, both unmapped below and not touched otherwise.
+        let (mapped, anon) = unsafe {
+            let mapped = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            );
+            let anon = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            (mapped, anon)
+        };
+        assert!(mapped != libc::MAP_FAILED && anon != libc::MAP_FAILED);
+        // Another file at its path now: never the one opened.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, [8u8; 4096]).unwrap();
+        // SAFETY: a system call without arguments.
+        let root = unsafe { libc::geteuid() } == 0;
+        for backend in [Backend::Batch, Backend::Ioctl, Backend::Text] {
+            let mut maps = ProcMaps::open_self().unwrap();
+            if backend == Backend::Batch && maps.backend() != Backend::Batch {
+                continue; // no extension here
+            }
+            maps.set_backend(backend);
+            let q = Query::new().name(true);
+            let vma = maps.query(mapped as u64, q).unwrap().unwrap();
+            assert_eq!(vma.inode, ino);
+            match maps.open_mapped_file(&vma) {
+                // Through map_files: the deleted file itself.
+                Some(f) => assert_eq!(f.metadata().unwrap().ino(), ino, "{backend:?}"),
+                None => assert!(!root, "{backend:?}: root may open map_files"),
+            }
+            let vma = maps.query(anon as u64, q).unwrap().unwrap();
+            assert!(maps.open_mapped_file(&vma).is_none(), "{backend:?}");
+        }
+        // SAFETY: the mappings made above, used no more.
+        unsafe {
+            libc::munmap(mapped, 4096);
+            libc::munmap(anon, 4096);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
