@@ -237,12 +237,10 @@ struct Batch {
     recs: KVVec<ProcmapBatchVma>,
     files: KVec<Option<ARef<File>>>,
     arena: Option<NameArena>,
-    /// Lookup: the addresses of this pass (as the user's `u64`s, in native byte order); the
-    /// answer of each (its record's index, a `u32`) is written over the start of the buffer,
-    /// where the addresses already answered were ([`put_answer()`]): no buffer of its own.
+    /// Lookup: the addresses of this pass (as the user's `u64`s, in native byte order), and
+    /// the index of each one's record.
     pass_addrs: KVec<u8>,
-    /// Lookup: how many addresses of this pass are answered.
-    pass_answered: usize,
+    answers: KVec<u32>,
     /// Lookup: `(start, end)` of the records of this call, in the order they were reported
     /// (each one's position is its record's index), and whether they are sorted by start.
     index: KVVec<(usize, usize)>,
@@ -313,7 +311,7 @@ impl Batch {
             files: KVec::with_capacity(if build_id { chunk } else { 0 }, GFP)?,
             arena,
             pass_addrs: KVec::with_capacity(addr_chunk * size_of::<u64>(), GFP)?,
-            pass_answered: 0,
+            answers: KVec::with_capacity(addr_chunk, GFP)?,
             index: KVVec::new(),
             sorted: true,
             prefix: 0,
@@ -549,7 +547,7 @@ impl Batch {
             .min(batch::MAX_VMAS)
             .saturating_sub(self.answered)
             .min(CHUNK);
-        self.pass_answered = 0;
+        self.answers.clear();
         self.pass_addrs.clear();
         let src = offset(self.addrs, self.answered, size_of::<u64>())?;
         // Into the reserved room, with no zeroing first.
@@ -649,36 +647,32 @@ impl Batch {
 
     /// A pass of a lookup: answers the addresses read by [`Batch::read_addrs`].
     fn lookup_pass(&mut self, mm: &MmWithUser) -> Result<Pass> {
-        // Out of `self` while they are answered (the count in a register, not reloaded
+        // Out of `self` while they are answered (the answers in registers, not reloaded
         // through `self` for every address), and back for the copy and the next pass.
-        let mut buf = core::mem::take(&mut self.pass_addrs);
-        let mut answered = self.pass_answered;
-        let pass = self.answer(mm, &mut buf, &mut answered);
-        self.pass_addrs = buf;
-        self.pass_answered = answered;
+        let addrs = core::mem::take(&mut self.pass_addrs);
+        let mut answers = core::mem::take(&mut self.answers);
+        let pass = self.answer(mm, &addrs, &mut answers);
+        self.pass_addrs = addrs;
+        self.answers = answers;
         pass
     }
 
-    /// Answers the addresses of `buf` (native `u64`s) from the first not answered yet
-    /// (`answered` of them are), each answer over the start of `buf` ([`put_answer()`]).
-    fn answer(&mut self, mm: &MmWithUser, buf: &mut [u8], answered: &mut usize) -> Result<Pass> {
+    /// Answers the addresses of `addrs` (native `u64`s) from the first not answered yet, into
+    /// `answers`.
+    fn answer(&mut self, mm: &MmWithUser, addrs: &[u8], answers: &mut KVec<u32>) -> Result<Pass> {
         // `(start, end, answer)` of the record that answered the address before: neighbouring
         // addresses in one VMA (a sorted trace's, mostly) are answered here. Empty at first.
         let mut last = (usize::MAX, 0, 0);
-        let count = buf.len() / size_of::<u64>();
-        while *answered < count {
-            let i = *answered;
-            // Address `i` is in `buf`, below `count`: `i * 8` is below `buf.len()`.
-            let at = i.wrapping_mul(size_of::<u64>());
-            let Some(&addr) = buf.get(at..).and_then(<[u8]>::first_chunk) else {
+        for bytes in addrs.chunks_exact(size_of::<u64>()).skip(answers.len()) {
+            // `chunks_exact()` gives whole `u64`s.
+            let Some(&addr) = bytes.first_chunk() else {
                 return Err(EINVAL);
             };
             // As `PROCMAP_QUERY`: on a 32-bit kernel the upper half is dropped.
             let addr = u64::from_ne_bytes(addr) as usize;
             let (start, end, answer) = last;
             if start <= addr && addr < end {
-                put_answer(buf, i, answer)?;
-                *answered = i + 1;
+                answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
                 continue;
             }
             let answer = if let Some(answer) = self.cached(addr) {
@@ -694,7 +688,7 @@ impl Batch {
                                 self.addr_count
                                     .min(batch::MAX_VMAS)
                                     .saturating_sub(self.answered)
-                                    .saturating_sub(i),
+                                    .saturating_sub(answers.len()),
                             );
                         }
                         index
@@ -711,15 +705,14 @@ impl Batch {
                             Found::NoRoom => {
                                 // Examined again, and counted then (as a walk does).
                                 self.examined = self.examined.saturating_sub(1);
-                                return self.name_too_long(i);
+                                return self.name_too_long(answers.len());
                             }
                         };
                         if !self.sorted && self.index.len() >= UNSORTED_RECORDS {
                             // Out of order, each merge copies the records: the call ends with
                             // this address, and the next starts with none.
-                            put_answer(buf, i, answer)?;
-                            *answered = i + 1;
-                            return Ok(self.answered_all_or(i + 1, Pass::Stop));
+                            answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
+                            return Ok(self.answered_all_or(answers.len(), Pass::Stop));
                         }
                         answer
                     }
@@ -735,10 +728,9 @@ impl Batch {
                     .map_or((usize::MAX, 0, 0), |&(start, end)| (start, end, answer));
                 answer
             };
-            put_answer(buf, i, answer)?;
-            *answered = i + 1;
+            answers.push_within_capacity(answer).map_err(|_| ENOMEM)?;
         }
-        Ok(self.answered_all_or(count, Pass::Full))
+        Ok(self.answered_all_or(answers.len(), Pass::Full))
     }
 
     /// How a lookup pass that answered `answers` addresses ends: done if every address is
@@ -850,36 +842,22 @@ impl Batch {
             self.written = self.written.saturating_add(self.recs.len());
             self.recs.clear();
         }
-        if self.pass_answered != 0 {
+        if !self.answers.is_empty() {
             let dst = offset(self.addr_vmas, self.answered, size_of::<u32>())?;
-            // `put_answer()` wrote them over the start of the addresses' buffer.
             let len = self
-                .pass_answered
+                .answers
+                .len()
                 .checked_mul(size_of::<u32>())
                 .ok_or(EFAULT)?;
-            let answers = self.pass_addrs.get(..len).ok_or(EINVAL)?;
-            UserSlice::new(dst, len).writer().write_slice(answers)?;
+            UserSlice::new(dst, len)
+                .writer()
+                .write_slice(AsBytes::as_bytes(&self.answers[..]))?;
             // Within `addr_count`: `read_addrs()` read no more.
-            self.answered = self.answered.saturating_add(self.pass_answered);
-            self.pass_answered = 0;
+            self.answered = self.answered.saturating_add(self.answers.len());
+            self.answers.clear();
         }
         Ok(())
     }
-}
-
-/// Writes `answer`, that of address `i` of a lookup's pass, over bytes `4 i .. 4 i + 4` of
-/// `buf`, which held the addresses before it (those up to `i / 2`), already read: the answers
-/// of a pass end up as the `u32` array copied out, where its addresses were.
-#[inline]
-fn put_answer(buf: &mut [u8], i: usize, answer: u32) -> Result {
-    // Below `buf.len() / 2`: `i` is an address of `buf`.
-    let at = i.wrapping_mul(size_of::<u32>());
-    let slot = buf
-        .get_mut(at..)
-        .and_then(<[u8]>::first_chunk_mut::<4>)
-        .ok_or(EINVAL)?;
-    *slot = answer.to_ne_bytes();
-    Ok(())
 }
 
 /// The user address of element `index` of an array of `size`-byte elements at `base`;
