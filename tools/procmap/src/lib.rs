@@ -514,6 +514,11 @@ impl Vma {
     }
     /// The offset of `addr` in the mapped file (`addr - start + offset`), for a file-backed
     /// VMA that contains `addr`; `None` otherwise, or if it does not fit in 64 bits.
+    ///
+    /// The `[vdso]` is no file (inode 0): it is an ELF image mapped whole from its start, so
+    /// `addr - start` is the offset in that image, which a symbolizer reads from the
+    /// process's memory (`/proc/<pid>/mem`), or from its own `[vdso]` when both run the same
+    /// kernel and ABI.
     pub fn file_offset(&self, addr: u64) -> Option<u64> {
         if !self.file_backed() || !self.contains(addr) {
             return None;
