@@ -1443,6 +1443,37 @@ static bool one_call_answers(struct __test_metadata *_metadata, int fd, const ui
 }
 
 /*
+ * Maps @vmas VMAs of @size pages (page_vmas()) and looks up @n addresses in
+ * them (each VMA once, then VMAs drawn at random from @seed, anywhere in
+ * them; shuffled) in one batch of @room records: one_call_answers().
+ */
+static bool repeated_vmas_answer(struct __test_metadata *_metadata, uint32_t vmas, uint32_t size,
+				 uint64_t *addrs, uint32_t *idx, uint32_t n,
+				 struct procmap_batch_vma *recs, uint32_t room, unsigned int seed)
+{
+	char *area = page_vmas(vmas, size);
+	bool ok = false;
+	uint32_t i;
+	int fd;
+
+	EXPECT_TRUE(area != MAP_FAILED) return false;
+	fd = open("/proc/self/maps", O_RDONLY);
+	EXPECT_LE(0, fd) goto out;
+	for (i = 0; i < n; i++) {
+		uint32_t vma = i < vmas ? i : rand_r(&seed) % vmas;
+		uint32_t page = vma * size + rand_r(&seed) % size;
+
+		addrs[i] = ptr_to_u64(area + (size_t)page * PAGE + rand_r(&seed) % PAGE);
+	}
+	shuffle(addrs, n, &seed);
+	ok = one_call_answers(_metadata, fd, addrs, idx, n, recs, room, vmas);
+	close(fd);
+out:
+	munmap(area, (size_t)vmas * size * PAGE);
+	return ok;
+}
+
+/*
  * A lookup out of address order, of more addresses than one pass answers
  * (256), whose VMAs repeat: each address is answered by the record of the
  * VMA covering it, as the single query finds it, and each VMA is reported
@@ -1456,27 +1487,9 @@ TEST(unsorted_lookup_answers_each_vma_once)
 	static struct procmap_batch_vma recs[1024];
 	static uint64_t addrs[3000];
 	static uint32_t idx[3000];
-	const uint32_t vmas = 600, size = 4, n = ARRAY_SIZE(addrs);
-	unsigned int seed = 7;
-	uint32_t i;
-	char *area;
-	int fd;
 
-	area = page_vmas(vmas, size);
-	ASSERT_TRUE(area != MAP_FAILED);
-	fd = open("/proc/self/maps", O_RDONLY);
-	ASSERT_LE(0, fd);
-	/* Each VMA once, then VMAs drawn at random, anywhere in them; shuffled. */
-	for (i = 0; i < n; i++) {
-		uint32_t vma = i < vmas ? i : rand_r(&seed) % vmas;
-		uint32_t page = vma * size + rand_r(&seed) % size;
-
-		addrs[i] = ptr_to_u64(area + (size_t)page * PAGE + rand_r(&seed) % PAGE);
-	}
-	shuffle(addrs, n, &seed);
-	ASSERT_TRUE(one_call_answers(_metadata, fd, addrs, idx, n, recs, ARRAY_SIZE(recs), vmas));
-	close(fd);
-	munmap(area, (size_t)vmas * size * PAGE);
+	ASSERT_TRUE(repeated_vmas_answer(_metadata, 600, 4, addrs, idx, ARRAY_SIZE(addrs), recs,
+					 ARRAY_SIZE(recs), 7));
 }
 
 /*
@@ -1491,26 +1504,9 @@ TEST(short_trace_over_more_vmas_than_its_stage)
 	static struct procmap_batch_vma recs[64];
 	static uint64_t addrs[64];
 	static uint32_t idx[64];
-	const uint32_t vmas = 40, size = 2, n = ARRAY_SIZE(addrs);
-	unsigned int seed = 3;
-	uint32_t i;
-	char *area;
-	int fd;
 
-	area = page_vmas(vmas, size);
-	ASSERT_TRUE(area != MAP_FAILED);
-	fd = open("/proc/self/maps", O_RDONLY);
-	ASSERT_LE(0, fd);
-	for (i = 0; i < n; i++) {
-		uint32_t vma = i < vmas ? i : rand_r(&seed) % vmas;
-		uint32_t page = vma * size + rand_r(&seed) % size;
-
-		addrs[i] = ptr_to_u64(area + (size_t)page * PAGE + rand_r(&seed) % PAGE);
-	}
-	shuffle(addrs, n, &seed);
-	ASSERT_TRUE(one_call_answers(_metadata, fd, addrs, idx, n, recs, ARRAY_SIZE(recs), vmas));
-	close(fd);
-	munmap(area, (size_t)vmas * size * PAGE);
+	ASSERT_TRUE(repeated_vmas_answer(_metadata, 40, 2, addrs, idx, ARRAY_SIZE(addrs), recs,
+					 ARRAY_SIZE(recs), 3));
 }
 
 /*
