@@ -439,7 +439,7 @@ impl VmaCache {
     /// asks for them) from `maps`, and keeps `maps` to check and read again.
     pub fn new(maps: ProcMaps, query: Query) -> Result<Self> {
         let mut core = Core::new(query);
-        core.read(&maps)?;
+        core.read(&maps).map_err(|e| e.of(maps.pid()))?;
         Ok(VmaCache { maps, core })
     }
 
@@ -487,7 +487,8 @@ impl VmaCache {
     /// the start of the text): [`Freshness::Gone`] once the process exited or called
     /// `execve()`, which lookups answered from the cache do not notice.
     pub fn refresh(&mut self) -> Result<bool> {
-        self.core.refresh_checked(&self.maps)
+        let pid = self.maps.pid();
+        self.core.refresh_checked(&self.maps).map_err(|e| e.of(pid))
     }
 
     /// Makes the next refresh read the VMAs again, whatever the generation says.
@@ -517,7 +518,8 @@ impl VmaCache {
             };
             return Ok(self.core.asked.as_ref());
         }
-        self.core.get(&self.maps, addr)
+        let pid = self.maps.pid();
+        self.core.get(&self.maps, addr).map_err(|e| e.of(pid))
     }
 
     /// The VMA covering `addr` in the VMAs as last read, without a refresh: a binary search.
@@ -540,7 +542,10 @@ impl VmaCache {
                 r => r,
             };
         }
-        self.core.resolve_fresh(&self.maps, addrs)
+        let pid = self.maps.pid();
+        self.core
+            .resolve_fresh(&self.maps, addrs)
+            .map_err(|e| e.of(pid))
     }
 
     /// The VMAs as last read, in address order.

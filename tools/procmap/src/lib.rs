@@ -106,6 +106,8 @@ pub enum Error {
         op: &'static str,
         /// The error, with its errno.
         source: io::Error,
+        /// The process, if the handle was opened by PID ([`ProcMaps::pid`]).
+        pid: Option<u32>,
     },
     /// A line of the maps text could not be parsed.
     #[non_exhaustive]
@@ -175,8 +177,46 @@ impl Error {
         matches!(self, Error::Os { .. } | Error::Open { .. }) && self.errno() == Some(libc::ESRCH)
     }
 
+    /// The process whose maps a system call failed on ([`Error::Os`]), if the handle was
+    /// opened by PID ([`ProcMaps::open`], [`ProcMaps::pid`]); an [`Error::Open`] names its
+    /// file instead. A profiler watching many processes can tell which one went away:
+    ///
+    /// ```
+    /// use procmap::{ProcMaps, Query};
+    /// let mut child = std::process::Command::new("sleep").arg("60").spawn()?;
+    /// let maps = ProcMaps::open(child.id())?;
+    /// child.kill()?;
+    /// child.wait()?;
+    /// let err = maps.query(0, Query::new()).unwrap_err();
+    /// assert!(err.is_gone());
+    /// assert_eq!(err.pid(), Some(child.id()));
+    /// assert!(err.to_string().contains(&format!("on process {}", child.id())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Error::Os { pid, .. } => *pid,
+            Error::Open { .. } | Error::Parse { .. } => None,
+        }
+    }
+
     fn os(op: &'static str, source: io::Error) -> Self {
-        Error::Os { op, source }
+        Error::Os {
+            op,
+            source,
+            pid: None,
+        }
+    }
+
+    /// The error, naming process `pid` if it is an [`Error::Os`] that names none yet.
+    pub(crate) fn of(mut self, of: Option<u32>) -> Self {
+        if let Error::Os {
+            pid: pid @ None, ..
+        } = &mut self
+        {
+            *pid = of;
+        }
+        self
     }
 
     /// The address space is gone ([`Error::is_gone`]), as found by `op`.
@@ -189,7 +229,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Open { path, source } => write!(f, "cannot open {}: {source}", path.display()),
-            Error::Os { op, source } => write!(f, "{op}: {source}"),
+            Error::Os {
+                op,
+                source,
+                pid: Some(pid),
+            } => write!(f, "{op} on process {pid}: {source}"),
+            Error::Os { op, source, .. } => write!(f, "{op}: {source}"),
             Error::Parse { line } => write!(f, "cannot parse maps line: {line:?}"),
         }
     }
@@ -1005,6 +1050,11 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn reopen(&self) -> Result<Self> {
+        self.reopen_unnamed().map_err(|e| e.of(self.pid()))
+    }
+
+    /// [`ProcMaps::reopen`], with errors that do not name the process yet.
+    fn reopen_unnamed(&self) -> Result<Self> {
         let Some(origin) = &self.origin else {
             return Err(Error::os(
                 "reopen (not opened by PID)",
@@ -1179,6 +1229,11 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn generation(&self) -> Result<Option<u64>> {
+        self.generation_unnamed().map_err(|e| e.of(self.pid()))
+    }
+
+    /// [`ProcMaps::generation`], with errors that do not name the process yet.
+    fn generation_unnamed(&self) -> Result<Option<u64>> {
         if self.ext.load(Ordering::Relaxed) == EXT_ABSENT {
             return Ok(None);
         }
@@ -1211,6 +1266,12 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn query(&self, addr: u64, query: Query) -> Result<Option<Vma>> {
+        self.query_unnamed(addr, query)
+            .map_err(|e| e.of(self.pid()))
+    }
+
+    /// [`ProcMaps::query`], with errors that do not name the process yet.
+    fn query_unnamed(&self, addr: u64, query: Query) -> Result<Option<Vma>> {
         match self.backend() {
             Backend::Batch | Backend::Ioctl => self.single(addr, query, &mut TextCache::default()),
             Backend::Text => {
@@ -1297,6 +1358,12 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn resolve(&self, addrs: &[u64], query: Query) -> Result<Resolution> {
+        self.resolve_unnamed(addrs, query)
+            .map_err(|e| e.of(self.pid()))
+    }
+
+    /// [`ProcMaps::resolve`], with errors that do not name the process yet.
+    fn resolve_unnamed(&self, addrs: &[u64], query: Query) -> Result<Resolution> {
         if addrs.is_empty() {
             return Ok(Resolution {
                 vmas: Vec::new(),
@@ -1825,7 +1892,7 @@ impl Iterator for Vmas<'_> {
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(e))
+                Some(Err(e.of(self.maps.pid())))
             }
         }
     }

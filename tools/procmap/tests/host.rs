@@ -853,13 +853,20 @@ fn every_backend(pid: libc::pid_t) -> Vec<ProcMaps> {
     all
 }
 
-/// Every way of asking fails with the error that says the address space is gone, not with an
-/// answer that nothing is mapped; and a cache says so.
+/// Every way of asking fails with the error that says the address space is gone (naming the
+/// process of a handle opened by PID), not with an answer that nothing is mapped; and a cache
+/// says so.
 fn assert_gone(maps: ProcMaps) {
     let b = maps.backend();
+    let pid = maps.pid();
     let gone = |r: Result<(), procmap::Error>, what: &str| {
         let e = r.expect_err(&format!("{b:?} {what}"));
         assert!(e.is_gone(), "{b:?} {what}: {e}");
+        // The process is named, if the handle was opened by PID.
+        assert_eq!(e.pid(), pid, "{b:?} {what}: {e}");
+        if let Some(pid) = pid {
+            assert!(e.to_string().contains(&format!("on process {pid}:")), "{e}");
+        }
         assert_eq!(e.errno(), Some(libc::ESRCH), "{b:?} {what}");
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{b:?} {what}");
     };
