@@ -575,11 +575,7 @@ impl Batch {
             (None, 0)
         };
         found.or_else(|| {
-            let i = self
-                .index
-                .get(searched..)?
-                .iter()
-                .position(|&(start, end)| start <= addr && addr < end)?;
+            let i = matching::find_unsorted(self.index.get(searched..)?, addr)?;
             // Record indices are `u32`s, below `index.len()`.
             Some(searched.wrapping_add(i) as u32)
         })

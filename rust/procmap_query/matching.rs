@@ -148,6 +148,36 @@ pub(crate) fn find_sorted(records: &[(usize, usize)], addr: usize) -> Option<u32
         .map(|_| i as u32)
 }
 
+/// The position of the record that covers `addr` among `records`, `(start, end)` in any order,
+/// searched one by one: four to a step (a record starting above `addr` is passed over in two
+/// instructions), as a lookup's records that are not merged yet are searched for each address that
+/// is new to its page cache, most of them in none.
+#[inline]
+pub(crate) fn find_unsorted(records: &[(usize, usize)], addr: usize) -> Option<usize> {
+    let covers = |&(start, end): &(usize, usize)| start <= addr && addr < end;
+    let mut chunks = records.chunks_exact(4);
+    for (k, chunk) in chunks.by_ref().enumerate() {
+        if let [a, b, c, d] = chunk {
+            let i = if covers(a) {
+                0
+            } else if covers(b) {
+                1
+            } else if covers(c) {
+                2
+            } else if covers(d) {
+                3
+            } else {
+                continue;
+            };
+            // Below `records.len()`.
+            return Some(k.wrapping_mul(4).wrapping_add(i));
+        }
+    }
+    let rest = chunks.remainder();
+    let i = rest.iter().position(covers)?;
+    Some(records.len().wrapping_sub(rest.len()).wrapping_add(i))
+}
+
 /// A record of a lookup in its order (see [`find_in_order`]): `(start, end, index)`.
 pub(crate) type Ordered = (usize, usize, u32);
 

@@ -408,7 +408,9 @@ mod matching_tests {
 
 #[kunit_tests(rust_procmap_query_lookup_order)]
 mod lookup_order_tests {
-    use super::matching::{find_in_order, find_sorted, merge_in_order, Ordered, MERGE_MAX};
+    use super::matching::{
+        find_in_order, find_sorted, find_unsorted, merge_in_order, Ordered, MERGE_MAX,
+    };
     use kernel::{alloc::KVVec, prelude::*};
 
     /// The record covering `addr`, searched one by one: the oracle.
@@ -545,6 +547,42 @@ mod lookup_order_tests {
                 assert_eq!(find_in_order(&order, addr), linear(&records, addr));
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn unsorted_search_equals_a_linear_search() -> Result {
+        // Records reported out of order, searched four at a time: every length up to 13 (each
+        // remainder of four, and none), each record's first and last byte (all are multiples
+        // of 0x400) and the gaps around it, and the first of two that overlap (as after a
+        // change between passes).
+        let all = [
+            (0x9000, 0xa000),
+            (0x1000, 0x3000),
+            (0x5000, 0x6000),
+            (0x3000, 0x4000),
+            (0xc000, 0xd000),
+            (0x7000, 0x9000),
+            (0x10000, 0x11000),
+            (0xe000, 0xf000),
+            (0x6000, 0x7000),
+            (0x13000, 0x15000),
+            (0x11000, 0x12000),
+            (0x16000, 0x17000),
+            (0x800, 0x1800),
+        ];
+        for n in 0..=all.len() {
+            let records = &all[..n];
+            for addr in (0..=0x18000usize).step_by(0x400) {
+                for addr in [addr, addr.wrapping_sub(1)] {
+                    let found = find_unsorted(records, addr).map(|r| r as u32);
+                    assert_eq!(found, linear(records, addr));
+                }
+            }
+        }
+        // The overlap: [0x800, 0x1800) is reported after [0x1000, 0x3000), which is found.
+        assert_eq!(find_unsorted(&all, 0x1200), Some(1));
+        assert_eq!(find_unsorted(&all, 0xfff), Some(12));
         Ok(())
     }
 }
