@@ -92,7 +92,7 @@ pub(crate) fn check_batch_size(size: u64) -> Result<usize> {
 }
 
 /// Checks a copied-in `struct procmap_batch`: [`EINVAL`] for unknown flags or filters, a record
-/// size below the first version or not a multiple of 8 ([`E2BIG`] above a page), an array or
+/// size below the first version or not a multiple of 8 ([`E2BIG`] above a page, first), an array or
 /// buffer whose address and size are not both set or both zero, or a field of the other mode
 /// (walk or lookup) set.
 pub(crate) fn check_batch(b: &ProcmapBatch) -> Result {
@@ -100,12 +100,13 @@ pub(crate) fn check_batch(b: &ProcmapBatch) -> Result {
         return Err(EINVAL);
     }
     check_query_flags(b.query_flags, VALID_BATCH_QUERY_FLAGS)?;
+    // Above a page is `E2BIG` whatever else is wrong with it, as for the header's size.
     let vma_size = b.vma_size as usize;
-    if vma_size < size_of::<ProcmapBatchVma>() || vma_size % 8 != 0 {
-        return Err(EINVAL);
-    }
     if vma_size > PAGE_SIZE {
         return Err(E2BIG);
+    }
+    if vma_size < size_of::<ProcmapBatchVma>() || vma_size % 8 != 0 {
+        return Err(EINVAL);
     }
     if (b.vma_count != 0) != (b.vmas != 0) || (b.names_size != 0) != (b.names != 0) {
         return Err(EINVAL);

@@ -192,6 +192,9 @@ mod batch_tests {
         assert_eq!(check_batch(&with(0)), Err(EINVAL));
         assert_eq!(check_batch(&with(VMA_SIZE + 4)), Err(EINVAL));
         assert_eq!(check_batch(&with(PAGE_SIZE as u32 + 8)), Err(E2BIG));
+        // Above a page and not a multiple of 8: above a page comes first.
+        assert_eq!(check_batch(&with(PAGE_SIZE as u32 + 4)), Err(E2BIG));
+        assert_eq!(check_batch(&with(u32::MAX)), Err(E2BIG));
     }
 
     #[test]

@@ -1042,6 +1042,7 @@ TEST_F(batch, contract_einval_e2big)
 	EXPECT_ERR(EINVAL, vma_size, sizeof(recs[0]) - 8);
 	EXPECT_ERR(EINVAL, vma_size, sizeof(recs[0]) + 4);
 	EXPECT_ERR(E2BIG, vma_size, PAGE + 8);
+	EXPECT_ERR(E2BIG, vma_size, PAGE + 4);	/* above a page comes first */
 	EXPECT_ERR(EINVAL, vmas, 0);
 	EXPECT_ERR(EINVAL, vma_count, 0);
 	EXPECT_ERR(EINVAL, names, 0);
