@@ -91,7 +91,9 @@ pub const PROCMAP_QUERY_BATCH: u32 = crate::ioctl::_IOWR::<ProcmapBatch>(b'f' as
 pub const PROCMAP_QUERY_GENERATION: u32 = crate::ioctl::_IOR::<u64>(b'f' as u32, 0xe1);
 
 /// The generation reported by a kernel that cannot tell (`PROCMAP_GENERATION_UNKNOWN`).
-pub const GENERATION_UNKNOWN: u64 = u64::MAX;
+// `bindgen` types the header's `(~0ULL)` as an `i32` -1, which converts to all ones.
+pub const GENERATION_UNKNOWN: u64 = bindings::PROCMAP_GENERATION_UNKNOWN as u64;
+crate::static_assert!(GENERATION_UNKNOWN == u64::MAX);
 
 /// Bits and limits of `PROCMAP_QUERY_BATCH`.
 pub mod batch {
@@ -104,7 +106,9 @@ pub mod batch {
     /// `out_flags`: the walk reached the last VMA, or every address was answered.
     pub const DONE: u64 = bindings::procmap_batch_out_flags_PROCMAP_BATCH_DONE as u64;
     /// In the `addr_vmas` array: no VMA answers the address.
-    pub const NO_VMA: u32 = u32::MAX;
+    // `bindgen` types the header's `(~0U)` as an `i32` -1, which converts to all ones.
+    pub const NO_VMA: u32 = bindings::PROCMAP_BATCH_NO_VMA as u32;
+    crate::static_assert!(NO_VMA == u32::MAX);
     /// The most VMAs one call examines or reports.
     pub const MAX_VMAS: usize = bindings::PROCMAP_BATCH_MAX_VMAS as usize;
 }
@@ -130,7 +134,9 @@ pub mod flags {
         bindings::procmap_query_flags_PROCMAP_QUERY_FILE_BACKED_VMA as u64;
     /// Query: the permission bits match a VMA that has any of them, not all (an extension of
     /// `include/uapi/linux/procmap_query.h`).
-    pub const VMA_PERM_ANY: u64 = 1 << 63;
+    // `bindgen` types the header's `(1ULL << 63)` as an `i64`, whose bits are the same.
+    pub const VMA_PERM_ANY: u64 = bindings::PROCMAP_QUERY_VMA_PERM_ANY as u64;
+    crate::static_assert!(VMA_PERM_ANY == 1 << 63);
 }
 
 /// The name `/proc/<pid>/maps` shows for a VMA.
@@ -186,11 +192,13 @@ pub fn vma_name(vma: &VmaRef) -> Result<Option<VmaName<'_>>> {
 /// The name `name_fmt` with `name` (or `"(null)"`) in place of its `"%s"`, as
 /// `proc_get_vma_name()` gives it for areas named with `prctl(PR_SET_VMA_ANON_NAME)`.
 ///
-/// Out of line: the common names (a path, a fixed name, none) do not pay for it.
+/// Kept out of the common names' path (a path, a fixed name, none), which do not pay for it:
+/// `#[inline(never)]`.
 ///
 /// # Safety
 ///
 /// `fmt` is a NUL-terminated string, and `name` null or one, both living at least for `'a`.
+#[inline(never)]
 unsafe fn formatted<'a>(fmt: *const c_char, name: *const c_char) -> Result<Option<VmaName<'a>>> {
     // SAFETY: By the safety requirements, `fmt` is a string that lives for `'a`.
     let fmt = unsafe { CStr::from_char_ptr(fmt) }.to_bytes();

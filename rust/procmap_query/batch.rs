@@ -85,9 +85,9 @@ const PAGE_CACHE_MIN: usize = 16;
 const PREFIX_BISECTED: usize = 16;
 
 /// A lookup's page cache, for the `addrs` addresses the call has still to answer: a slot per
-/// address, up to [`PAGE_SLOTS`], each empty ([`batch::NO_VMA`]) to begin with. None if they
-/// are too few to repeat much, or if there is no memory for it: it only saves searching the
-/// records.
+/// address, up to [`PAGE_SLOTS`], each empty ([`batch::NO_VMA`]) to begin with. Empty (no
+/// slot, no allocation) if they are too few to repeat much, or if there is no memory for it:
+/// it only saves searching the records.
 fn page_cache(addrs: usize) -> KVec<u32> {
     if addrs < PAGE_CACHE_MIN {
         return KVec::new();
@@ -96,8 +96,8 @@ fn page_cache(addrs: usize) -> KVec<u32> {
     let Ok(mut pages) = KVec::with_capacity(slots, GFP | __GFP_NOWARN) else {
         return KVec::new();
     };
-    // Filled by hand: `KVec::from_elem()` (through `extend_with()` and `reserve()`) cost the
-    // 64-address trace of bench row 8 about 500 instructions more.
+    // Filled by hand: `KVec::from_elem()` goes through `extend_with()` and `reserve()`, which
+    // a short lookup's trace measurably paid for.
     while pages.push_within_capacity(batch::NO_VMA).is_ok() {}
     pages
 }

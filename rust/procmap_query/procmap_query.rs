@@ -2,9 +2,11 @@
 
 //! `PROCMAP_QUERY` answered in Rust.
 //!
-//! While this module is loaded, the ioctls on `/proc/<pid>/maps` come here instead of to
-//! `procfs_procmap_ioctl()` in `fs/proc/task_mmu.c`; `rmmod` gives them back to the C code.
-//! The answers must be those of the C code, byte for byte and errno for errno.
+//! Built as a module, while it is loaded the ioctls on `/proc/<pid>/maps` come here instead of to
+//! the C handler in `fs/proc/task_mmu.c`; `rmmod` gives them back to the C code. Built in, they
+//! always come here (`procfs_procmap_ioctl()` calls `procmap_query_builtin_ioctl()`) and the C
+//! handler is not compiled. The answers must be those of the C code, byte for byte and errno for
+//! errno; the extensions of `include/uapi/linux/procmap_query.h` are answered here only.
 
 use core::{mem::MaybeUninit, ops::Deref};
 use kernel::{
@@ -193,6 +195,7 @@ fn search<V: Deref<Target = VmaRef>>(
     }
 }
 
+/// What the filters and the answer need of `vma`, read once.
 pub(crate) fn facts(vma: &VmaRef) -> VmaFacts {
     VmaFacts {
         start: vma.start(),
