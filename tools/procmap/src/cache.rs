@@ -439,7 +439,7 @@ impl VmaCache {
     /// asks for them) from `maps`, and keeps `maps` to check and read again.
     pub fn new(maps: ProcMaps, query: Query) -> Result<Self> {
         let mut core = Core::new(query);
-        core.read(&maps).map_err(|e| e.of(maps.pid()))?;
+        maps.named(core.read(&maps))?;
         Ok(VmaCache { maps, core })
     }
 
@@ -487,8 +487,7 @@ impl VmaCache {
     /// the start of the text): [`Freshness::Gone`] once the process exited or called
     /// `execve()`, which lookups answered from the cache do not notice.
     pub fn refresh(&mut self) -> Result<bool> {
-        let pid = self.maps.pid();
-        self.core.refresh_checked(&self.maps).map_err(|e| e.of(pid))
+        self.maps.named(self.core.refresh_checked(&self.maps))
     }
 
     /// Makes the next refresh read the VMAs again, whatever the generation says.
@@ -518,8 +517,7 @@ impl VmaCache {
             };
             return Ok(self.core.asked.as_ref());
         }
-        let pid = self.maps.pid();
-        self.core.get(&self.maps, addr).map_err(|e| e.of(pid))
+        self.maps.named(self.core.get(&self.maps, addr))
     }
 
     /// The VMA covering `addr` in the VMAs as last read, without a refresh: a binary search.
@@ -542,10 +540,7 @@ impl VmaCache {
                 r => r,
             };
         }
-        let pid = self.maps.pid();
-        self.core
-            .resolve_fresh(&self.maps, addrs)
-            .map_err(|e| e.of(pid))
+        self.maps.named(self.core.resolve_fresh(&self.maps, addrs))
     }
 
     /// The VMAs as last read, in address order.

@@ -1050,7 +1050,7 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn reopen(&self) -> Result<Self> {
-        self.reopen_unnamed().map_err(|e| e.of(self.pid()))
+        self.named(self.reopen_unnamed())
     }
 
     /// [`ProcMaps::reopen`], with errors that do not name the process yet.
@@ -1077,6 +1077,12 @@ impl ProcMaps {
             options: origin.options,
         });
         Ok(maps)
+    }
+
+    /// `r`, its error naming the process the handle was opened for ([`Error::pid`]): what every
+    /// public call returns.
+    pub(crate) fn named<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| e.of(self.pid()))
     }
 
     /// The PID the handle was opened for ([`ProcMaps::open`]); `None` for other handles.
@@ -1229,7 +1235,7 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn generation(&self) -> Result<Option<u64>> {
-        self.generation_unnamed().map_err(|e| e.of(self.pid()))
+        self.named(self.generation_unnamed())
     }
 
     /// [`ProcMaps::generation`], with errors that do not name the process yet.
@@ -1266,8 +1272,7 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn query(&self, addr: u64, query: Query) -> Result<Option<Vma>> {
-        self.query_unnamed(addr, query)
-            .map_err(|e| e.of(self.pid()))
+        self.named(self.query_unnamed(addr, query))
     }
 
     /// [`ProcMaps::query`], with errors that do not name the process yet.
@@ -1358,8 +1363,7 @@ impl ProcMaps {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn resolve(&self, addrs: &[u64], query: Query) -> Result<Resolution> {
-        self.resolve_unnamed(addrs, query)
-            .map_err(|e| e.of(self.pid()))
+        self.named(self.resolve_unnamed(addrs, query))
     }
 
     /// [`ProcMaps::resolve`], with errors that do not name the process yet.
@@ -1892,7 +1896,7 @@ impl Iterator for Vmas<'_> {
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(e.of(self.maps.pid())))
+                Some(self.maps.named(Err(e)))
             }
         }
     }
