@@ -622,7 +622,7 @@ impl Options {
     /// Whether [`Options::open`] keeps a pidfd of the process (the default; see
     /// [`ProcMaps::open`]). Without it a handle takes one file descriptor instead of two
     /// (for a profiler keeping thousands of handles under `RLIMIT_NOFILE`), and
-    /// [`ProcMaps::reopen`] fails with `EOPNOTSUPP`.
+    /// [`ProcMaps::reopen`] tells the process by its start time instead (see there).
     pub fn pidfd(mut self, keep: bool) -> Self {
         self.no_pidfd = !keep;
         self
@@ -639,6 +639,11 @@ impl Options {
                 libc::ESRCH => NoPidfd::NotInNamespace,
                 e => NoPidfd::Open(e),
             })
+        };
+        let started_before = if pidfd.is_err() {
+            process_start(pid)
+        } else {
+            None
         };
         let maps = self.open_pid(pid)?;
         let pidfd = match pidfd {
@@ -660,13 +665,40 @@ impl Options {
             },
             Err(e) => Err(e),
         };
-        let mut maps = maps;
+        // Without a pidfd, the process's start time identifies it for `reopen()`: read
+        // before the open and again after it, equal, the maps are that process's.
+        let (mut maps, started) = match (&pidfd, started_before) {
+            (Ok(_), _) => (maps, None),
+            (Err(_), Some(s)) => (maps, self.started_still(pid, s)?),
+            // The pidfd was dropped after the open (it could not be tied to /proc/<pid>): the
+            // maps are opened again, between two reads of the start time. Rare: a /proc of
+            // another PID namespace, or Linux 5.3 to 5.9.
+            (Err(NoPidfd::Unverified), None) => match process_start(pid) {
+                Some(s) => (self.open_pid(pid)?, self.started_still(pid, s)?),
+                None => (maps, None),
+            },
+            (Err(_), None) => (maps, None),
+        };
         maps.origin = Some(Origin {
             pid,
             pidfd,
+            started,
             options: *self,
         });
         Ok(maps)
+    }
+
+    /// `Some(started)` if process `pid`'s start time is still `started`, read after the maps
+    /// were opened: the maps are that process's. Otherwise it was reaped since it was read
+    /// (and the PID may be another process's, whose maps the open may have found): `ESRCH`.
+    fn started_still(&self, pid: u32, started: u64) -> Result<Option<u64>> {
+        if process_start(pid) != Some(started) {
+            return Err(Error::Open {
+                path: format!("/proc/{pid}/maps").into(),
+                source: io::Error::from_raw_os_error(libc::ESRCH),
+            });
+        }
+        Ok(Some(started))
     }
 
     /// The maps of process `pid`: `/proc/<pid>/maps`, or one of its other threads' if its
@@ -769,10 +801,40 @@ struct Origin {
     pid: u32,
     /// A pidfd of the process, taken before the maps were opened, or why there is none.
     pidfd: std::result::Result<Arc<OwnedFd>, NoPidfd>,
+    /// Without a pidfd: the process's start time ([`process_start`]), the same before and
+    /// after the maps were opened; `None` if it could not be read (or there is a pidfd).
+    started: Option<u64>,
     options: Options,
 }
 
-/// Why a handle opened by PID has no pidfd (and [`ProcMaps::reopen`] fails).
+impl Origin {
+    /// [`ProcMaps::reopen`] of a process without a pidfd, told by its start time.
+    fn reopen_started(&self, why: NoPidfd, started: u64) -> Result<ProcMaps> {
+        let opened = self.options.open_pid(self.pid);
+        // After the open: if the process that started then is still there, the maps are its
+        // own (a process that has exited but is not reaped yet still has its start time;
+        // it has no address space).
+        if process_start(self.pid) != Some(started) {
+            return Err(Error::gone(
+                "reopen (the process exited; its PID may be another process's)",
+            ));
+        }
+        let mut maps = opened?;
+        if !maps.has_address_space() {
+            return Err(Error::gone("reopen (the process exited)"));
+        }
+        maps.origin = Some(Origin {
+            pid: self.pid,
+            pidfd: Err(why),
+            started: Some(started),
+            options: self.options,
+        });
+        Ok(maps)
+    }
+}
+
+/// Why a handle opened by PID has no pidfd (and [`ProcMaps::reopen`] tells the process by
+/// its start time, or fails if that could not be read either).
 #[derive(Clone, Copy, Debug)]
 enum NoPidfd {
     /// `pidfd_open()` failed with this errno (not `ESRCH`): `ENOSYS` before Linux 5.3 or
@@ -902,6 +964,12 @@ impl Threads {
 
 /// The start time of thread `tid` of process `pid` (field 22 of its `stat`), if it runs.
 fn thread_start(pid: u32, tid: u32) -> Option<u64> {
+    #[cfg(test)]
+    if tid == pid {
+        if let Some(s) = tests::PROCESS_START.with(|s| s.borrow_mut().pop_front()) {
+            return s;
+        }
+    }
     let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     // After the command name, which may hold anything but ends with the last ')'.
     let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
@@ -910,6 +978,16 @@ fn thread_start(pid: u32, tid: u32) -> Option<u64> {
         .filter(|f| !f.is_empty())
         .nth(19)?;
     std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+/// The start time of process `pid` (its main thread's, which stays while the process is
+/// there, a zombie included), in clock ticks after boot: what tells it from a later process
+/// with the same PID where there is no pidfd. Two processes that got the same PID within
+/// one tick (10 ms at the usual `USER_HZ` of 100) have the same; the PIDs are handed out in
+/// turn, so a PID comes back that soon only to a caller that chooses it (`clone3()` with
+/// `set_tid`, which takes `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`).
+fn process_start(pid: u32) -> Option<u64> {
+    thread_start(pid, pid)
 }
 
 /// Whether the kernel has the extension of `<linux/procmap_query.h>`: not known yet (a
@@ -1007,10 +1085,13 @@ impl ProcMaps {
     /// is dropped. The open never fails for want of a pidfd: without one (`pidfd_open()`
     /// failing with `ENOSYS` before 5.3 or under a seccomp filter, with `ENOENT` (Linux 6.9
     /// and later) or `EINVAL` (before) for the ID of a thread other than the main one, with
-    /// `ESRCH` for a PID not in the caller's namespace; or dropped as above), the handle
-    /// works as with it, and only [`ProcMaps::reopen`] fails, with an error that is not
-    /// [`Error::is_gone`]. It costs one system call, one read of fdinfo and one file
-    /// descriptor per handle; [`Options::pidfd`] turns it off.
+    /// `ESRCH` for a PID not in the caller's namespace; or dropped as above; or turned off
+    /// with [`Options::pidfd`]), the handle works as with it, and the process's start time
+    /// (field 22 of `/proc/<pid>/stat`), read before and after the open, stands for it (a
+    /// pidfd dropped as above, after the open: the maps are opened again between two
+    /// reads): if the two differ, the process was reaped meanwhile, and the open fails with
+    /// `ESRCH` as above. The pidfd costs one system call, one read of fdinfo and one file
+    /// descriptor per handle; the start time, two reads of `stat` and no descriptor.
     ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
@@ -1024,13 +1105,21 @@ impl ProcMaps {
     /// stays forced, a probed one is probed again): the new program's after an `execve()`,
     /// which leaves this handle [`Error::is_gone`] while the process lives on. The maps are
     /// opened as [`ProcMaps::open`] opens them (through another thread if the main one
-    /// exited), then the pidfd taken at the first open says whether the process is still
-    /// there: if it exited, an error for which [`Error::is_gone`] holds, and no handle (once
-    /// reaped, its PID may be another process's, whose maps the open may have found). The new
-    /// handle keeps the pidfd, and can be reopened in turn.
+    /// exited), then the pidfd taken at the first open (or, without one, the process's start
+    /// time) says whether the process is still there: if it exited, an error for which
+    /// [`Error::is_gone`] holds, and no handle (once reaped, its PID may be another
+    /// process's, whose maps the open may have found). The new handle keeps the pidfd (or
+    /// the start time), and can be reopened in turn.
     ///
     /// Only for a handle opened by PID ([`ProcMaps::open`], [`Options::open`]): others fail
-    /// with `EINVAL`. Without a pidfd (see [`ProcMaps::open`]), an error that is not
+    /// with `EINVAL`. Without a pidfd (see [`ProcMaps::open`]), the process's start time,
+    /// read after the new open, says whether it is the same process: a different one (or
+    /// none), and the error is [`Error::is_gone`]; so is the same one without an address
+    /// space (exited, not reaped yet). The start time counts clock ticks (10 ms at the usual
+    /// `USER_HZ`), so it cannot tell a process from one that got its PID within the same
+    /// tick: PIDs are handed out in turn, and one comes back that soon only to a caller that
+    /// chooses it (`clone3()` with `set_tid`, a privilege); the pidfd has no such gap. If
+    /// the start time could not be read at the open either, an error that is not
     /// [`Error::is_gone`]: the errno of `pidfd_open()` (`ENOSYS`, `ENOENT` or `EINVAL` for a
     /// thread ID, ...), or `EOPNOTSUPP` if the pidfd could not be tied to `/proc/<pid>`
     /// (another PID namespace) or was turned off ([`Options::pidfd`]): open by PID yourself
@@ -1061,9 +1150,10 @@ impl ProcMaps {
                 io::Error::from_raw_os_error(libc::EINVAL),
             ));
         };
-        let pidfd = match &origin.pidfd {
-            Ok(fd) => fd,
-            Err(why) => return Err(why.error()),
+        let pidfd = match (&origin.pidfd, origin.started) {
+            (Ok(fd), _) => fd,
+            (Err(why), Some(started)) => return origin.reopen_started(*why, started),
+            (Err(why), None) => return Err(why.error()),
         };
         let opened = origin.options.open_pid(origin.pid);
         // After the open: if the process had not exited by then, the maps are its own.
@@ -1074,6 +1164,7 @@ impl ProcMaps {
         maps.origin = Some(Origin {
             pid: origin.pid,
             pidfd: Ok(Arc::clone(pidfd)),
+            started: None,
             options: origin.options,
         });
         Ok(maps)
@@ -1951,6 +2042,10 @@ mod tests {
         pub(crate) static PIDFD_OPEN_FAILS: Cell<Option<i32>> = const { Cell::new(None) };
         /// What the pidfd's fdinfo says on this thread ([`pidfd_pid`]), if set.
         pub(crate) static PIDFD_FDINFO: Cell<Option<Option<i64>>> = const { Cell::new(None) };
+        /// What the next reads of a process's start time ([`process_start`]) give on this
+        /// thread, in turn; the real one once empty.
+        pub(crate) static PROCESS_START: std::cell::RefCell<std::collections::VecDeque<Option<u64>>> =
+            const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
         /// The ioctls this thread made.
         pub(crate) static IOCTLS: Cell<u64> = const { Cell::new(0) };
         /// The batch ioctls this thread made.
@@ -2007,23 +2102,60 @@ mod tests {
         maps
     }
 
+    /// Makes the next reads of the process start time give `starts`, in turn.
+    fn script_starts(starts: &[Option<u64>]) {
+        PROCESS_START.with(|s| *s.borrow_mut() = starts.iter().copied().collect());
+    }
+
+    /// The reads of the process start time scripted by [`script_starts`] that were not made.
+    fn unread_starts() -> usize {
+        PROCESS_START.with(|s| std::mem::take(&mut *s.borrow_mut()).len())
+    }
+
     #[test]
-    fn without_a_pidfd_the_handle_works_and_reopen_says_why_not() {
+    fn without_a_pidfd_reopen_tells_the_process_by_its_start_time() {
         let pid = std::process::id();
-        PIDFD_OPEN_FAILS.with(|f| f.set(Some(libc::ENOSYS)));
-        let maps = ProcMaps::open(pid);
-        PIDFD_OPEN_FAILS.with(|f| f.set(None));
-        let maps = maps.unwrap();
+        let start = process_start(pid).unwrap();
+        let no_pidfd = |starts: &[Option<u64>]| {
+            script_starts(starts);
+            let maps = open_with(pid, Some(libc::ENOSYS), None);
+            assert_eq!(unread_starts(), 0);
+            maps
+        };
+        let maps = no_pidfd(&[]).unwrap();
         assert!(maps.pidfd().is_none());
         assert_eq!(maps.pid(), Some(pid));
         assert!(maps.iter(Query::new()).count() > 0);
+        // The same process: reopened, and the new handle can be reopened in turn.
+        let again = maps.reopen().unwrap();
+        assert_eq!(again.pid(), Some(pid));
+        assert!(again.iter(Query::new()).count() > 0);
+        assert!(again.reopen().is_ok());
+        // Another start time after the reopen's open: the PID is another process's now.
+        for after in [Some(start + 1), None] {
+            script_starts(&[after]);
+            let e = again.reopen().unwrap_err();
+            assert_eq!(unread_starts(), 0);
+            assert!(e.is_gone(), "{after:?}: {e}");
+            assert_eq!(e.pid(), Some(pid));
+        }
+        // The start time changed during the open: reaped meanwhile, the open fails.
+        for after in [Some(start + 1), None] {
+            let e = no_pidfd(&[Some(start), after]).unwrap_err();
+            assert!(e.is_gone(), "{after:?}: {e}");
+        }
+        // No start time either: the open works, reopen() says why it cannot.
+        let maps = no_pidfd(&[None]).unwrap();
         let e = maps.reopen().unwrap_err();
         assert_eq!(e.errno(), Some(libc::ENOSYS), "{e}");
         assert!(!e.is_gone());
-        // With one, reopen() opens the same process again, with the same options.
+        // With a pidfd, no start time is read, and reopen() opens the same process again,
+        // with the same options.
+        script_starts(&[Some(start + 1)]);
         let text = Options::new().backend(Backend::Text).open(pid).unwrap();
         assert!(text.pidfd().is_some());
         let again = text.reopen().unwrap();
+        assert_eq!(unread_starts(), 1);
         assert_eq!((again.backend(), again.pid()), (Backend::Text, Some(pid)));
         assert!(again.reopen().is_ok());
         // Handles not opened by PID have nothing to reopen.
@@ -2057,39 +2189,46 @@ mod tests {
         // The fdinfo of a real pidfd shows the PID of /proc/<pid>.
         let fd = pidfd_open(pid).unwrap();
         assert_eq!(pidfd_pid(&fd), Some(i64::from(pid)));
-        // Cases where the pidfd cannot be tied to /proc/<pid>: fdinfo unreadable (no Pid:
-        // line before 5.10), 0 (not visible in the /proc mount's namespace), another PID
-        // (another namespace). The open works; reopen() fails, and not as is_gone().
-        for fdinfo in [None, Some(0), Some(i64::from(pid) + 1)] {
-            let maps = open_with(pid, None, Some(fdinfo)).unwrap();
-            assert!(maps.pidfd().is_none(), "{fdinfo:?}");
+        // Each way of having no pidfd: the open works, and so does reopen(), by the start
+        // time; without a start time either, reopen() fails with why there is no pidfd, and
+        // not as is_gone().
+        let check = |open: &dyn Fn() -> Result<ProcMaps>, errno: i32, what: &str| {
+            let maps = open().unwrap();
+            assert!(maps.pidfd().is_none(), "{what}");
             assert!(maps.iter(Query::new()).count() > 0);
+            assert!(maps.reopen().is_ok(), "{what}");
+            script_starts(&[None]);
+            let maps = open().unwrap();
+            assert_eq!(unread_starts(), 0);
             let e = maps.reopen().unwrap_err();
-            assert!(!e.is_gone(), "{fdinfo:?}: {e}");
-            assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
+            assert!(!e.is_gone(), "{what}: {e}");
+            assert_eq!(e.errno(), Some(errno), "{what}: {e}");
+            e
+        };
+        // The pidfd cannot be tied to /proc/<pid>: fdinfo unreadable (no Pid: line before
+        // 5.10), 0 (not visible in the /proc mount's namespace), another PID (another
+        // namespace).
+        for fdinfo in [None, Some(0), Some(i64::from(pid) + 1)] {
+            let open = || open_with(pid, None, Some(fdinfo));
+            check(&open, libc::EOPNOTSUPP, &format!("fdinfo {fdinfo:?}"));
         }
         // pidfd_open() failing, whatever the errno (seccomp's EACCES, a thread ID's ENOENT,
-        // and ESRCH for a PID of another namespace): the open works, reopen() is not is_gone().
+        // and ESRCH for a PID of another namespace).
         for errno in [libc::EACCES, libc::ENOENT, libc::EPERM, libc::ESRCH] {
-            let maps = open_with(pid, Some(errno), None).unwrap();
-            assert!(maps.pidfd().is_none());
-            let e = maps.reopen().unwrap_err();
-            assert!(!e.is_gone(), "{errno}: {e}");
             let want = if errno == libc::ESRCH {
                 libc::EOPNOTSUPP
             } else {
                 errno
             };
-            assert_eq!(e.errno(), Some(want), "{e}");
+            let open = || open_with(pid, Some(errno), None);
+            check(&open, want, &format!("pidfd_open() errno {errno}"));
         }
         // -1: reaped between pidfd_open() and the open of the maps (PID reuse): is_gone().
         let e = open_with(pid, None, Some(Some(-1))).unwrap_err();
         assert!(e.is_gone(), "{e}");
-        // Turned off: no pidfd, reopen() says so.
-        let maps = Options::new().pidfd(false).open(pid).unwrap();
-        assert!(maps.pidfd().is_none());
-        let e = maps.reopen().unwrap_err();
-        assert_eq!(e.errno(), Some(libc::EOPNOTSUPP));
+        // Turned off: no pidfd.
+        let open = || Options::new().pidfd(false).open(pid);
+        let e = check(&open, libc::EOPNOTSUPP, "turned off");
         assert!(e.to_string().contains("Options::pidfd"), "{e}");
     }
 

@@ -853,6 +853,24 @@ fn every_backend(pid: libc::pid_t) -> Vec<ProcMaps> {
     all
 }
 
+/// [`every_backend`], and each again opened without a pidfd ([`Options::pidfd`]), whose
+/// `reopen()` tells the process by its start time.
+fn every_backend_with_and_without_pidfd(pid: libc::pid_t) -> Vec<ProcMaps> {
+    let mut all = every_backend(pid);
+    let without: Vec<ProcMaps> = all
+        .iter()
+        .map(|m| {
+            Options::new()
+                .backend(m.backend())
+                .pidfd(false)
+                .open(pid as u32)
+                .unwrap()
+        })
+        .collect();
+    all.extend(without);
+    all
+}
+
 /// Every way of asking fails with the error that says the address space is gone (naming the
 /// process of a handle opened by PID), not with an answer that nothing is mapped; and a cache
 /// says so.
@@ -1065,13 +1083,19 @@ fn exec_after_the_open_is_an_error() {
 fn reopen_after_exec_gives_the_new_program() {
     // A handle opened by PID keeps a pidfd: after the process's execve(), reopen() opens the
     // maps of the same process, the new program's, with the backend of the original.
+    // Without a pidfd, by the process's start time.
     let mut sh = spawn_shell_to_exec();
     let pid = sh.0.id();
-    let before = every_backend(pid as libc::pid_t);
+    let before = every_backend_with_and_without_pidfd(pid as libc::pid_t);
     let shell = comparable(text_of(&pid.to_string()));
-    for maps in &before {
+    for (i, maps) in before.iter().enumerate() {
         assert_eq!(maps.pid(), Some(pid));
-        assert!(maps.pidfd().is_some(), "no pidfd: pidfd_open() missing?");
+        let with = i < before.len() / 2;
+        assert_eq!(
+            maps.pidfd().is_some(),
+            with,
+            "pidfd at {i}: pidfd_open() missing?"
+        );
         // Not gone yet: the same process's maps.
         let again = maps.reopen().unwrap();
         assert_eq!(comparable(walk(&again, Query::new().name(true))), shell);
@@ -1164,14 +1188,17 @@ fn spawn_with_pid(pid: libc::pid_t) -> Result<libc::pid_t, i32> {
 fn reopen_of_a_reaped_process_is_gone_even_if_its_pid_is_reused() {
     let child = Child::spawn();
     let pid = child.pid;
-    let all = every_backend(pid);
+    let all = every_backend_with_and_without_pidfd(pid);
     drop(child); // killed and reaped
     for maps in &all {
         let e = maps.reopen().unwrap_err();
         assert!(e.is_gone(), "{:?}: {e}", maps.backend());
     }
     // Another process with the same PID (best effort: it takes the privilege to choose a
-    // PID, and the PID must still be free): a reopen by PID alone would open its maps.
+    // PID, and the PID must still be free): a reopen by PID alone would open its maps. Not
+    // within the clock tick (10 ms) the first one started in, which the handles without a
+    // pidfd could not tell from it (see `ProcMaps::reopen`).
+    std::thread::sleep(std::time::Duration::from_millis(30));
     match spawn_with_pid(pid) {
         Ok(other) => {
             // Killed and reaped on drop, whatever fails.
