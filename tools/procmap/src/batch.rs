@@ -543,33 +543,13 @@ impl Lookup {
     /// The answer for `addrs`, where `of[i]` is the index of `addrs[i]` among the distinct
     /// addresses: the VMAs in address order.
     fn resolution(self, addrs: &[u64], of: &[usize]) -> Resolution {
-        let sorted = self
-            .found
-            .windows(2)
-            .all(|w| (w[0].start, w[0].end) < (w[1].start, w[1].end));
-        let (vmas, remap) = if sorted {
-            (self.found, None)
-        } else {
-            let mut order: Vec<usize> = (0..self.found.len()).collect();
-            order.sort_by_key(|&k| (self.found[k].start, self.found[k].end));
-            let mut remap = vec![0; self.found.len()];
-            for (new, &old) in order.iter().enumerate() {
-                remap[old] = new;
-            }
-            let mut found: Vec<Option<Vma>> = self.found.into_iter().map(Some).collect();
-            let vmas = order.iter().filter_map(|&k| found[k].take()).collect();
-            (vmas, Some(remap))
-        };
         let answer = self.answer;
+        let vmas = self.found;
         let addrs = addrs
             .iter()
             .zip(of)
             .map(|(&a, &u)| {
                 let k = (*answer.get(u)?)?;
-                let k = match &remap {
-                    Some(remap) => *remap.get(k)?,
-                    None => k,
-                };
                 let vma = vmas.get(k).filter(|v| v.contains(a))?;
                 Some(Location {
                     vma: k,
@@ -577,7 +557,9 @@ impl Lookup {
                 })
             })
             .collect();
-        Resolution { vmas, addrs }
+        let mut r = Resolution { vmas, addrs };
+        r.sort_by_address();
+        r
     }
 }
 

@@ -22,9 +22,11 @@ pub enum Freshness {
     /// ([`UntrackedPolicy::Ask`]) [`VmaCache::refresh`] reads the VMAs again every time, and
     /// [`VmaCache::get`] and [`VmaCache::resolve`] ask the maps instead of the cache.
     Untracked,
-    /// The VMAs changed during each of the walks of the last refresh (8 of them): they are
-    /// those of the last walk, which may mix VMAs from before and after a change. The next
-    /// refresh reads them again, whatever the generation.
+    /// The VMAs changed during each of the walks of the last refresh (8 of them; without a
+    /// generation, a walk whose VMAs overlap or go back counts as changed): they are those of
+    /// the last walk, which may mix VMAs from before and after a change, less those that
+    /// overlapped one before them. The next refresh reads them again, whatever the
+    /// generation.
     Unstable,
     /// The address space is gone (the process exited or called `execve()`; the maps file
     /// stays on the address space it was opened on): no VMAs, and no more reads;
@@ -103,6 +105,11 @@ fn never_mapped(addr: u64) -> bool {
         target_arch = "aarch64",
         target_arch = "riscv64"
     )) && addr >> 63 != 0
+}
+
+/// Whether `vmas` are in address order without overlaps, as a snapshot's are.
+fn in_order(vmas: &[Vma]) -> bool {
+    vmas.windows(2).all(|w| w[0].end <= w[1].start)
 }
 
 /// Where a cache reads from: a [`ProcMaps`], or a fake in the tests.
@@ -295,24 +302,39 @@ impl Core {
         Ok(true)
     }
 
-    /// Walks until a walk is a snapshot, at most [`ATTEMPTS`] times.
+    /// Walks until a walk is a snapshot, at most [`ATTEMPTS`] times. A walk whose VMAs
+    /// overlap or go back (a VMA that starts below the end of the one before it: mapped or
+    /// grown after that one was read) is no snapshot, whatever the generation said: without
+    /// the extension nothing else tells.
     pub(crate) fn read(&mut self, src: &impl Source) -> Result<()> {
         for _ in 0..ATTEMPTS {
             let (vmas, seen) = src.snapshot(self.query)?;
             self.reads += 1;
             self.vmas = vmas;
             self.stale = false;
+            let ordered = in_order(&self.vmas);
             self.freshness = match seen {
-                Seen::At(g) => Freshness::Generation(g),
-                Seen::Untracked | Seen::NotBatch => Freshness::Untracked,
                 Seen::Gone => {
                     self.gone();
                     return Ok(());
                 }
                 Seen::Changed => continue,
+                _ if !ordered => continue,
+                Seen::At(g) => Freshness::Generation(g),
+                Seen::Untracked | Seen::NotBatch => Freshness::Untracked,
             };
             return Ok(());
         }
+        // The last walk, without the VMAs that overlap one before them, so that lookups
+        // (a binary search) stay well defined.
+        let mut end = 0;
+        self.vmas.retain(|v| {
+            let keep = v.start >= end;
+            if keep {
+                end = v.end;
+            }
+            keep
+        });
         self.freshness = Freshness::Unstable;
         self.stale = true;
         Ok(())
@@ -583,6 +605,8 @@ mod tests {
         gens: RefCell<VecDeque<Gen>>,
         walks: RefCell<VecDeque<Seen>>,
         vmas: RefCell<Vec<Vma>>,
+        /// The VMAs of the next walks, in turn, before [`Fake::vmas`] (which they replace).
+        next_vmas: RefCell<VecDeque<Vec<Vma>>>,
         walked: Cell<u32>,
         /// What [`Source::alive`] answers, and how many times it was asked.
         alive: Cell<bool>,
@@ -595,6 +619,7 @@ mod tests {
                 gens: Default::default(),
                 walks: Default::default(),
                 vmas: RefCell::new(vmas),
+                next_vmas: Default::default(),
                 walked: Cell::new(0),
                 alive: Cell::new(true),
                 asked_alive: Cell::new(0),
@@ -620,6 +645,9 @@ mod tests {
         }
         fn snapshot(&self, _query: Query) -> Result<(Vec<Vma>, Seen)> {
             self.walked.set(self.walked.get() + 1);
+            if let Some(v) = self.next_vmas.borrow_mut().pop_front() {
+                *self.vmas.borrow_mut() = v;
+            }
             let seen = self
                 .walks
                 .borrow_mut()
@@ -672,6 +700,48 @@ mod tests {
         assert!(c.refresh(&f).unwrap());
         f.gen(Gen::Value(8));
         assert!(!c.refresh(&f).unwrap());
+        used_up(&f);
+    }
+
+    #[test]
+    fn walks_whose_vmas_overlap_are_read_again() {
+        // Without a generation (and, though a snapshot cannot overlap, with one), a walk
+        // whose VMAs overlap or go back saw a change: a VMA mapped or grown after the one
+        // before it was read. Read again, as a change the generation shows would be.
+        let torn = vec![
+            vma(0x1000, 0x3000),
+            vma(0x2000, 0x4000),
+            vma(0x5000, 0x6000),
+        ];
+        let back = vec![vma(0x1000, 0x3000), vma(0x0800, 0x3800)];
+        let good = vec![vma(0x1000, 0x3800), vma(0x5000, 0x6000)];
+        for seen in [Seen::Untracked, Seen::NotBatch, Seen::At(4)] {
+            let f = Fake::new(Vec::new());
+            f.next_vmas
+                .borrow_mut()
+                .extend([torn.clone(), back.clone(), good.clone()]);
+            let mut c = Core::new(Query::new());
+            for _ in 0..3 {
+                f.walk(seen);
+            }
+            c.read(&f).unwrap();
+            assert_eq!((c.reads, &c.vmas), (3, &good), "{seen:?}");
+            assert_ne!(c.freshness, Freshness::Unstable);
+            used_up(&f);
+        }
+        // Torn every time: unstable, the last walk kept without the VMAs that overlap one
+        // before them, so lookups stay a binary search.
+        let f = Fake::new(torn);
+        let mut c = Core::new(Query::new());
+        for _ in 0..ATTEMPTS {
+            f.walk(Seen::Untracked);
+        }
+        c.read(&f).unwrap();
+        assert_eq!(c.freshness, Freshness::Unstable);
+        assert_eq!(c.vmas, [vma(0x1000, 0x3000), vma(0x5000, 0x6000)]);
+        assert_eq!(c.lookup(0x2800).map(|v| v.start), Some(0x1000));
+        assert_eq!(c.lookup(0x3800), None);
+        assert_eq!(c.lookup(0x5800).map(|v| v.start), Some(0x5000));
         used_up(&f);
     }
 

@@ -40,6 +40,8 @@ pub(crate) struct Fake {
     /// batches fail with `ENOTTY` and the any-of filter with `EINVAL`, as from the C handler.
     batch_calls: u64,
     lose_after: Option<u64>,
+    /// A change made just before the single query of this address: the VMAs become these.
+    change_at: Option<(u64, Vec<FakeVma>)>,
 }
 
 thread_local! {
@@ -170,6 +172,7 @@ impl Fake {
             walks: 0,
             batch_calls: 0,
             lose_after: None,
+            change_at: None,
         }
     }
 
@@ -369,6 +372,11 @@ impl Fake {
             return Err(libc::EINVAL);
         }
         self.mutate_once();
+        if self.change_at.as_ref().is_some_and(|c| c.0 == q.query_addr) {
+            if let Some((_, vmas)) = self.change_at.take() {
+                self.vmas = vmas;
+            }
+        }
         let query_flags = q.query_flags;
         let or_next = query_flags & abi::COVERING_OR_NEXT_VMA != 0;
         let mut addr = q.query_addr;
@@ -644,5 +652,36 @@ fn batch_resolve_survives_vmas_changing_between_calls() {
         );
         assert!(maps.iter(q).take(100_000).count() < 100_000, "seed {seed}");
     }
+    FAKE.with(|f| *f.borrow_mut() = None);
+}
+
+#[test]
+fn single_query_resolve_is_in_address_order_when_vmas_change_between_queries() {
+    // Without batches (lost after the probe), resolve() asks one query per VMA. Between the
+    // query of 0x25000, answered by 0x20000-0x30000, and that of 0x30800, the VMA below
+    // merges with it and grows over 0x30800: that answer starts below the first one's. The
+    // VMAs still come in address order, each address with the VMA that answered it.
+    let vma = |start, end| FakeVma {
+        start,
+        end,
+        flags: abi::VMA_READABLE,
+        file: false,
+        name: None,
+    };
+    let before = vec![
+        vma(0x10000, 0x20000),
+        vma(0x20000, 0x30000),
+        vma(0x40000, 0x50000),
+    ];
+    let mut fake = Fake::new(before, 1, 0, false);
+    fake.lose_after = Some(1);
+    fake.change_at = Some((0x30800, vec![vma(0x10000, 0x31000), vma(0x40000, 0x50000)]));
+    let maps = install(fake);
+    let res = maps.resolve(&[0x25000, 0x30800], Query::new()).unwrap();
+    assert_ne!(maps.backend(), Backend::Batch);
+    let ranges: Vec<(u64, u64)> = res.vmas.iter().map(|v| (v.start, v.end)).collect();
+    assert_eq!(ranges, [(0x10000, 0x31000), (0x20000, 0x30000)]);
+    assert_eq!(res.get(0).map(|(v, _)| v.start), Some(0x20000));
+    assert_eq!(res.get(1).map(|(v, _)| v.start), Some(0x10000));
     FAKE.with(|f| *f.borrow_mut() = None);
 }

@@ -1390,6 +1390,17 @@ impl ProcMaps {
     /// If the address space goes away before the walk reaches its end (the process exits or
     /// calls `execve()`), the walk ends with an error for which [`Error::is_gone`] holds, as
     /// it does at once for a process without one (a zombie, a kernel thread).
+    ///
+    /// A walk is no snapshot while the process maps, unmaps or changes memory (one system
+    /// call per VMA, or per 256 with batches, and the text too is read in parts): each VMA
+    /// given was there as given when it was read, and an address mapped during the whole
+    /// walk is in one of them, but one may start below the end of the VMA before it, or
+    /// below its start (mapped, merged or grown after that one was read; seen on the host
+    /// with a process looping over `dlopen()`, `dlclose()`, `mmap()` and `munmap()` in
+    /// threads). Each VMA ends above the one before it, so a walk always ends. For a consistent set, compare
+    /// [`ProcMaps::generation`] before and after (with the extension), or use a
+    /// [`VmaCache`], which walks again until a walk did not change (and, without a
+    /// generation, until its VMAs do not overlap).
     pub fn iter(&self, query: Query) -> Vmas<'_> {
         self.iter_from(0, query)
     }
@@ -1427,9 +1438,11 @@ impl ProcMaps {
     /// addresses are sorted and walked with `COVERING_OR_NEXT`. With the text backend, the
     /// text is read once.
     ///
-    /// The answer holds each VMA once, in address order, and for each address (in the order
-    /// of `addrs`) the index of its VMA and its file offset: the shape of blazesym's
-    /// normalizer. An address is `None` if no VMA that passes `query`'s filters holds it. If
+    /// The answer holds each VMA once, in address order (by start, then end), and for each
+    /// address (in the order of `addrs`) the index of its VMA and its file offset: the shape
+    /// of blazesym's normalizer. While the process changes its mappings, two of the VMAs may
+    /// overlap: each is what the kernel answered for its addresses when it was asked (see
+    /// [`ProcMaps::iter`]). An address is `None` if no VMA that passes `query`'s filters holds it. If
     /// the process has no address space (any more), an error for which [`Error::is_gone`]
     /// holds, however many addresses were answered before it went. No addresses ask nothing:
     /// the answer is empty on every backend, without a system call.
@@ -1531,6 +1544,9 @@ impl ProcMaps {
                 });
             }
         }
+        // A query's answer can start below the last one's while the process changes its
+        // mappings.
+        res.sort_by_address();
         Ok(res)
     }
 
@@ -1864,6 +1880,37 @@ impl Resolution {
     pub fn get(&self, i: usize) -> Option<(&Vma, Location)> {
         let loc = (*self.addrs.get(i)?)?;
         Some((self.vmas.get(loc.vma)?, loc))
+    }
+
+    /// Puts the VMAs in address order (by start, then end), and the addresses' indexes with
+    /// them: answers found one after another come in the order of the addresses, which is
+    /// that of their VMAs unless the VMAs changed between two of them.
+    pub(crate) fn sort_by_address(&mut self) {
+        let key = |v: &Vma| (v.start, v.end);
+        if self.vmas.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.vmas.len()).collect();
+        order.sort_by_key(|&k| self.vmas.get(k).map(key));
+        let mut remap = vec![0; self.vmas.len()];
+        for (new, &old) in order.iter().enumerate() {
+            if let Some(r) = remap.get_mut(old) {
+                *r = new;
+            }
+        }
+        let mut old: Vec<Option<Vma>> = std::mem::take(&mut self.vmas)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.vmas = order
+            .iter()
+            .filter_map(|&k| old.get_mut(k)?.take())
+            .collect();
+        for loc in self.addrs.iter_mut().flatten() {
+            if let Some(&k) = remap.get(loc.vma) {
+                loc.vma = k;
+            }
+        }
     }
 }
 
