@@ -242,9 +242,10 @@ fn addresses() {
     let (anon, _) = first_vma(child.pid, |l| {
         l.contains("[anon:procmap-test]") || l.ends_with(" 0 ")
     });
-    // --addr before the PID, bare hex, as the output prints it.
+    // --addr before the PID, bare hex, as the output prints it; spaces around it are
+    // ignored, as on standard input.
     let a = format!("{:x}", file + 0x10);
-    let out = procmap(&["--addr", &a, &pid, "-a", "0"]);
+    let out = procmap(&["--addr", &a, &pid, "-a", " 0\t"]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
@@ -325,7 +326,10 @@ fn addresses_from_stdin_are_answered_line_by_line() {
         (format!("{file:x}").into(), format!("{file:#x} 0x0 ").into()),
         (b"nonsense".to_vec(), b"nonsense invalid".to_vec()),
         (b"\xff10".to_vec(), b"\xff10 invalid".to_vec()),
-        (b"0".to_vec(), b"0x0 unmapped".to_vec()),
+        // A blank line gets its answer too, or a coprocess would wait for it forever.
+        (b"".to_vec(), b" invalid".to_vec()),
+        (b" \t".to_vec(), b" invalid".to_vec()),
+        (b" 0 ".to_vec(), b"0x0 unmapped".to_vec()),
     ] {
         input.write_all(&q).unwrap();
         input.write_all(b"\n").unwrap();
@@ -340,7 +344,7 @@ fn addresses_from_stdin_are_answered_line_by_line() {
         );
     }
     drop(input);
-    assert_eq!(p.wait().unwrap().code(), Some(1)); // two lines were not addresses
+    assert_eq!(p.wait().unwrap().code(), Some(1)); // four lines were not addresses
 }
 
 #[test]

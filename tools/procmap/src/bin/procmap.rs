@@ -17,7 +17,9 @@ kernel has PROCMAP_QUERY_BATCH, the listing and --addr (all addresses given) use
 Options:
   -a, --addr ADDR    Resolve ADDR (hex, with or without 0x; also -aADDR).
                      Repeatable. \"-\" reads addresses from standard input, one per
-                     line, and answers each line as soon as it is read.
+                     line, and answers each line as soon as it is read, with one
+                     line: one that is no address (a blank one too) with
+                     \"LINE invalid\", and the exit status is then 1.
   -r, --readable     Only readable VMAs.
   -w, --writable     Only writable VMAs.
   -x, --executable   Only executable VMAs.
@@ -39,7 +41,8 @@ Options:
   -V, --version      Print the version.
 
 Reading another process's maps takes the same user and a dumpable process, or
-CAP_SYS_PTRACE (checked when the file is opened). A process without an address space
+CAP_SYS_PTRACE (checked when the file is opened); a security module (Yama, SELinux,
+AppArmor) may refuse it still. A process without an address space
 (a zombie, a kernel thread) lists nothing, as /proc/PID/maps; so does one that exits or
 calls execve() before the first VMA is listed. Going away later in a listing, or while
 addresses are resolved, is an error. A process whose main thread exited while others run
@@ -177,7 +180,7 @@ fn main() -> ExitCode {
     for a in &args.addrs {
         match a.as_str() {
             "-" => addrs.push(None),
-            s => match parse_addr(s) {
+            s => match parse_addr(s.trim_ascii()) {
                 Some(v) => addrs.push(Some(v)),
                 None => return usage_error(&format!("not a hex address: {s:?}")),
             },
@@ -213,7 +216,8 @@ fn main() -> ExitCode {
             } else if open == Some(libc::EACCES) {
                 eprintln!(
                     "procmap: not allowed to read the maps of process {who} (that takes \
-                     the same user and a dumpable process, or CAP_SYS_PTRACE): {e}"
+                     the same user and a dumpable process, or CAP_SYS_PTRACE, and a \
+                     security module may refuse it still): {e}"
                 );
             } else {
                 eprintln!("procmap: {e}");
@@ -337,10 +341,9 @@ fn answer(
                 // other line that is not an address, and the rest are still answered.
                 for line in io::stdin().lock().split(b'\n') {
                     let line = line?;
+                    // A blank line too is answered (as invalid): a coprocess waits for a line
+                    // per line it writes.
                     let s = line.trim_ascii();
-                    if s.is_empty() {
-                        continue;
-                    }
                     match std::str::from_utf8(s).ok().and_then(parse_addr) {
                         Some(a) => p.one(out, a)?,
                         None => {
