@@ -459,6 +459,12 @@ pub struct VmaCache {
 impl VmaCache {
     /// Reads the VMAs that `query`'s filters let through (with the name and build ID if it
     /// asks for them) from `maps`, and keeps `maps` to check and read again.
+    ///
+    /// Maps without an address space (a zombie, a process that exited or called `execve()`
+    /// since they were opened) give a cache that is [`Freshness::Gone`], not an error, so
+    /// that the maps can be had back to [`ProcMaps::reopen`] ([`VmaCache::into_maps`]);
+    /// its lookups fail with an error for which [`Error::is_gone`](crate::Error::is_gone)
+    /// holds.
     pub fn new(maps: ProcMaps, query: Query) -> Result<Self> {
         let mut core = Core::new(query);
         maps.named(core.read(&maps))?;
@@ -503,6 +509,9 @@ impl VmaCache {
 
     /// Checks the generation (one system call) and reads the VMAs again if they may have
     /// changed (see [`VmaCache`]); whether it read them (or found the address space gone).
+    /// Once the cache is [`Freshness::Gone`], found so by this call or an earlier one (a
+    /// [`VmaCache::get`] that failed with the error that says so), `Ok(false)` without a
+    /// system call: test [`VmaCache::freshness`] for it.
     /// Where there is no generation and the [`UntrackedPolicy`] keeps the VMAs
     /// ([`UntrackedPolicy::RereadOnMiss`], [`UntrackedPolicy::Trust`]), it checks instead
     /// that the address space is still there (one query; on the text backend one read of

@@ -640,10 +640,12 @@ impl Options {
                 e => NoPidfd::Open(e),
             })
         };
-        let started_before = if pidfd.is_err() {
-            process_start(pid)
-        } else {
-            None
+        // Not for a thread ID, which `pidfd_open()` refuses with ENOENT (EINVAL before Linux
+        // 6.9): a thread's start time would make `reopen()` say the process exited once that
+        // thread has.
+        let started_before = match pidfd {
+            Err(NoPidfd::Open(libc::ENOENT | libc::EINVAL)) | Ok(_) => None,
+            Err(_) => process_start(pid),
         };
         let maps = self.open_pid(pid)?;
         let pidfd = match pidfd {
@@ -1090,8 +1092,11 @@ impl ProcMaps {
     /// (field 22 of `/proc/<pid>/stat`), read before and after the open, stands for it (a
     /// pidfd dropped as above, after the open: the maps are opened again between two
     /// reads): if the two differ, the process was reaped meanwhile, and the open fails with
-    /// `ESRCH` as above. The pidfd costs one system call, one read of fdinfo and one file
-    /// descriptor per handle; the start time, two reads of `stat` and no descriptor.
+    /// `ESRCH` as above. Not so for the ID of a thread other than the main one, which
+    /// `pidfd_open()` refuses (but where it cannot tell, before Linux 5.3 or turned off, the
+    /// thread's start time stands for it, and [`ProcMaps::reopen`] is [`Error::is_gone`]
+    /// once that thread exited). The pidfd costs one system call, one read of fdinfo and one
+    /// file descriptor per handle; the start time, two reads of `stat` and no descriptor.
     ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
@@ -2231,6 +2236,30 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_id_has_no_pidfd_and_no_start_time_to_reopen_by() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            // SAFETY: a system call without arguments.
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+            tx.send(tid).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let maps = ProcMaps::open(tid).unwrap();
+        assert!(maps.pidfd().is_none());
+        assert!(maps.iter(Query::new()).count() > 0);
+        let e = maps.reopen().unwrap_err();
+        assert!(!e.is_gone(), "{e}");
+        assert!(
+            matches!(e.errno(), Some(libc::ENOENT | libc::EINVAL)),
+            "{e}"
+        );
+        stop_tx.send(()).unwrap();
+        h.join().unwrap();
+    }
+
+    #[test]
     fn the_open_never_fails_for_the_pidfd_machinery() {
         let pid = std::process::id();
         // The fdinfo of a real pidfd shows the PID of /proc/<pid>.
@@ -2261,7 +2290,7 @@ mod tests {
         }
         // pidfd_open() failing, whatever the errno (seccomp's EACCES, a thread ID's ENOENT,
         // and ESRCH for a PID of another namespace).
-        for errno in [libc::EACCES, libc::ENOENT, libc::EPERM, libc::ESRCH] {
+        for errno in [libc::EACCES, libc::EPERM, libc::ESRCH] {
             let want = if errno == libc::ESRCH {
                 libc::EOPNOTSUPP
             } else {
@@ -2269,6 +2298,14 @@ mod tests {
             };
             let open = || open_with(pid, Some(errno), None);
             check(&open, want, &format!("pidfd_open() errno {errno}"));
+        }
+        // Those that say "a thread ID": no start time either (a thread's would say the
+        // process is gone once the thread is), so reopen() fails with the errno.
+        for errno in [libc::ENOENT, libc::EINVAL] {
+            let maps = open_with(pid, Some(errno), None).unwrap();
+            let e = maps.reopen().unwrap_err();
+            assert!(!e.is_gone(), "{errno}: {e}");
+            assert_eq!(e.errno(), Some(errno), "{e}");
         }
         // -1: reaped between pidfd_open() and the open of the maps (PID reuse): is_gone().
         let e = open_with(pid, None, Some(Some(-1))).unwrap_err();
