@@ -22,8 +22,8 @@ pub enum Freshness {
     /// ([`UntrackedPolicy::Ask`]) [`VmaCache::refresh`] reads the VMAs again every time, and
     /// [`VmaCache::get`] and [`VmaCache::resolve`] ask the maps instead of the cache.
     Untracked,
-    /// The VMAs changed during each of the walks of the last refresh (8 of them; without a
-    /// generation, a walk whose VMAs overlap or go back counts as changed): they are those of
+    /// The VMAs changed during each of the walks of the last refresh (8 of them; a walk whose
+    /// VMAs overlap or go back counts as changed, whatever the generation): they are those of
     /// the last walk, which may mix VMAs from before and after a change, less those that
     /// overlapped one before them. The next refresh reads them again, whatever the
     /// generation.
@@ -509,9 +509,10 @@ impl VmaCache {
 
     /// Checks the generation (one system call) and reads the VMAs again if they may have
     /// changed (see [`VmaCache`]); whether it read them (or found the address space gone).
-    /// Once the cache is [`Freshness::Gone`], found so by this call or an earlier one (a
-    /// [`VmaCache::get`] that failed with the error that says so), `Ok(false)` without a
-    /// system call: test [`VmaCache::freshness`] for it.
+    /// `Ok(true)` from the call that finds the address space gone; once the cache is
+    /// [`Freshness::Gone`] (found so by an earlier refresh, or by a [`VmaCache::get`] that
+    /// failed with the error that says so), `Ok(false)` without a system call: test
+    /// [`VmaCache::freshness`] for it.
     /// Where there is no generation and the [`UntrackedPolicy`] keeps the VMAs
     /// ([`UntrackedPolicy::RereadOnMiss`], [`UntrackedPolicy::Trust`]), it checks instead
     /// that the address space is still there (one query; on the text backend one read of
@@ -721,9 +722,15 @@ mod tests {
             vma(0x1000, 0x3000),
             vma(0x2000, 0x4000),
             vma(0x5000, 0x6000),
+            vma(0x6000, 0x7000),
         ];
         let back = vec![vma(0x1000, 0x3000), vma(0x0800, 0x3800)];
-        let good = vec![vma(0x1000, 0x3800), vma(0x5000, 0x6000)];
+        // Edge to edge is no overlap.
+        let good = vec![
+            vma(0x1000, 0x3800),
+            vma(0x3800, 0x4000),
+            vma(0x5000, 0x6000),
+        ];
         for seen in [Seen::Untracked, Seen::NotBatch, Seen::At(4)] {
             let f = Fake::new(Vec::new());
             f.next_vmas
@@ -747,7 +754,14 @@ mod tests {
         }
         c.read(&f).unwrap();
         assert_eq!(c.freshness, Freshness::Unstable);
-        assert_eq!(c.vmas, [vma(0x1000, 0x3000), vma(0x5000, 0x6000)]);
+        assert_eq!(
+            c.vmas,
+            [
+                vma(0x1000, 0x3000),
+                vma(0x5000, 0x6000),
+                vma(0x6000, 0x7000)
+            ]
+        );
         assert_eq!(c.lookup(0x2800).map(|v| v.start), Some(0x1000));
         assert_eq!(c.lookup(0x3800), None);
         assert_eq!(c.lookup(0x5800).map(|v| v.start), Some(0x5000));

@@ -640,12 +640,9 @@ impl Options {
                 e => NoPidfd::Open(e),
             })
         };
-        // Not for a thread ID, which `pidfd_open()` refuses with ENOENT (EINVAL before Linux
-        // 6.9): a thread's start time would make `reopen()` say the process exited once that
-        // thread has.
         let started_before = match pidfd {
-            Err(NoPidfd::Open(libc::ENOENT | libc::EINVAL)) | Ok(_) => None,
-            Err(_) => process_start(pid),
+            Ok(_) => None,
+            Err(_) => leader_start(pid),
         };
         let maps = self.open_pid(pid)?;
         let pidfd = match pidfd {
@@ -675,7 +672,7 @@ impl Options {
             // The pidfd was dropped after the open (it could not be tied to /proc/<pid>): the
             // maps are opened again, between two reads of the start time. Rare: a /proc of
             // another PID namespace, or Linux 5.3 to 5.9.
-            (Err(NoPidfd::Unverified), None) => match process_start(pid) {
+            (Err(NoPidfd::Unverified), None) => match leader_start(pid) {
                 Some(s) => (self.open_pid(pid)?, self.started_still(pid, s)?),
                 None => (maps, None),
             },
@@ -691,16 +688,19 @@ impl Options {
     }
 
     /// `Some(started)` if process `pid`'s start time is still `started`, read after the maps
-    /// were opened: the maps are that process's. Otherwise it was reaped since it was read
-    /// (and the PID may be another process's, whose maps the open may have found): `ESRCH`.
+    /// were opened: the maps are that process's. Another one, or no process, and it was
+    /// reaped since it was read (and the PID may be another process's, whose maps the open
+    /// may have found): `ESRCH`. `None` if it cannot be read now (`EMFILE`, say): the handle
+    /// then has no start time, as if the first read had failed.
     fn started_still(&self, pid: u32, started: u64) -> Result<Option<u64>> {
-        if process_start(pid) != Some(started) {
-            return Err(Error::Open {
+        match process_stat(pid) {
+            Ok(Some(now)) if now.start == started => Ok(Some(started)),
+            Ok(_) => Err(Error::Open {
                 path: format!("/proc/{pid}/maps").into(),
                 source: io::Error::from_raw_os_error(libc::ESRCH),
-            });
+            }),
+            Err(_) => Ok(None),
         }
-        Ok(Some(started))
     }
 
     /// The maps of process `pid`: `/proc/<pid>/maps`, or one of its other threads' if its
@@ -814,15 +814,20 @@ impl Origin {
     fn reopen_started(&self, why: NoPidfd, started: u64) -> Result<ProcMaps> {
         let opened = self.options.open_pid(self.pid);
         // After the open: if the process that started then is still there, the maps are its
-        // own (a process that has exited but is not reaped yet still has its start time;
-        // it has no address space).
-        if process_start(self.pid) != Some(started) {
+        // own. A failed read (`EMFILE`, say) tells nothing either way: an error, not gone.
+        let now = process_stat(self.pid)
+            .map_err(|e| Error::os("reopen: read /proc/<pid>/stat", e))?
+            .filter(|now| now.start == started);
+        let Some(now) = now else {
             return Err(Error::gone(
                 "reopen (the process exited; its PID may be another process's)",
             ));
-        }
+        };
         let mut maps = opened?;
-        if !maps.has_address_space() {
+        // A process that exited but is not reaped yet still has its start time, and no
+        // address space. (A live one may have none either: a kernel thread, or one that
+        // called `execve()` again since the open; its handle is given, as with a pidfd.)
+        if now.exited() && !maps.has_address_space() {
             return Err(Error::gone("reopen (the process exited)"));
         }
         maps.origin = Some(Origin {
@@ -966,12 +971,6 @@ impl Threads {
 
 /// The start time of thread `tid` of process `pid` (field 22 of its `stat`), if it runs.
 fn thread_start(pid: u32, tid: u32) -> Option<u64> {
-    #[cfg(test)]
-    if tid == pid {
-        if let Some(s) = tests::PROCESS_START.with(|s| s.borrow_mut().pop_front()) {
-            return s;
-        }
-    }
     let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     // After the command name, which may hold anything but ends with the last ')'.
     let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
@@ -982,14 +981,69 @@ fn thread_start(pid: u32, tid: u32) -> Option<u64> {
     std::str::from_utf8(field).ok()?.parse().ok()
 }
 
-/// The start time of process `pid` (its main thread's, which stays while the process is
-/// there, a zombie included), in clock ticks after boot: what tells it from a later process
-/// with the same PID where there is no pidfd. Two processes that got the same PID within
-/// one tick (10 ms at the usual `USER_HZ` of 100) have the same; the PIDs are handed out in
-/// turn, so a PID comes back that soon only to a caller that chooses it (`clone3()` with
-/// `set_tid`, which takes `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`).
-fn process_start(pid: u32) -> Option<u64> {
-    thread_start(pid, pid)
+/// What `/proc/<pid>/stat` says of a process's main thread: its start time, in clock ticks
+/// after boot (it stays while the process is there, a zombie included), which tells the
+/// process from a later one with the same PID where there is no pidfd; and its state. Two
+/// processes that got the same PID within one tick (10 ms at the usual `USER_HZ` of 100)
+/// have the same start time; the PIDs are handed out in turn, so a PID comes back that soon
+/// only to a caller that chooses it (`clone3()` with `set_tid`, which takes `CAP_SYS_ADMIN`
+/// or `CAP_CHECKPOINT_RESTORE` in the user namespace that owns the PID namespace: an
+/// unprivileged user has them in a PID namespace of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ProcStat {
+    start: u64,
+    state: u8,
+}
+
+impl ProcStat {
+    /// Whether the main thread has exited: a zombie (`Z`), or dead (`X`). It may also be
+    /// the only thread that did (`pthread_exit()` in `main()`).
+    fn exited(self) -> bool {
+        matches!(self.state, b'Z' | b'X')
+    }
+}
+
+/// [`ProcStat`] of process `pid`: `Ok(None)` if there is no such process (`ENOENT`, `ESRCH`),
+/// an error if it cannot be read (`EMFILE`, ...) or parsed.
+fn process_stat(pid: u32) -> io::Result<Option<ProcStat>> {
+    #[cfg(test)]
+    if let Some(s) = tests::PROCESS_STAT.with(|s| s.borrow_mut().pop_front()) {
+        return s.map_err(io::Error::from_raw_os_error);
+    }
+    let stat = match std::fs::read(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let bad = || io::Error::from(io::ErrorKind::InvalidData);
+    // After the command name, which may hold anything but ends with the last ')'.
+    let rest = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .and_then(|i| stat.get(i + 1..))
+        .ok_or_else(bad)?;
+    let mut fields = rest
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let state = *fields.next().and_then(|f| f.first()).ok_or_else(bad)?;
+    let start = fields
+        .nth(18)
+        .and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(Some(ProcStat { start, state }))
+}
+
+/// The start time of process `pid` if it is a process, the main thread of its thread group
+/// (`Tgid:` in `/proc/<pid>/status`); `None` for another thread's ID (whose start time would
+/// make [`ProcMaps::reopen`] say the process exited once that thread has), or if either
+/// cannot be read.
+fn leader_start(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let tgid = status.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
+    if tgid.trim().parse::<u32>().ok()? != pid {
+        return None;
+    }
+    Some(process_stat(pid).ok()??.start)
 }
 
 /// Whether the kernel has the extension of `<linux/procmap_query.h>`: not known yet (a
@@ -1092,11 +1146,12 @@ impl ProcMaps {
     /// (field 22 of `/proc/<pid>/stat`), read before and after the open, stands for it (a
     /// pidfd dropped as above, after the open: the maps are opened again between two
     /// reads): if the two differ, the process was reaped meanwhile, and the open fails with
-    /// `ESRCH` as above. Not so for the ID of a thread other than the main one, which
-    /// `pidfd_open()` refuses (but where it cannot tell, before Linux 5.3 or turned off, the
-    /// thread's start time stands for it, and [`ProcMaps::reopen`] is [`Error::is_gone`]
-    /// once that thread exited). The pidfd costs one system call, one read of fdinfo and one
-    /// file descriptor per handle; the start time, two reads of `stat` and no descriptor.
+    /// `ESRCH` as above; if the second read fails otherwise (`EMFILE`, say), the handle has
+    /// no start time. Not for the ID of a thread other than the main one (`Tgid:` in
+    /// `/proc/<pid>/status`), whose start time would make [`ProcMaps::reopen`] say the
+    /// process exited once that thread has. The pidfd costs one system call, one read of
+    /// fdinfo and one file descriptor per handle; the start time, a read of `status` and two
+    /// of `stat`, and no descriptor.
     ///
     /// ```
     /// let maps = procmap::ProcMaps::open(std::process::id())?;
@@ -1402,10 +1457,10 @@ impl ProcMaps {
     /// walk is in one of them, but one may start below the end of the VMA before it, or
     /// below its start (mapped, merged or grown after that one was read; seen on the host
     /// with a process looping over `dlopen()`, `dlclose()`, `mmap()` and `munmap()` in
-    /// threads). Each VMA ends above the one before it, so a walk always ends. For a consistent set, compare
-    /// [`ProcMaps::generation`] before and after (with the extension), or use a
-    /// [`VmaCache`], which walks again until a walk did not change (and, without a
-    /// generation, until its VMAs do not overlap).
+    /// threads). Each VMA ends above the one before it, so a walk always ends. For a
+    /// consistent set, compare [`ProcMaps::generation`] before and after (with the
+    /// extension), or use a [`VmaCache`], which walks again until a walk did not change and
+    /// its VMAs do not overlap.
     pub fn iter(&self, query: Query) -> Vmas<'_> {
         self.iter_from(0, query)
     }
@@ -1447,10 +1502,10 @@ impl ProcMaps {
     /// address (in the order of `addrs`) the index of its VMA and its file offset: the shape
     /// of blazesym's normalizer. While the process changes its mappings, two of the VMAs may
     /// overlap: each is what the kernel answered for its addresses when it was asked (see
-    /// [`ProcMaps::iter`]). An address is `None` if no VMA that passes `query`'s filters holds it. If
-    /// the process has no address space (any more), an error for which [`Error::is_gone`]
-    /// holds, however many addresses were answered before it went. No addresses ask nothing:
-    /// the answer is empty on every backend, without a system call.
+    /// [`ProcMaps::iter`]). An address is `None` if no VMA that passes `query`'s filters
+    /// holds it. If the process has no address space (any more), an error for which
+    /// [`Error::is_gone`] holds, however many addresses were answered before it went. No
+    /// addresses ask nothing: the answer is empty on every backend, without a system call.
     ///
     /// With batches, while the addresses fall in (nearly) every VMA, as the VMAs a lookup
     /// call reports show (most of them edge to edge), calls walk the VMAs from the next
@@ -2089,14 +2144,17 @@ mod tests {
         }
     }
 
+    /// A scripted reading of a process's `stat`: an errno for an error.
+    pub(crate) type Scripted = std::result::Result<Option<ProcStat>, i32>;
+
     thread_local! {
         /// The errno `pidfd_open()` fails with on this thread, if set.
         pub(crate) static PIDFD_OPEN_FAILS: Cell<Option<i32>> = const { Cell::new(None) };
         /// What the pidfd's fdinfo says on this thread ([`pidfd_pid`]), if set.
         pub(crate) static PIDFD_FDINFO: Cell<Option<Option<i64>>> = const { Cell::new(None) };
-        /// What the next reads of a process's start time ([`process_start`]) give on this
-        /// thread, in turn; the real one once empty.
-        pub(crate) static PROCESS_START: std::cell::RefCell<std::collections::VecDeque<Option<u64>>> =
+        /// What the next reads of a process's `stat` ([`process_stat`]) give on this thread,
+        /// in turn (an errno for an error); the real one once empty.
+        pub(crate) static PROCESS_STAT: std::cell::RefCell<std::collections::VecDeque<Scripted>> =
             const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
         /// The ioctls this thread made.
         pub(crate) static IOCTLS: Cell<u64> = const { Cell::new(0) };
@@ -2154,20 +2212,27 @@ mod tests {
         maps
     }
 
-    /// Makes the next reads of the process start time give `starts`, in turn.
+    /// Makes the next reads of the process start time give `starts`, in turn (the main
+    /// thread sleeping).
     fn script_starts(starts: &[Option<u64>]) {
-        PROCESS_START.with(|s| *s.borrow_mut() = starts.iter().copied().collect());
+        let stat = |start| ProcStat { start, state: b'S' };
+        script_stats(starts.iter().map(|s| Ok(s.map(stat))));
     }
 
-    /// The reads of the process start time scripted by [`script_starts`] that were not made.
+    /// Makes the next reads of the process's `stat` give `stats`, in turn.
+    fn script_stats(stats: impl IntoIterator<Item = std::result::Result<Option<ProcStat>, i32>>) {
+        PROCESS_STAT.with(|s| *s.borrow_mut() = stats.into_iter().collect());
+    }
+
+    /// The reads of the process start time scripted that were not made.
     fn unread_starts() -> usize {
-        PROCESS_START.with(|s| std::mem::take(&mut *s.borrow_mut()).len())
+        PROCESS_STAT.with(|s| std::mem::take(&mut *s.borrow_mut()).len())
     }
 
     #[test]
     fn without_a_pidfd_reopen_tells_the_process_by_its_start_time() {
         let pid = std::process::id();
-        let start = process_start(pid).unwrap();
+        let start = process_stat(pid).unwrap().unwrap().start;
         let no_pidfd = |starts: &[Option<u64>]| {
             script_starts(starts);
             let maps = open_with(pid, Some(libc::ENOSYS), None);
@@ -2196,11 +2261,35 @@ mod tests {
             let e = no_pidfd(&[Some(start), after]).unwrap_err();
             assert!(e.is_gone(), "{after:?}: {e}");
         }
-        // No start time either: the open works, reopen() says why it cannot.
-        let maps = no_pidfd(&[None]).unwrap();
-        let e = maps.reopen().unwrap_err();
-        assert_eq!(e.errno(), Some(libc::ENOSYS), "{e}");
-        assert!(!e.is_gone());
+        // No start time either: the open works, reopen() says why it cannot. Likewise when
+        // the read after the open fails for want of a file descriptor: nothing is gone.
+        for starts in [
+            vec![Ok(None)],
+            vec![Err(libc::EMFILE)],
+            vec![Ok(Some(start)), Err(libc::EMFILE)],
+        ] {
+            script_stats(
+                starts
+                    .iter()
+                    .map(|s| s.map(|s| s.map(|start| ProcStat { start, state: b'S' }))),
+            );
+            let maps = open_with(pid, Some(libc::ENOSYS), None).unwrap();
+            assert_eq!(unread_starts(), 0);
+            let e = maps.reopen().unwrap_err();
+            assert_eq!(e.errno(), Some(libc::ENOSYS), "{starts:?}: {e}");
+            assert!(!e.is_gone());
+        }
+        // A read at the reopen that fails so is an error, not gone.
+        script_stats([Err(libc::EMFILE)]);
+        let e = again.reopen().unwrap_err();
+        assert_eq!(unread_starts(), 0);
+        assert_eq!(e.errno(), Some(libc::EMFILE), "{e}");
+        assert!(!e.is_gone(), "{e}");
+        // The main thread exited (a zombie) while the process has its address space
+        // (`pthread_exit()` in `main()`): reopened.
+        script_stats([Ok(Some(ProcStat { start, state: b'Z' }))]);
+        assert!(again.reopen().is_ok());
+        assert_eq!(unread_starts(), 0);
         // With a pidfd, no start time is read, and reopen() opens the same process again,
         // with the same options.
         script_starts(&[Some(start + 1)]);
@@ -2290,7 +2379,7 @@ mod tests {
         }
         // pidfd_open() failing, whatever the errno (seccomp's EACCES, a thread ID's ENOENT,
         // and ESRCH for a PID of another namespace).
-        for errno in [libc::EACCES, libc::EPERM, libc::ESRCH] {
+        for errno in [libc::EACCES, libc::ENOENT, libc::EPERM, libc::ESRCH] {
             let want = if errno == libc::ESRCH {
                 libc::EOPNOTSUPP
             } else {
@@ -2298,14 +2387,6 @@ mod tests {
             };
             let open = || open_with(pid, Some(errno), None);
             check(&open, want, &format!("pidfd_open() errno {errno}"));
-        }
-        // Those that say "a thread ID": no start time either (a thread's would say the
-        // process is gone once the thread is), so reopen() fails with the errno.
-        for errno in [libc::ENOENT, libc::EINVAL] {
-            let maps = open_with(pid, Some(errno), None).unwrap();
-            let e = maps.reopen().unwrap_err();
-            assert!(!e.is_gone(), "{errno}: {e}");
-            assert_eq!(e.errno(), Some(errno), "{e}");
         }
         // -1: reaped between pidfd_open() and the open of the maps (PID reuse): is_gone().
         let e = open_with(pid, None, Some(Some(-1))).unwrap_err();

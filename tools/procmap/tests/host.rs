@@ -1133,6 +1133,30 @@ fn reopen_after_exec_gives_the_new_program() {
     }
 }
 
+#[test]
+fn reopen_without_a_pidfd_tells_an_exited_process_from_one_without_an_address_space() {
+    // Told by the start time, the same process is gone only if its main thread exited and
+    // no address space is left: a zombie. Not a process whose main thread exited while
+    // others run, nor a kernel thread (no address space, never had one): reopened, as
+    // they are with a pidfd.
+    let no_pidfd = |pid: libc::pid_t| Options::new().pidfd(false).open(pid as u32).unwrap();
+    let z = Zombie::spawn();
+    let e = no_pidfd(z.pid).reopen().unwrap_err();
+    assert!(e.is_gone(), "{e}");
+    let (child, _) = Child::spawn_leader_exited();
+    let again = no_pidfd(child.pid).reopen().unwrap();
+    assert!(!walk(&again, Query::new()).is_empty());
+    let kthreadd = std::fs::read_to_string("/proc/2/comm").unwrap_or_default();
+    if kthreadd.trim_end() == "kthreadd" {
+        for maps in [no_pidfd(2), ProcMaps::open(2).unwrap()] {
+            let again = maps.reopen().unwrap();
+            assert_eq!(again.pid(), Some(2));
+        }
+    } else {
+        eprintln!("SKIPPED the kernel-thread part: PID 2 is not kthreadd ({kthreadd:?})");
+    }
+}
+
 /// Starts a process with PID `pid` (clone3() with `set_tid`, Linux 5.5, which needs
 /// CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) that waits to be killed; the errno if it could
 /// not.

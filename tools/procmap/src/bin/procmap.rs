@@ -178,9 +178,9 @@ fn main() -> ExitCode {
     };
     let mut addrs = Vec::new();
     for a in &args.addrs {
-        match a.as_str() {
+        match a.trim_ascii() {
             "-" => addrs.push(None),
-            s => match parse_addr(s.trim_ascii()) {
+            s => match parse_addr(s) {
                 Some(v) => addrs.push(Some(v)),
                 None => return usage_error(&format!("not a hex address: {s:?}")),
             },
