@@ -40,13 +40,18 @@ Options:
   -h, --help         Print this help.
   -V, --version      Print the version.
 
+With --addr, one line per address: ADDR, its offset in the mapped file (\"-\" for memory
+that maps no file) and the line of its VMA as listed; or \"ADDR unmapped\"; or \"ADDR not
+in a VMA that matches the filters\". Their words differ in number: scripts may prefer
+--json, whose keys are the same for every answer.
+
 Reading another process's maps takes the same user and a dumpable process, or
 CAP_SYS_PTRACE (checked when the file is opened); a security module (Yama, SELinux,
-AppArmor) may refuse it still. A process without an address space
-(a zombie, a kernel thread) lists nothing, as /proc/PID/maps; so does one that exits or
-calls execve() before the first VMA is listed. Going away later in a listing, or while
-addresses are resolved, is an error. A process whose main thread exited while others run
-is read through one of the others (/proc/PID/task/TID/maps), as /proc/PID/maps is empty.
+AppArmor) may refuse it still. A process without an address space (a zombie, a kernel
+thread) lists nothing, as /proc/PID/maps; so does one that exits or calls execve()
+before the first VMA is listed. Going away later in a listing, or while addresses are
+resolved, is an error. A process whose main thread exited while others run is read
+through one of the others (/proc/PID/task/TID/maps), as /proc/PID/maps is empty.
 --backend batch fails where the kernel lacks PROCMAP_QUERY_BATCH.
 
 Exit status: 0 on success; 3 if there is no process PID, or its address space went
