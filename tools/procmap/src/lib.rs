@@ -972,13 +972,7 @@ impl Threads {
 /// The start time of thread `tid` of process `pid` (field 22 of its `stat`), if it runs.
 fn thread_start(pid: u32, tid: u32) -> Option<u64> {
     let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    // After the command name, which may hold anything but ends with the last ')'.
-    let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
-    let field = rest
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty())
-        .nth(19)?;
-    std::str::from_utf8(field).ok()?.parse().ok()
+    Some(ProcStat::parse(&stat)?.start)
 }
 
 /// What `/proc/<pid>/stat` says of a process's main thread: its start time, in clock ticks
@@ -996,6 +990,18 @@ struct ProcStat {
 }
 
 impl ProcStat {
+    /// The state (field 3) and start time (field 22) of a `stat` file's text.
+    fn parse(stat: &[u8]) -> Option<Self> {
+        // After the command name, which may hold anything but ends with the last ')'.
+        let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
+        let mut fields = rest
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty());
+        let state = *fields.next()?.first()?;
+        let start = std::str::from_utf8(fields.nth(18)?).ok()?.parse().ok()?;
+        Some(ProcStat { start, state })
+    }
+
     /// Whether the main thread has exited: a zombie (`Z`), or dead (`X`). It may also be
     /// the only thread that did (`pthread_exit()` in `main()`).
     fn exited(self) -> bool {
@@ -1015,22 +1021,9 @@ fn process_stat(pid: u32) -> io::Result<Option<ProcStat>> {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let bad = || io::Error::from(io::ErrorKind::InvalidData);
-    // After the command name, which may hold anything but ends with the last ')'.
-    let rest = stat
-        .iter()
-        .rposition(|&b| b == b')')
-        .and_then(|i| stat.get(i + 1..))
-        .ok_or_else(bad)?;
-    let mut fields = rest
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
-    let state = *fields.next().and_then(|f| f.first()).ok_or_else(bad)?;
-    let start = fields
-        .nth(18)
-        .and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
-        .ok_or_else(bad)?;
-    Ok(Some(ProcStat { start, state }))
+    ProcStat::parse(&stat)
+        .map(Some)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
 }
 
 /// The start time of process `pid` if it is a process, the main thread of its thread group
@@ -2215,8 +2208,12 @@ mod tests {
     /// Makes the next reads of the process start time give `starts`, in turn (the main
     /// thread sleeping).
     fn script_starts(starts: &[Option<u64>]) {
-        let stat = |start| ProcStat { start, state: b'S' };
-        script_stats(starts.iter().map(|s| Ok(s.map(stat))));
+        script_stats(starts.iter().map(|s| Ok(s.map(sleeping))));
+    }
+
+    /// What `stat` says of a process started at `start`, its main thread sleeping.
+    fn sleeping(start: u64) -> ProcStat {
+        ProcStat { start, state: b'S' }
     }
 
     /// Makes the next reads of the process's `stat` give `stats`, in turn.
@@ -2268,11 +2265,7 @@ mod tests {
             vec![Err(libc::EMFILE)],
             vec![Ok(Some(start)), Err(libc::EMFILE)],
         ] {
-            script_stats(
-                starts
-                    .iter()
-                    .map(|s| s.map(|s| s.map(|start| ProcStat { start, state: b'S' }))),
-            );
+            script_stats(starts.iter().map(|s| s.map(|s| s.map(sleeping))));
             let maps = open_with(pid, Some(libc::ENOSYS), None).unwrap();
             assert_eq!(unread_starts(), 0);
             let e = maps.reopen().unwrap_err();
@@ -2324,8 +2317,12 @@ mod tests {
         maps
     }
 
-    #[test]
-    fn a_thread_id_has_no_pidfd_and_no_start_time_to_reopen_by() {
+    /// A thread of ours: its ID, what stops it, and its handle.
+    fn spawn_thread() -> (
+        u32,
+        std::sync::mpsc::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let h = std::thread::spawn(move || {
@@ -2334,7 +2331,12 @@ mod tests {
             tx.send(tid).unwrap();
             let _ = stop_rx.recv();
         });
-        let tid = rx.recv().unwrap();
+        (rx.recv().unwrap(), stop_tx, h)
+    }
+
+    #[test]
+    fn a_thread_id_has_no_pidfd_and_no_start_time_to_reopen_by() {
+        let (tid, stop_tx, h) = spawn_thread();
         let maps = ProcMaps::open(tid).unwrap();
         assert!(maps.pidfd().is_none());
         assert!(maps.iter(Query::new()).count() > 0);
@@ -2403,19 +2405,8 @@ mod tests {
         // handle is opened through the first; once it exits, the build IDs are looked up
         // in the second's directory (the first's map_files and root fail).
         let pid = std::process::id();
-        let spawn = || {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-            let h = std::thread::spawn(move || {
-                // SAFETY: a system call without arguments.
-                let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-                tx.send(tid).unwrap();
-                let _ = stop_rx.recv();
-            });
-            (rx.recv().unwrap(), stop_tx, h)
-        };
-        let (first, stop_first, h_first) = spawn();
-        let (second, stop_second, h_second) = spawn();
+        let (first, stop_first, h_first) = spawn_thread();
+        let (second, stop_second, h_second) = spawn_thread();
         let path = format!("/proc/{pid}/task/{first}/maps");
         let mut maps = Options::new()
             .backend(Backend::Text)
