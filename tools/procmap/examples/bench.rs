@@ -4,7 +4,7 @@
 //! `cargo run --release --example bench -- 10000 100000`.
 //! (More VMAs than `vm.max_map_count`, 65530 by default, need it raised.)
 
-use procmap::{Backend, Options, Query};
+use procmap::{Backend, Options, Query, UntrackedPolicy, VmaCache};
 use std::time::{Duration, Instant};
 
 const PAGE: usize = 4096;
@@ -133,6 +133,44 @@ fn main() {
                 );
             }
         }
+        println!();
+        // A VmaCache (names and build IDs) answering a 32-address stack over the process's
+        // file-backed VMAs: a lookup() per address, get_many() and resolve(). Without a
+        // generation under RereadOnMiss, so that all three answer from the cache.
+        let q = Query::new().name(true).build_id(true);
+        let mut cache = VmaCache::new(procmap::ProcMaps::open_self().unwrap(), q).unwrap();
+        cache.set_untracked_policy(UntrackedPolicy::RereadOnMiss);
+        let files: Vec<u64> = cache
+            .vmas()
+            .iter()
+            .filter(|v| v.file_backed())
+            .map(|v| v.start + 8)
+            .collect();
+        let stack: Vec<u64> = (0..32).map(|i| files[i * 7 % files.len()]).collect();
+        const STACKS: usize = 1000;
+        let lookup = time(5, || {
+            (0..STACKS)
+                .map(|_| stack.iter().filter(|&&a| cache.lookup(a).is_some()).count())
+                .sum::<usize>()
+        });
+        let many = time(5, || {
+            (0..STACKS)
+                .map(|_| cache.get_many(&stack).unwrap().len())
+                .sum::<usize>()
+        });
+        let resolve = time(5, || {
+            (0..STACKS)
+                .map(|_| cache.resolve(&stack).unwrap().vmas.len())
+                .sum::<usize>()
+        });
+        println!("| VMAs | VmaCache ({:?}): 32-address stack over {} file VMAs, per address | lookup() | get_many() | resolve() |", cache.freshness(), files.len());
+        println!("|---:|---|---:|---:|---:|");
+        println!(
+            "| {total} | names and build IDs | {} | {} | {} |",
+            ns_per(lookup, STACKS * stack.len()),
+            ns_per(many, STACKS * stack.len()),
+            ns_per(resolve, STACKS * stack.len()),
+        );
         println!();
         // Two threads walking through one text handle at once (the time for both walks).
         let maps = Options::new().backend(Backend::Text).open_self().unwrap();

@@ -189,8 +189,9 @@ pub(crate) struct Core {
     /// A refresh must read (after [`VmaCache::invalidate`]).
     stale: bool,
     reads: u64,
-    /// The answer of the last [`VmaCache::get`] that asked the maps.
-    asked: Option<Vma>,
+    /// The answers of the last [`VmaCache::get`] or [`VmaCache::get_many`] that asked the
+    /// maps.
+    asked: Vec<Vma>,
     /// The last reading of the generation found none ([`Gen::Absent`]): nothing says when
     /// the address space goes.
     untracked_absent: bool,
@@ -205,7 +206,7 @@ impl Core {
             untracked: UntrackedPolicy::Ask,
             stale: true,
             reads: 0,
-            asked: None,
+            asked: Vec::new(),
             untracked_absent: false,
         }
     }
@@ -247,6 +248,36 @@ impl Core {
     pub(crate) fn get(&mut self, src: &impl Source, addr: u64) -> Result<Option<&Vma>> {
         self.refresh_for(src, |c| c.answers(addr))?;
         Ok(self.lookup(addr))
+    }
+
+    /// [`VmaCache::get_many`] from the snapshot (not [`UntrackedPolicy::Ask`]).
+    /// As [`Core::refresh_for`] does, with each address looked up once while the VMAs are
+    /// kept.
+    pub(crate) fn get_many(
+        &mut self,
+        src: &impl Source,
+        addrs: &[u64],
+    ) -> Result<Vec<Option<&Vma>>> {
+        let read = self.refresh(src)?;
+        let mut found: Vec<Option<usize>> = addrs.iter().map(|&a| self.position(a)).collect();
+        if !read
+            && self.freshness == Freshness::Untracked
+            && self.untracked == UntrackedPolicy::RereadOnMiss
+            && found
+                .iter()
+                .zip(addrs)
+                .any(|(f, &a)| f.is_none() && !never_mapped(a))
+        {
+            self.read(src)?;
+            for (f, &a) in found.iter_mut().zip(addrs) {
+                *f = self.position(a);
+            }
+        }
+        self.not_gone()?;
+        Ok(found
+            .into_iter()
+            .map(|f| f.and_then(|i| self.vmas.get(i)))
+            .collect())
     }
 
     /// [`VmaCache::resolve`] from the snapshot (not [`UntrackedPolicy::Ask`]).
@@ -350,7 +381,7 @@ impl Core {
 
     fn gone(&mut self) {
         self.vmas.clear();
-        self.asked = None;
+        self.asked.clear();
         self.freshness = Freshness::Gone;
         self.stale = false;
     }
@@ -358,19 +389,18 @@ impl Core {
     /// The VMA covering `addr`: a binary search (the VMAs are in address order, without
     /// overlaps).
     pub(crate) fn lookup(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.get(self.position(addr)?)
+    }
+
+    /// The index of the VMA covering `addr`, as [`Core::lookup`].
+    fn position(&self, addr: u64) -> Option<usize> {
         let i = self.vmas.partition_point(|v| v.end <= addr);
-        self.vmas.get(i).filter(|v| v.start <= addr)
+        self.vmas.get(i).filter(|v| v.start <= addr).map(|_| i)
     }
 
     /// [`ProcMaps::resolve`] over the snapshot.
     fn resolve(&self, addrs: &[u64]) -> Resolution {
-        let index: Vec<Option<usize>> = addrs
-            .iter()
-            .map(|&a| {
-                let i = self.vmas.partition_point(|v| v.end <= a);
-                self.vmas.get(i).filter(|v| v.start <= a).map(|_| i)
-            })
-            .collect();
+        let index: Vec<Option<usize>> = addrs.iter().map(|&a| self.position(a)).collect();
         let mut used: Vec<usize> = index.iter().flatten().copied().collect();
         used.sort_unstable();
         used.dedup();
@@ -545,11 +575,55 @@ impl VmaCache {
                     self.core.gone();
                     return Err(e);
                 }
-                r => r?,
+                r => r?.into_iter().collect(),
             };
-            return Ok(self.core.asked.as_ref());
+            return Ok(self.core.asked.first());
         }
         self.maps.named(self.core.get(&self.maps, addr))
+    }
+
+    /// [`VmaCache::get`] for many addresses, with one refresh for all: the VMA covering each
+    /// address, in the order given, borrowed from the cache rather than copied as
+    /// [`VmaCache::resolve`] copies them (each VMA's name and build ID; about twice the cost
+    /// of a [`VmaCache::lookup`] per address). [`Vma::file_offset`] gives an address's
+    /// offset in its file.
+    ///
+    /// Without a generation, as [`VmaCache::resolve`]: by default one [`ProcMaps::resolve`]
+    /// on the maps, whose VMAs the cache keeps until the next call that asks the maps; with
+    /// [`UntrackedPolicy::RereadOnMiss`], from the cache, read again once if any of the
+    /// addresses is not in it.
+    ///
+    /// ```
+    /// use procmap::{ProcMaps, Query, VmaCache};
+    /// fn f() {}
+    /// let mut cache = VmaCache::new(ProcMaps::open_self()?, Query::new().name(true))?;
+    /// let stack = [f as usize as u64, 0];
+    /// for (&addr, vma) in stack.iter().zip(cache.get_many(&stack)?) {
+    ///     match vma {
+    ///         Some(v) => println!("{addr:#x}: {} {:?}", v.name_lossy(), v.file_offset(addr)),
+    ///         None => println!("{addr:#x}: not mapped"),
+    ///     }
+    /// }
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn get_many(&mut self, addrs: &[u64]) -> Result<Vec<Option<&Vma>>> {
+        if self.core.asks() {
+            let r = match self.maps.resolve(addrs, self.core.query) {
+                Err(e) if e.is_gone() => {
+                    self.core.gone();
+                    return Err(e);
+                }
+                r => r?,
+            };
+            self.core.asked = r.vmas;
+            let asked = &self.core.asked;
+            return Ok(r
+                .addrs
+                .iter()
+                .map(|l| l.and_then(|l| asked.get(l.vma)))
+                .collect());
+        }
+        self.maps.named(self.core.get_many(&self.maps, addrs))
     }
 
     /// The VMA covering `addr` in the VMAs as last read, without a refresh: a binary search.
@@ -996,5 +1070,65 @@ mod tests {
         assert_eq!(at(3), Some((1, Some(0))));
         assert_eq!(at(4), Some((0, Some(0xfff))));
         assert_eq!(at(5), None);
+    }
+
+    #[test]
+    fn get_many_borrows_what_resolve_copies() {
+        let vmas: Vec<Vma> = (0..100u64)
+            .map(|i| vma(0x10000 + i * 0x3000, 0x12000 + i * 0x3000))
+            .collect();
+        let f = Fake::new(vmas.clone());
+        let mut c = Core::new(Query::new());
+        c.untracked = UntrackedPolicy::RereadOnMiss;
+        f.walk(Seen::At(2));
+        c.read(&f).unwrap();
+        // The same VMA for each address as resolve(), in the order given, with a refresh for
+        // all of them (one generation read), no walk while it is unchanged.
+        let addrs = [0x13001, 0x10000, 0x0, 0x13000, 0x10fff, 0x12000, 0x13afff];
+        f.gen(Gen::Value(2)).gen(Gen::Value(2));
+        let r = c.resolve_fresh(&f, &addrs).unwrap();
+        let got = c.get_many(&f, &addrs).unwrap();
+        assert_eq!(got.len(), addrs.len());
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(*g, r.get(i).map(|(v, _)| v), "{i}");
+        }
+        assert_eq!(got[0], Some(&vmas[1]));
+        assert_eq!(got[2], None);
+        assert_eq!(got[5], None, "in a gap");
+        assert_eq!(got[6], Some(&vmas[99]));
+        assert_eq!(c.reads, 1);
+        // Changed: read again, once, for all the addresses.
+        f.vmas.borrow_mut().push(vma(0x400000, 0x401000));
+        f.gen(Gen::Value(4)).walk(Seen::At(4));
+        let got = c.get_many(&f, &[0x400800, 0x10000, 0x400000]).unwrap();
+        let starts: Vec<_> = got.iter().map(|v| v.map(|v| v.start)).collect();
+        assert_eq!(starts, [Some(0x400000), Some(0x10000), Some(0x400000)]);
+        assert_eq!(c.reads, 2);
+        // Without a generation, under RereadOnMiss: hits without a walk, and misses (two)
+        // read again once.
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(c.get_many(&f, &[0x10000, 0x400000]).unwrap().len(), 2);
+        assert_eq!(c.reads, 3, "the generation went: read once to learn it");
+        f.gen(Gen::Absent);
+        assert!(c.get_many(&f, &[0x10000]).unwrap()[0].is_some());
+        assert_eq!(c.reads, 3);
+        // A kernel address is no miss (x86-64, arm64, riscv64): no walk.
+        if never_mapped(u64::MAX) {
+            f.gen(Gen::Absent);
+            let got = c.get_many(&f, &[0x10000, 1 << 63]).unwrap();
+            assert!(got[0].is_some() && got[1].is_none());
+            assert_eq!(c.reads, 3);
+        }
+        f.vmas.borrow_mut().push(vma(0x500000, 0x501000));
+        f.vmas.borrow_mut().push(vma(0x600000, 0x601000));
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        let got = c.get_many(&f, &[0x600000, 0x10000, 0x500000]).unwrap();
+        assert!(got.iter().all(Option::is_some));
+        assert_eq!(c.reads, 4);
+        // An empty list: a refresh, nothing else.
+        f.gen(Gen::Absent);
+        assert!(c.get_many(&f, &[]).unwrap().is_empty());
+        assert_eq!(c.reads, 4);
+        used_up(&f);
     }
 }

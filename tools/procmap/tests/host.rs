@@ -551,6 +551,23 @@ fn cache_reads_again_only_after_a_change() {
     let addrs = addresses_around(cache.vmas());
     let from_cache = cache.resolve(&addrs).unwrap();
     assert_eq!(from_cache, cache.maps().resolve(&addrs, q).unwrap());
+    // So does get_many(), VMA for VMA, without copying them (from the VMAs as last read,
+    // or as the maps answered, which then stay in the cache until the next call).
+    let many: Vec<Option<Vma>> = cache
+        .get_many(&addrs)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.cloned())
+        .collect();
+    assert_eq!(many.len(), addrs.len());
+    for (i, v) in many.iter().enumerate() {
+        assert_eq!(
+            v.as_ref(),
+            from_cache.get(i).map(|(v, _)| v),
+            "{:#x}",
+            addrs[i]
+        );
+    }
     // The process exits: with a generation (ESRCH now), the cache is empty for good.
     drop(child);
     if batch {
@@ -610,9 +627,15 @@ fn cache_without_a_generation_reads_again_on_a_miss_only() {
         let r = cache.resolve(&[a, old[0], 0, b]).unwrap();
         assert!(r.addrs[0].is_some() && r.addrs[3].is_some() && r.addrs[2].is_none());
         reads(&cache, 3);
+        // get_many() likewise.
+        let (a, b) = (child.map_more(), child.map_more());
+        let got = cache.get_many(&[b, old[0], 0, a]).unwrap();
+        assert!(got[0].is_some_and(|v| v.contains(b)) && got[3].is_some_and(|v| v.contains(a)));
+        assert!(got[1].is_some() && got[2].is_none());
+        reads(&cache, 4);
         // An address nothing maps costs a walk per get() (the trade-off).
         assert_eq!(cache.get(0).unwrap(), None);
-        reads(&cache, 4);
+        reads(&cache, 5);
     }
 }
 
