@@ -803,8 +803,8 @@ struct Origin {
     pid: u32,
     /// A pidfd of the process, taken before the maps were opened, or why there is none.
     pidfd: std::result::Result<Arc<OwnedFd>, NoPidfd>,
-    /// Without a pidfd: the process's start time ([`process_start`]), the same before and
-    /// after the maps were opened; `None` if it could not be read (or there is a pidfd).
+    /// Without a pidfd: the process's start time (from [`process_stat`]), the same before
+    /// and after the maps were opened; `None` if it could not be read (or there is a pidfd).
     started: Option<u64>,
     options: Options,
 }
