@@ -493,10 +493,10 @@ pub trait ProcMapsHandler: 'static {
 ///
 /// # Invariants
 ///
-/// - `inner` holds a `struct procmap_query_ops` built by [`Adapter::OPS`] for `T`, registered
+/// - `inner` holds a `struct procmap_query_ops` built by `Adapter::OPS` for `T`, registered
 ///   with `procmap_query_register()` for the whole lifetime of the [`Registration`].
-/// - It is unregistered exactly once, in [`PinnedDrop::drop`], which returns only after every
-///   call into the handler has returned.
+/// - It is unregistered exactly once, in its destructor, which returns only after every call
+///   into the handler has returned.
 ///
 /// # Examples
 ///
