@@ -20,7 +20,8 @@ pub enum Freshness {
     /// (`PROCMAP_GENERATION_UNKNOWN`). What the cache does then is its
     /// [`UntrackedPolicy`] ([`VmaCache::set_untracked_policy`]): by default
     /// ([`UntrackedPolicy::Ask`]) [`VmaCache::refresh`] reads the VMAs again every time, and
-    /// [`VmaCache::get`] and [`VmaCache::resolve`] ask the maps instead of the cache.
+    /// [`VmaCache::get`], [`VmaCache::get_many`] and [`VmaCache::resolve`] ask the maps
+    /// instead of the cache.
     Untracked,
     /// The VMAs changed during each of the walks of the last refresh (8 of them; a walk whose
     /// VMAs overlap or go back counts as changed, whatever the generation): they are those of
@@ -30,7 +31,8 @@ pub enum Freshness {
     Unstable,
     /// The address space is gone (the process exited or called `execve()`; the maps file
     /// stays on the address space it was opened on): no VMAs, and no more reads;
-    /// [`VmaCache::get`] and [`VmaCache::resolve`] fail with an error for which
+    /// [`VmaCache::get`], [`VmaCache::get_many`] and [`VmaCache::resolve`] fail with an
+    /// error for which
     /// [`Error::is_gone`](crate::Error::is_gone) holds. Open the maps again for the new
     /// program.
     Gone,
@@ -64,17 +66,18 @@ pub enum Freshness {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UntrackedPolicy {
-    /// Each [`VmaCache::get`] and [`VmaCache::resolve`] asks the maps ([`ProcMaps::query`],
-    /// [`ProcMaps::resolve`]): always the VMAs of the moment, at the cost of a system call per
+    /// Each [`VmaCache::get`], [`VmaCache::get_many`] and [`VmaCache::resolve`] asks the
+    /// maps ([`ProcMaps::query`], [`ProcMaps::resolve`]): always the VMAs of the moment, at the cost of a system call per
     /// lookup (one ioctl; on the text backend, kernels before 6.11, a read of the whole text),
     /// and the cache's VMAs stay as last read. A walk per lookup would cost far more (100
     /// `get()`s over 4 000 VMAs: 254 ms that way, 71 us asking).
     #[default]
     Ask,
     /// The VMAs as last read answer every lookup they can; a lookup they cannot answer (an
-    /// address that no VMA of the cache covers, or, for [`VmaCache::resolve`], any of the
-    /// addresses) reads them again, once, and answers from that read. At most one walk per
-    /// [`VmaCache::get`] or [`VmaCache::resolve`], none for a hit: [`VmaCache::reads`]
+    /// address that no VMA of the cache covers, or, for [`VmaCache::get_many`] and
+    /// [`VmaCache::resolve`], any of the addresses) reads them again, once, and answers from
+    /// that read. At most one walk per [`VmaCache::get`], [`VmaCache::get_many`] or
+    /// [`VmaCache::resolve`], none for a hit: [`VmaCache::reads`]
     /// counts them. A hit is not checked for the process's exit or `execve()`: see
     /// [`UntrackedPolicy`] for what [`VmaCache::refresh`] does about it.
     ///
@@ -85,8 +88,8 @@ pub enum UntrackedPolicy {
     /// another) is answered as it was until a miss or [`VmaCache::invalidate`] makes it read
     /// again; so is a VMA whose permissions or offset changed. And each miss costs a walk,
     /// also for an address that nothing maps or that the query's filters reject: leave
-    /// those out, or look them up together in one [`VmaCache::resolve`], which reads at
-    /// most once for all of them. (On x86-64, arm64 and riscv64, an address of the
+    /// those out, or look them up together in one [`VmaCache::get_many`] or
+    /// [`VmaCache::resolve`], which reads at most once for all of them. (On x86-64, arm64 and riscv64, an address of the
     /// kernel's half of the address space, the top bit set, as a kernel address in a mixed
     /// stack, is no miss: no VMA of a process is ever there.)
     RereadOnMiss,
@@ -229,14 +232,18 @@ impl Core {
     /// most one read more. Then the error of a gone address space.
     fn refresh_for(&mut self, src: &impl Source, hit: impl Fn(&Self) -> bool) -> Result<()> {
         let read = self.refresh(src)?;
-        if !read
-            && self.freshness == Freshness::Untracked
-            && self.untracked == UntrackedPolicy::RereadOnMiss
-            && !hit(self)
-        {
+        if self.rereads_on_miss(read) && !hit(self) {
             self.read(src)?;
         }
         self.not_gone()
+    }
+
+    /// Whether a miss reads the VMAs again after a refresh (`read`: whether it read them):
+    /// under [`UntrackedPolicy::RereadOnMiss`] without a generation, unless it just did.
+    fn rereads_on_miss(&self, read: bool) -> bool {
+        !read
+            && self.freshness == Freshness::Untracked
+            && self.untracked == UntrackedPolicy::RereadOnMiss
     }
 
     /// Whether the VMAs as last read answer `addr`: one covers it, or none ever can.
@@ -250,8 +257,8 @@ impl Core {
         Ok(self.lookup(addr))
     }
 
-    /// [`VmaCache::get_many`] from the snapshot (not [`UntrackedPolicy::Ask`]).
-    /// As [`Core::refresh_for`] does, with each address looked up once while the VMAs are
+    /// [`VmaCache::get_many`] from the snapshot (not [`UntrackedPolicy::Ask`]): refreshes
+    /// as [`Core::refresh_for`] does, with each address looked up once while the VMAs are
     /// kept.
     pub(crate) fn get_many(
         &mut self,
@@ -260,14 +267,8 @@ impl Core {
     ) -> Result<Vec<Option<&Vma>>> {
         let read = self.refresh(src)?;
         let mut found: Vec<Option<usize>> = addrs.iter().map(|&a| self.position(a)).collect();
-        if !read
-            && self.freshness == Freshness::Untracked
-            && self.untracked == UntrackedPolicy::RereadOnMiss
-            && found
-                .iter()
-                .zip(addrs)
-                .any(|(f, &a)| f.is_none() && !never_mapped(a))
-        {
+        let miss = |(f, &a): (&Option<usize>, &u64)| f.is_none() && !never_mapped(a);
+        if self.rereads_on_miss(read) && found.iter().zip(addrs).any(miss) {
             self.read(src)?;
             for (f, &a) in found.iter_mut().zip(addrs) {
                 *f = self.position(a);
@@ -446,14 +447,15 @@ impl Core {
 /// (the batch calls report it before their first VMA and after their last; other backends
 /// read it before and after the walk); after 8 walks that each saw a change, the cache keeps
 /// the last one and says [`Freshness::Unstable`]. [`VmaCache::refresh`] (and
-/// [`VmaCache::get`], [`VmaCache::resolve`], which call it) then read again when:
+/// [`VmaCache::get`], [`VmaCache::get_many`], [`VmaCache::resolve`], which call it) then
+/// read again when:
 ///
 /// - the generation differs from the snapshot's (or is odd: a change in progress);
 /// - the cache is [`Freshness::Unstable`], or was [`VmaCache::invalidate`]d;
 /// - there is no generation ([`Freshness::Untracked`]: no extension, a kernel that cannot
 ///   tell, or the extension lost when the module was unloaded), under the default
-///   [`UntrackedPolicy::Ask`]; then [`VmaCache::get`] and [`VmaCache::resolve`] do not
-///   refresh: they ask the maps ([`ProcMaps::query`], [`ProcMaps::resolve`]), as a walk for
+///   [`UntrackedPolicy::Ask`]; then [`VmaCache::get`], [`VmaCache::get_many`] and
+///   [`VmaCache::resolve`] do not refresh: they ask the maps ([`ProcMaps::query`], [`ProcMaps::resolve`]), as a walk for
 ///   every lookup would cost far more (100 `get()`s over 4 000 VMAs: 254 ms that way, 71 us
 ///   asking). [`UntrackedPolicy::RereadOnMiss`] answers from the cache and reads again only
 ///   for an address it does not hold (see there what that gets wrong), and
@@ -570,13 +572,16 @@ impl VmaCache {
     pub fn get(&mut self, addr: u64) -> Result<Option<&Vma>> {
         if self.core.asks() {
             let q = self.core.query.or_next(false);
-            self.core.asked = match self.maps.query(addr, q) {
+            let asked = match self.maps.query(addr, q) {
                 Err(e) if e.is_gone() => {
                     self.core.gone();
                     return Err(e);
                 }
-                r => r?.into_iter().collect(),
+                r => r?,
             };
+            // The room of the last answers, kept.
+            self.core.asked.clear();
+            self.core.asked.extend(asked);
             return Ok(self.core.asked.first());
         }
         self.maps.named(self.core.get(&self.maps, addr))
@@ -584,14 +589,18 @@ impl VmaCache {
 
     /// [`VmaCache::get`] for many addresses, with one refresh for all: the VMA covering each
     /// address, in the order given, borrowed from the cache rather than copied as
-    /// [`VmaCache::resolve`] copies them (each VMA's name and build ID; about twice the cost
-    /// of a [`VmaCache::lookup`] per address). [`Vma::file_offset`] gives an address's
-    /// offset in its file.
+    /// [`VmaCache::resolve`] copies them with their names and build IDs. Answered from the
+    /// cache, it costs about what a [`VmaCache::lookup`] per address costs, and
+    /// [`VmaCache::resolve`] about 4 times that (`examples/bench.rs`). [`Vma::file_offset`]
+    /// gives an address's offset in its file. With the same error as [`VmaCache::get`] once
+    /// the cache is [`Freshness::Gone`].
     ///
-    /// Without a generation, as [`VmaCache::resolve`]: by default one [`ProcMaps::resolve`]
-    /// on the maps, whose VMAs the cache keeps until the next call that asks the maps; with
+    /// Without a generation, as [`VmaCache::resolve`]: by default
+    /// ([`UntrackedPolicy::Ask`]) not from the cache but one [`ProcMaps::resolve`] on the
+    /// maps, which copies as [`VmaCache::resolve`] does and whose VMAs the cache keeps until
+    /// the next call that asks the maps (the cache's own VMAs stay as last read); with
     /// [`UntrackedPolicy::RereadOnMiss`], from the cache, read again once if any of the
-    /// addresses is not in it.
+    /// addresses is not in it; with [`UntrackedPolicy::Trust`], from the cache.
     ///
     /// ```
     /// use procmap::{ProcMaps, Query, VmaCache};
@@ -1129,6 +1138,16 @@ mod tests {
         f.gen(Gen::Absent);
         assert!(c.get_many(&f, &[]).unwrap().is_empty());
         assert_eq!(c.reads, 4);
+        // Trust: a miss is an answer, not a walk.
+        c.untracked = UntrackedPolicy::Trust;
+        f.gen(Gen::Absent);
+        let got = c.get_many(&f, &[0x700000, 0x10000]).unwrap();
+        assert!(got[0].is_none() && got[1].is_some());
+        assert_eq!(c.reads, 4);
+        // Gone: the error, then no more system calls.
+        f.gen(Gen::Gone);
+        assert!(c.get_many(&f, &[0x10000]).unwrap_err().is_gone());
+        assert!(c.get_many(&f, &[0x10000]).unwrap_err().is_gone());
         used_up(&f);
     }
 }

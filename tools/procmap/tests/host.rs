@@ -640,6 +640,61 @@ fn cache_without_a_generation_reads_again_on_a_miss_only() {
 }
 
 #[test]
+fn cache_get_many_without_a_generation_asks_the_maps() {
+    // Under the default Ask, without a generation, get_many() asks the maps (one resolve())
+    // rather than the cache: what it answers is what resolve() on the maps answers, a VMA
+    // mapped since the cache was read included, and the cache's VMAs stay as they were. On
+    // the text backend and on the ioctl, where they are untracked.
+    let child = Child::spawn_mapping_on_signal();
+    let mut backends = vec![Backend::Text];
+    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
+        backends.push(Backend::Ioctl);
+    }
+    for backend in backends {
+        let q = Query::new().name(true);
+        let mut cache = VmaCache::new(open_with(child.pid, backend), q).unwrap();
+        if cache.freshness() != Freshness::Untracked {
+            eprintln!("{backend:?}: the kernel has a generation; Ask is not used");
+            continue;
+        }
+        assert_eq!(cache.untracked_policy(), UntrackedPolicy::Ask);
+        let (vmas, reads) = (cache.vmas().to_vec(), cache.reads());
+        let new = child.map_more();
+        let mut addrs = addresses_around(&vmas);
+        addrs.push(new);
+        let want = cache.maps().resolve(&addrs, q).unwrap();
+        let got: Vec<Option<Vma>> = cache
+            .get_many(&addrs)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.cloned())
+            .collect();
+        assert_eq!(got.len(), addrs.len());
+        for (i, v) in got.iter().enumerate() {
+            assert_eq!(v.as_ref(), want.get(i).map(|(v, _)| v), "{:#x}", addrs[i]);
+        }
+        assert!(got
+            .last()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|v| v.contains(new)));
+        assert_eq!(
+            cache.lookup(new),
+            None,
+            "{backend:?}: not read into the cache"
+        );
+        assert_eq!(
+            (cache.vmas(), cache.reads()),
+            (&vmas[..], reads),
+            "{backend:?}"
+        );
+        // get() after it answers as the maps do too (the answers kept are replaced).
+        let at = vmas[0].start;
+        assert_eq!(cache.get(at).unwrap().map(|v| v.start), Some(at));
+    }
+}
+
+#[test]
 fn cache_without_a_generation_finds_the_exit_at_a_refresh() {
     // RereadOnMiss and Trust answer hits from the cache without asking the kernel; a
     // refresh() checks (one query, or one read of the text) that the process is there, so
