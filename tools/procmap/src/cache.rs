@@ -32,9 +32,8 @@ pub enum Freshness {
     /// The address space is gone (the process exited or called `execve()`; the maps file
     /// stays on the address space it was opened on): no VMAs, and no more reads;
     /// [`VmaCache::get`], [`VmaCache::get_many`] and [`VmaCache::resolve`] fail with an
-    /// error for which
-    /// [`Error::is_gone`](crate::Error::is_gone) holds. Open the maps again for the new
-    /// program.
+    /// error for which [`Error::is_gone`](crate::Error::is_gone) holds. Open the maps again
+    /// for the new program.
     Gone,
 }
 
@@ -67,19 +66,20 @@ pub enum Freshness {
 #[non_exhaustive]
 pub enum UntrackedPolicy {
     /// Each [`VmaCache::get`], [`VmaCache::get_many`] and [`VmaCache::resolve`] asks the
-    /// maps ([`ProcMaps::query`], [`ProcMaps::resolve`]): always the VMAs of the moment, at the cost of a system call per
-    /// lookup (one ioctl; on the text backend, kernels before 6.11, a read of the whole text),
-    /// and the cache's VMAs stay as last read. A walk per lookup would cost far more (100
-    /// `get()`s over 4 000 VMAs: 254 ms that way, 71 us asking).
+    /// maps ([`ProcMaps::query`], [`ProcMaps::resolve`]): always the VMAs of the moment, at
+    /// the cost of a system call per lookup (one ioctl; on the text backend, kernels before
+    /// 6.11, a read of the whole text), and the cache's VMAs stay as last read. A walk per
+    /// lookup would cost far more (100 `get()`s over 4 000 VMAs: 254 ms that way, 71 us
+    /// asking).
     #[default]
     Ask,
     /// The VMAs as last read answer every lookup they can; a lookup they cannot answer (an
     /// address that no VMA of the cache covers, or, for [`VmaCache::get_many`] and
     /// [`VmaCache::resolve`], any of the addresses) reads them again, once, and answers from
     /// that read. At most one walk per [`VmaCache::get`], [`VmaCache::get_many`] or
-    /// [`VmaCache::resolve`], none for a hit: [`VmaCache::reads`]
-    /// counts them. A hit is not checked for the process's exit or `execve()`: see
-    /// [`UntrackedPolicy`] for what [`VmaCache::refresh`] does about it.
+    /// [`VmaCache::resolve`], none for a hit: [`VmaCache::reads`] counts them. A hit is not
+    /// checked for the process's exit or `execve()`: see [`UntrackedPolicy`] for what
+    /// [`VmaCache::refresh`] does about it.
     ///
     /// This is what a profiler wants where the kernel has no generation: a sample's address
     /// in a library mapped since the last read is a miss, and the read finds it. What it gets
@@ -89,9 +89,10 @@ pub enum UntrackedPolicy {
     /// again; so is a VMA whose permissions or offset changed. And each miss costs a walk,
     /// also for an address that nothing maps or that the query's filters reject: leave
     /// those out, or look them up together in one [`VmaCache::get_many`] or
-    /// [`VmaCache::resolve`], which reads at most once for all of them. (On x86-64, arm64 and riscv64, an address of the
-    /// kernel's half of the address space, the top bit set, as a kernel address in a mixed
-    /// stack, is no miss: no VMA of a process is ever there.)
+    /// [`VmaCache::resolve`], which reads at most once for all of them. (On x86-64, arm64
+    /// and riscv64, an address of the kernel's half of the address space, the top bit set,
+    /// as a kernel address in a mixed stack, is no miss: no VMA of a process is ever
+    /// there.)
     RereadOnMiss,
     /// The VMAs as last read answer every lookup, however old, until
     /// [`VmaCache::invalidate`]: for a process known not to change its mappings, or with
@@ -380,6 +381,15 @@ impl Core {
         Ok(())
     }
 
+    /// `r`, the answer of the maps asked instead of the cache ([`UntrackedPolicy::Ask`]):
+    /// an error for a gone address space makes the cache [`Freshness::Gone`].
+    fn asked<T>(&mut self, r: Result<T>) -> Result<T> {
+        if matches!(&r, Err(e) if e.is_gone()) {
+            self.gone();
+        }
+        r
+    }
+
     fn gone(&mut self) {
         self.vmas.clear();
         self.asked.clear();
@@ -455,11 +465,12 @@ impl Core {
 /// - there is no generation ([`Freshness::Untracked`]: no extension, a kernel that cannot
 ///   tell, or the extension lost when the module was unloaded), under the default
 ///   [`UntrackedPolicy::Ask`]; then [`VmaCache::get`], [`VmaCache::get_many`] and
-///   [`VmaCache::resolve`] do not refresh: they ask the maps ([`ProcMaps::query`], [`ProcMaps::resolve`]), as a walk for
-///   every lookup would cost far more (100 `get()`s over 4 000 VMAs: 254 ms that way, 71 us
-///   asking). [`UntrackedPolicy::RereadOnMiss`] answers from the cache and reads again only
-///   for an address it does not hold (see there what that gets wrong), and
-///   [`UntrackedPolicy::Trust`] keeps the VMAs until [`VmaCache::invalidate`].
+///   [`VmaCache::resolve`] do not refresh: they ask the maps ([`ProcMaps::query`],
+///   [`ProcMaps::resolve`]), as a walk for every lookup would cost far more (100 `get()`s
+///   over 4 000 VMAs: 254 ms that way, 71 us asking). [`UntrackedPolicy::RereadOnMiss`]
+///   answers from the cache and reads again only for an address it does not hold (see
+///   there what that gets wrong), and [`UntrackedPolicy::Trust`] keeps the VMAs until
+///   [`VmaCache::invalidate`].
 ///
 /// With a generation, what a refresh can still miss:
 ///
@@ -572,13 +583,7 @@ impl VmaCache {
     pub fn get(&mut self, addr: u64) -> Result<Option<&Vma>> {
         if self.core.asks() {
             let q = self.core.query.or_next(false);
-            let asked = match self.maps.query(addr, q) {
-                Err(e) if e.is_gone() => {
-                    self.core.gone();
-                    return Err(e);
-                }
-                r => r?,
-            };
+            let asked = self.core.asked(self.maps.query(addr, q))?;
             // The room of the last answers, kept.
             self.core.asked.clear();
             self.core.asked.extend(asked);
@@ -617,13 +622,7 @@ impl VmaCache {
     /// ```
     pub fn get_many(&mut self, addrs: &[u64]) -> Result<Vec<Option<&Vma>>> {
         if self.core.asks() {
-            let r = match self.maps.resolve(addrs, self.core.query) {
-                Err(e) if e.is_gone() => {
-                    self.core.gone();
-                    return Err(e);
-                }
-                r => r?,
-            };
+            let r = self.core.asked(self.maps.resolve(addrs, self.core.query))?;
             self.core.asked = r.vmas;
             let asked = &self.core.asked;
             return Ok(r
@@ -647,13 +646,7 @@ impl VmaCache {
     /// addresses is not in it.
     pub fn resolve(&mut self, addrs: &[u64]) -> Result<Resolution> {
         if self.core.asks() {
-            return match self.maps.resolve(addrs, self.core.query) {
-                Err(e) if e.is_gone() => {
-                    self.core.gone();
-                    Err(e)
-                }
-                r => r,
-            };
+            return self.core.asked(self.maps.resolve(addrs, self.core.query));
         }
         self.maps.named(self.core.resolve_fresh(&self.maps, addrs))
     }
@@ -761,6 +754,13 @@ mod tests {
             inode: 1,
             ..Default::default()
         }
+    }
+
+    /// `n` VMAs of two pages each, a page apart, from 0x10000.
+    fn spaced(n: u64) -> Vec<Vma> {
+        (0..n)
+            .map(|i| vma(0x10000 + i * 0x3000, 0x12000 + i * 0x3000))
+            .collect()
     }
 
     /// Every generation and walk scripted was used.
@@ -1054,9 +1054,7 @@ mod tests {
 
     #[test]
     fn lookups_are_binary_searches() {
-        let vmas: Vec<Vma> = (0..1000u64)
-            .map(|i| vma(0x10000 + i * 0x3000, 0x12000 + i * 0x3000))
-            .collect();
+        let vmas = spaced(1000);
         let f = Fake::new(vmas.clone());
         let mut c = Core::new(Query::new());
         f.walk(Seen::At(2));
@@ -1083,9 +1081,7 @@ mod tests {
 
     #[test]
     fn get_many_borrows_what_resolve_copies() {
-        let vmas: Vec<Vma> = (0..100u64)
-            .map(|i| vma(0x10000 + i * 0x3000, 0x12000 + i * 0x3000))
-            .collect();
+        let vmas = spaced(100);
         let f = Fake::new(vmas.clone());
         let mut c = Core::new(Query::new());
         c.untracked = UntrackedPolicy::RereadOnMiss;

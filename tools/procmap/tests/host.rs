@@ -11,7 +11,8 @@
 //! which part they skipped; PROCMAP_REQUIRE_BATCH makes the absence a failure.
 
 use procmap::{
-    parse_maps, Backend, Freshness, Options, Perms, ProcMaps, Query, UntrackedPolicy, Vma, VmaCache,
+    parse_maps, Backend, Freshness, Options, Perms, ProcMaps, Query, Resolution, UntrackedPolicy,
+    Vma, VmaCache,
 };
 use std::io::Read;
 
@@ -486,6 +487,25 @@ fn generation_counts(maps: &ProcMaps, child: &Child) {
     assert_eq!(h % 2, 0, "{h}");
 }
 
+/// The backends of a kernel without the extension, every released one: the text, and the
+/// ioctl where the kernel has it.
+fn backends_without_batch() -> Vec<Backend> {
+    let mut backends = vec![Backend::Text];
+    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
+        backends.push(Backend::Ioctl);
+    }
+    backends
+}
+
+/// `cache.get_many(addrs)` gives, address for address, the VMA that `want` gives.
+fn assert_get_many_is(cache: &mut VmaCache, addrs: &[u64], want: &Resolution) {
+    let got = cache.get_many(addrs).unwrap();
+    assert_eq!(got.len(), addrs.len());
+    for (i, v) in got.into_iter().enumerate() {
+        assert_eq!(v, want.get(i).map(|(v, _)| v), "{:#x}", addrs[i]);
+    }
+}
+
 #[test]
 fn cache_reads_again_only_after_a_change() {
     let batch = have_batch("cache_reads_again_only_after_a_change");
@@ -553,21 +573,7 @@ fn cache_reads_again_only_after_a_change() {
     assert_eq!(from_cache, cache.maps().resolve(&addrs, q).unwrap());
     // So does get_many(), VMA for VMA, without copying them (from the VMAs as last read,
     // or as the maps answered, which then stay in the cache until the next call).
-    let many: Vec<Option<Vma>> = cache
-        .get_many(&addrs)
-        .unwrap()
-        .into_iter()
-        .map(|v| v.cloned())
-        .collect();
-    assert_eq!(many.len(), addrs.len());
-    for (i, v) in many.iter().enumerate() {
-        assert_eq!(
-            v.as_ref(),
-            from_cache.get(i).map(|(v, _)| v),
-            "{:#x}",
-            addrs[i]
-        );
-    }
+    assert_get_many_is(&mut cache, &addrs, &from_cache);
     // The process exits: with a generation (ESRCH now), the cache is empty for good.
     drop(child);
     if batch {
@@ -585,11 +591,7 @@ fn cache_without_a_generation_reads_again_on_a_miss_only() {
     // text backend (each a kernel without the extension, as every released one is). With
     // the extension the policy is moot (the generation decides); the answers are checked.
     let child = Child::spawn_mapping_on_signal();
-    let mut backends = vec![Backend::Text];
-    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
-        backends.push(Backend::Ioctl);
-    }
-    for backend in backends {
+    for backend in backends_without_batch() {
         let q = Query::new().name(true);
         let mut cache = VmaCache::new(open_with(child.pid, backend), q).unwrap();
         cache.set_untracked_policy(UntrackedPolicy::RereadOnMiss);
@@ -646,11 +648,7 @@ fn cache_get_many_without_a_generation_asks_the_maps() {
     // mapped since the cache was read included, and the cache's VMAs stay as they were. On
     // the text backend and on the ioctl, where they are untracked.
     let child = Child::spawn_mapping_on_signal();
-    let mut backends = vec![Backend::Text];
-    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
-        backends.push(Backend::Ioctl);
-    }
-    for backend in backends {
+    for backend in backends_without_batch() {
         let q = Query::new().name(true);
         let mut cache = VmaCache::new(open_with(child.pid, backend), q).unwrap();
         if cache.freshness() != Freshness::Untracked {
@@ -663,21 +661,10 @@ fn cache_get_many_without_a_generation_asks_the_maps() {
         let mut addrs = addresses_around(&vmas);
         addrs.push(new);
         let want = cache.maps().resolve(&addrs, q).unwrap();
-        let got: Vec<Option<Vma>> = cache
-            .get_many(&addrs)
-            .unwrap()
-            .into_iter()
-            .map(|v| v.cloned())
-            .collect();
-        assert_eq!(got.len(), addrs.len());
-        for (i, v) in got.iter().enumerate() {
-            assert_eq!(v.as_ref(), want.get(i).map(|(v, _)| v), "{:#x}", addrs[i]);
-        }
-        assert!(got
-            .last()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|v| v.contains(new)));
+        assert_get_many_is(&mut cache, &addrs, &want);
+        assert!(want
+            .get(addrs.len() - 1)
+            .is_some_and(|(v, _)| v.contains(new)));
         assert_eq!(
             cache.lookup(new),
             None,
@@ -699,11 +686,7 @@ fn cache_without_a_generation_finds_the_exit_at_a_refresh() {
     // RereadOnMiss and Trust answer hits from the cache without asking the kernel; a
     // refresh() checks (one query, or one read of the text) that the process is there, so
     // that a periodic refresh finds it gone. On the text backend and on the ioctl.
-    let mut backends = vec![Backend::Text];
-    if ProcMaps::open_self().unwrap().backend() != Backend::Text {
-        backends.push(Backend::Ioctl);
-    }
-    for backend in backends {
+    for backend in backends_without_batch() {
         for policy in [UntrackedPolicy::RereadOnMiss, UntrackedPolicy::Trust] {
             let child = Child::spawn();
             let mut cache = VmaCache::new(open_with(child.pid, backend), Query::new()).unwrap();
