@@ -2,9 +2,11 @@
 //! `PROCMAP_QUERY` to ask for them): the file of a VMA is opened through
 //! `/proc/<pid>/map_files/<start>-<end>`, else by the VMA's path (as printed, then under
 //! `/proc/<pid>/root`), checked to be the VMA's (device, inode) (through `map_files`, the
-//! VMA's own file, its inode only: btrfs and overlayfs show `fstat()` another device than
-//! the maps text; by path they give none), and its `NT_GNU_BUILD_ID` note parsed the way the
-//! kernel's `lib/buildid.c` parses it, so that both backends give the same build IDs.
+//! VMA's own file, its inode only; by path, the device and inode that `fstat()` gives, or
+//! where those are not what the maps text shows, as on btrfs and on overlayfs before Linux
+//! 6.8, those the maps text shows for a mapping of the file made here), and its
+//! `NT_GNU_BUILD_ID` note parsed the way the kernel's `lib/buildid.c` parses it, so that
+//! both backends give the same build IDs.
 //!
 //! What is matched, from `lib/buildid.c` (Linux 6.12 and later, whose `PROCMAP_QUERY` reads the
 //! file with `__kernel_read()`, faulting pages in as needed):
@@ -245,17 +247,23 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32, budget: &mut u64) -> Option<Ve
 }
 
 /// The build IDs found during one walk, lookup or `resolve()` of the text backend: each
-/// file, by (device, inode), parsed once. A file that could not be opened for one VMA is
-/// tried again for the next (`map_files` needs the VMA's exact range, which a VMA split
-/// since the text was read no longer has).
+/// file, by (device, inode) and name, parsed once. The name too: on btrfs the maps text
+/// shows the device of the file system, not of the subvolume, and each subvolume numbers
+/// its inodes from 256, so two files of two subvolumes often show the same (device, inode).
+/// A file that could not be opened for one VMA is tried again for the next (`map_files`
+/// needs the VMA's exact range, which a VMA split since the text was read no longer has).
 #[derive(Debug)]
 pub(crate) struct BuildIds {
     /// `/proc/<pid>` (or the task's directory) of the maps, if known.
     dir: Option<PathBuf>,
     /// `map_files` may be opened (not refused with `EPERM` yet).
     map_files: bool,
-    found: HashMap<(u32, u32, u64), Option<Vec<u8>>>,
+    /// By (device, inode): the names seen with it and the build ID of each.
+    found: HashMap<(u32, u32, u64), Vec<Parsed>>,
 }
+
+/// A file's name and its build ID, if it has one.
+type Parsed = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 impl BuildIds {
     /// The `/proc` directory the files are opened through.
@@ -279,13 +287,15 @@ impl BuildIds {
             return None;
         }
         let key = (vma.dev_major, vma.dev_minor, vma.inode);
-        if let Some(id) = self.found.get(&key) {
+        let seen = self.found.get(&key).into_iter().flatten();
+        if let Some((_, id)) = seen.into_iter().find(|(name, _)| *name == vma.name) {
             return id.clone();
         }
         // Only a file opened and parsed is remembered.
         let file = self.open(vma)?;
         let id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
-        self.found.insert(key, id.clone());
+        let entry = (vma.name.clone(), id.clone());
+        self.found.entry(key).or_default().push(entry);
         id
     }
 
@@ -354,32 +364,33 @@ fn safe_to_read(f: &File) -> bool {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Match {
     /// The inode only: for `map_files`, whose link is the VMA's own file. On btrfs,
-    /// `fstat()` gives the subvolume's anonymous device, not the superblock's that the maps
-    /// text shows; on overlayfs, likewise another device.
+    /// `fstat()` gives the subvolume's anonymous device, not the file system's that the maps
+    /// text shows; on overlayfs before Linux 6.8, the overlay's, where the maps text shows
+    /// the device and inode of the file in the layer below.
     Inode,
-    /// Device and inode: for a path, where any file may be now. On btrfs subvolumes and
-    /// overlayfs the devices differ, so no file found by path passes there.
+    /// Device and inode as the maps text shows them: for a path, where any file may be
+    /// now. Where `fstat()` disagrees (btrfs, overlayfs before 6.8), the file is mapped
+    /// here and the maps text of this process asked (see [`mapped_identity`]).
     DevInode,
 }
 
 /// Opens `path` for reading if it is a regular file with the inode (and for
 /// [`Match::DevInode`] the device) of `vma`: first as `O_PATH` (no side effect, even for a
-/// device or a FIFO), checked, then for reading through that descriptor. `Ok(None)` if it
-/// is another file.
+/// device or a FIFO), checked to be a regular file, then for reading through that
+/// descriptor. `Ok(None)` if it is another file.
 fn open_checked(path: &Path, vma: &Vma, how: Match) -> io::Result<Option<File>> {
     let probe = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(path)?;
-    let same = |f: &File| -> io::Result<bool> {
-        let m = f.metadata()?;
-        Ok(m.file_type().is_file()
-            && m.ino() == vma.inode
-            && (how == Match::Inode
-                || (libc::major(m.dev()) == vma.dev_major
-                    && libc::minor(m.dev()) == vma.dev_minor)))
-    };
-    if !same(&probe)? || !safe_to_read(&probe) {
+    let m = probe.metadata()?;
+    if !m.file_type().is_file() || !safe_to_read(&probe) {
+        return Ok(None);
+    }
+    let shown = m.ino() == vma.inode
+        && (how == Match::Inode
+            || (libc::major(m.dev()) == vma.dev_major && libc::minor(m.dev()) == vma.dev_minor));
+    if !shown && how == Match::Inode {
         return Ok(None);
     }
     let file = std::fs::OpenOptions::new()
@@ -387,7 +398,44 @@ fn open_checked(path: &Path, vma: &Vma, how: Match) -> io::Result<Option<File>> 
         .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(format!("/proc/self/fd/{}", probe.as_raw_fd()))?;
     // The same file again (the descriptor cannot change, but be sure).
-    Ok(same(&file)?.then_some(file))
+    let again = file.metadata()?;
+    if (again.dev(), again.ino()) != (m.dev(), m.ino()) {
+        return Ok(None);
+    }
+    let key = (vma.dev_major, vma.dev_minor, vma.inode);
+    Ok((shown || mapped_identity(&file) == Some(key)).then_some(file))
+}
+
+/// The (device, inode) that the maps text shows for a mapping of `file`: that of a page of
+/// it mapped here for the moment, asked of this process's maps. Where `fstat()` shows other
+/// values than the maps text (btrfs: the subvolume's device; overlayfs before 6.8: the
+/// overlay's device and inode) the kernel shows a mapping of the same file the same way in
+/// every process, so this tells whether a file found by path is the one a VMA maps.
+///
+/// As precise as the maps text: on btrfs, two subvolumes' files can show the same device
+/// and inode, so a file of another subvolume mounted at the same path since (a snapshot
+/// rolled back) with the same inode number passes.
+fn mapped_identity(file: &File) -> Option<(u32, u32, u64)> {
+    // SAFETY: a new private, read-only mapping of one page, at an address the kernel
+    // chooses: no memory of this process changes.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            1,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return None;
+    }
+    let vma = crate::ProcMaps::open_self().and_then(|m| m.query(page as u64, crate::Query::new()));
+    // SAFETY: the mapping made above, of one page; nothing refers to it.
+    unsafe { libc::munmap(page, 1) };
+    let vma = vma.ok()??;
+    Some((vma.dev_major, vma.dev_minor, vma.inode))
 }
 
 #[cfg(test)]
@@ -809,16 +857,23 @@ mod tests {
     fn a_file_that_failed_to_open_for_one_vma_is_tried_for_the_next() {
         let p = FakeProc::new("retry");
         p.root(Path::new("/"));
-        // The first VMA of the file cannot be opened (its map_files link is gone: split
-        // since the text was read; its path as printed is no longer there); the second can.
-        let gone = p.vma(0x10000, Path::new("/nonexistent/libx.so"));
+        // Two VMAs of the file. The first cannot be opened (its map_files link is gone:
+        // split since the text was read; and its path, renamed, holds nothing); the second
+        // can (its map_files link).
+        let gone = p.vma(0x10000, &p.elf);
         let good = p.vma(0x20000, &p.elf);
-        p.map_file(&good);
+        let elsewhere = p.vma(0x30000, Path::new("/nonexistent/libx.so"));
+        let away = p.dir.join("away");
+        std::fs::rename(&p.elf, &away).unwrap();
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&gone), None);
+        std::os::unix::fs::symlink(&away, p.proc().join("map_files/20000-21000")).unwrap();
         assert_eq!(ids.of(&good).as_deref(), Some(&ID[..]));
         // Once parsed, the file's build ID serves its other VMAs, openable or not.
         assert_eq!(ids.of(&gone).as_deref(), Some(&ID[..]));
+        // Not those of another name with the same device and inode (another btrfs
+        // subvolume's file): those are opened.
+        assert_eq!(ids.of(&elsewhere), None);
     }
 
     #[test]
@@ -890,6 +945,170 @@ mod tests {
         }
         if !found {
             eprintln!("tracefs not mounted: its files not tried");
+        }
+    }
+
+    /// A btrfs file system in a file, mounted (through a loop device) for a test: needs root,
+    /// `mkfs.btrfs` and a kernel with btrfs. Where it cannot be made, `None`, and the test
+    /// says it is skipped, unless `PROCMAP_REQUIRE_BTRFS` is set (`tools/test` sets it),
+    /// where that fails the test.
+    struct Btrfs {
+        dir: PathBuf,
+    }
+
+    impl Btrfs {
+        fn new(what: &str) -> Option<Self> {
+            let dir =
+                std::env::temp_dir().join(format!("procmap-btrfs-{}-{what}", std::process::id()));
+            let fs = Btrfs { dir };
+            match fs.make() {
+                Ok(()) => Some(fs),
+                Err(e) if std::env::var_os("PROCMAP_REQUIRE_BTRFS").is_some() => {
+                    panic!("no btrfs to test with (PROCMAP_REQUIRE_BTRFS is set): {e}")
+                }
+                Err(e) => {
+                    eprintln!("skipped: no btrfs to test with: {e}");
+                    None
+                }
+            }
+        }
+        fn make(&self) -> Result<(), String> {
+            let img = self.dir.join("img");
+            std::fs::create_dir_all(self.mnt()).map_err(|e| e.to_string())?;
+            File::create(&img)
+                .and_then(|f| f.set_len(128 << 20))
+                .map_err(|e| e.to_string())?;
+            run(std::process::Command::new("mkfs.btrfs").arg("-q").arg(&img))?;
+            run(std::process::Command::new("mount")
+                .args(["-t", "btrfs", "-o", "loop"])
+                .arg(&img)
+                .arg(self.mnt()))
+        }
+        fn mnt(&self) -> PathBuf {
+            self.dir.join("mnt")
+        }
+        /// A new subvolume, its path.
+        fn subvolume(&self, name: &str) -> PathBuf {
+            let path = self.mnt().join(name);
+            run(std::process::Command::new("btrfs")
+                .args(["subvolume", "create"])
+                .arg(&path))
+            .unwrap();
+            path
+        }
+    }
+
+    impl Drop for Btrfs {
+        fn drop(&mut self) {
+            // The loop device goes with the mount (`-o loop` sets it to clear itself).
+            let _ = run(std::process::Command::new("umount").arg(self.mnt()));
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Runs a command; its standard error if it fails.
+    fn run(cmd: &mut std::process::Command) -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+
+    /// A page of a file mapped (read-only, private) for as long as this lives.
+    struct Mapped(*mut libc::c_void);
+
+    impl Mapped {
+        fn new(path: &Path) -> Self {
+            let f = File::open(path).unwrap();
+            // SAFETY: a new private read-only mapping at an address the kernel chooses.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE,
+                    f.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            Mapped(p)
+        }
+        fn addr(&self) -> u64 {
+            self.0 as u64
+        }
+    }
+
+    impl Drop for Mapped {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new()`, of one page; nothing refers to it.
+            unsafe { libc::munmap(self.0, 4096) };
+        }
+    }
+
+    #[test]
+    fn files_of_two_btrfs_subvolumes_showing_the_same_device_and_inode() {
+        // Each btrfs subvolume numbers its inodes from 256, and the maps text shows the
+        // file system's device, where fstat() shows the subvolume's: the first file of two
+        // subvolumes shows the same (device, inode) in the maps, and another device in
+        // fstat(). Each must have its own build ID, by path and through map_files.
+        let Some(fs) = Btrfs::new("subvolumes") else {
+            return;
+        };
+        const OTHER: [u8; 20] = *b"jihgfedcba9876543210";
+        let files: Vec<(PathBuf, [u8; 20])> = [("a", ID), ("b", OTHER)]
+            .into_iter()
+            .map(|(sub, id)| {
+                let path = fs.subvolume(sub).join("libx.so");
+                std::fs::write(&path, with_notes(true, &gnu(&id))).unwrap();
+                (path, id)
+            })
+            .collect();
+        let mapped: Vec<Mapped> = files.iter().map(|(p, _)| Mapped::new(p)).collect();
+        // The VMAs as the maps text of this process shows them.
+        let text = crate::Options::new()
+            .backend(crate::Backend::Text)
+            .open_self()
+            .unwrap();
+        let vmas: Vec<Vma> = mapped
+            .iter()
+            .map(|m| {
+                let q = crate::Query::new().name(true);
+                text.query(m.addr(), q).unwrap().unwrap()
+            })
+            .collect();
+        let shown = |v: &Vma| (v.dev_major, v.dev_minor, v.inode);
+        assert_eq!(shown(&vmas[0]), shown(&vmas[1]), "the maps show one file");
+        let st = std::fs::metadata(&files[0].0).unwrap();
+        let stat = (libc::major(st.dev()), libc::minor(st.dev()), st.ino());
+        assert_ne!(stat, shown(&vmas[0]), "fstat() shows the maps' device");
+
+        // By path (no map_files), in one walk's cache.
+        let p = FakeProc::new("btrfs-paths");
+        p.root(Path::new("/"));
+        let mut ids = BuildIds::new(Some(p.proc()));
+        for (v, (path, id)) in vmas.iter().zip(&files) {
+            assert_eq!(ids.of(v).as_deref(), Some(&id[..]), "{}", path.display());
+        }
+        // A walk of this process's maps: through map_files (the tests run as root, as
+        // mounting needs), and from the kernel.
+        for backend in [crate::Backend::Text, crate::Backend::Ioctl] {
+            let maps = crate::Options::new().backend(backend).open_self().unwrap();
+            let q = crate::Query::new().name(true).build_id(true);
+            let all: Vec<Vma> = maps.iter(q).collect::<crate::Result<_>>().unwrap();
+            for (m, (path, id)) in mapped.iter().zip(&files) {
+                let v = all.iter().find(|v| v.contains(m.addr())).unwrap();
+                assert_eq!(
+                    v.build_id.as_deref(),
+                    Some(&id[..]),
+                    "{backend:?}: {}",
+                    path.display()
+                );
+            }
         }
     }
 

@@ -361,8 +361,9 @@ impl Query {
     /// needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`; the inode must be the VMA's),
     /// else by the VMA's path, as printed, then under `/proc/<pid>/root`, and only if the
     /// file opened has the VMA's device and inode (a file replaced at that path gives none,
-    /// not its own; so do files on btrfs subvolumes and overlayfs, whose `fstat()` device is
-    /// not the one the maps show). For maps opened through a thread (the main one exited),
+    /// not its own); where `fstat()` shows another device than the maps text (btrfs,
+    /// overlayfs before Linux 6.8), as the maps text shows a page of the file mapped for the
+    /// moment by the calling process. For maps opened through a thread (the main one exited),
     /// through the directory of one of the process's threads that still runs. It parses the
     /// note as the kernel's `lib/buildid.c` does, so that both give the same build IDs, but
     /// scans at most 1 MiB of notes per file (a hostile file could take hours otherwise);
@@ -1659,13 +1660,13 @@ impl ProcMaps {
     /// ([`Query::build_id`]): through `/proc/<pid>/map_files/<start>-<end>` (the mapped file
     /// itself, also a deleted one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`, and
     /// `vma`'s exact range), else by its name (asked with [`Query::name`]) as printed, then
-    /// under `/proc/<pid>/root`, only if the file there has `vma`'s device and inode. For
+    /// under `/proc/<pid>/root`, only if the file there has `vma`'s device and inode (as
+    /// [`Query::build_id`] checks them on btrfs and overlayfs). For
     /// maps opened through a thread (the main one exited), through the directory of one of
     /// the process's threads that still runs.
     ///
     /// `None` for anonymous memory, and for a file that cannot be opened so (one replaced
-    /// at its path; one on a btrfs subvolume or overlayfs without the capability, their
-    /// `fstat()` device not being the one the maps show; a handle from
+    /// at its path; a deleted one without the capability; a handle from
     /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file). The file is
     /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may.
     ///
