@@ -20,7 +20,9 @@
 //! echo "$PID 0x401000 0x7f12345678" | cargo run --example symbolize
 //! ```
 //!
-//! One [`VmaCache`] per process, opened at its first sample. Where the kernel has the
+//! One [`VmaCache`] per process, opened at its first sample; a sample's VMAs are borrowed
+//! from it ([`VmaCache::get_many`]), not copied with their names and build IDs as
+//! [`VmaCache::resolve`] copies them. Where the kernel has the
 //! generation (the extension of `<linux/procmap_query.h>`) a sample costs one system call
 //! while the process's mappings do not change. Elsewhere (every released kernel), with
 //! [`UntrackedPolicy::RereadOnMiss`], none for an address the cache holds and one walk for
@@ -33,7 +35,7 @@
 //! ([`ProcMaps::reopen`]); once the process exited, a sample of its PID opens the maps of
 //! the process that has the PID then, if any.
 
-use procmap::{Error, Freshness, ProcMaps, Query, Resolution, UntrackedPolicy, VmaCache};
+use procmap::{Error, Freshness, ProcMaps, Query, UntrackedPolicy, Vma, VmaCache};
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -69,20 +71,25 @@ impl Process {
         })
     }
 
-    /// The sample's addresses resolved; an error for which [`Error::is_gone`] holds once the
-    /// process exited.
-    fn resolve(&mut self, addrs: &[u64]) -> Result<Resolution, Error> {
+    /// `answer` called with the VMA of each address of a sample (`None` where none is
+    /// mapped), borrowed from the cache; an error for which [`Error::is_gone`] holds once
+    /// the process exited, and then `answer` is not called.
+    fn vmas<R>(
+        &mut self,
+        addrs: &[u64],
+        mut answer: impl FnMut(&[Option<&Vma>]) -> R,
+    ) -> Result<R, Error> {
         self.sampled = Instant::now();
         self.sampled_since_tick = true;
-        match self.cache.resolve(addrs) {
+        match self.cache.get_many(addrs) {
+            Ok(vmas) => return Ok(answer(&vmas)),
             // The address space is gone: the process exited, or called execve() and runs
             // another program, whose maps reopen() opens (is_gone() if it exited).
-            Err(e) if e.is_gone() => {
-                *self = Process::new(self.cache.maps().reopen()?)?;
-                self.cache.resolve(addrs)
-            }
-            r => r,
+            Err(e) if e.is_gone() => {}
+            Err(e) => return Err(e),
         }
+        *self = Process::new(self.cache.maps().reopen()?)?;
+        Ok(answer(&self.cache.get_many(addrs)?))
     }
 
     /// The tick: whether to keep the cache.
@@ -131,51 +138,59 @@ impl Symbolizer {
             .copied()
             .filter(|&a| a >= self.min_addr)
             .collect();
-        let res = if asked.is_empty() {
-            None
-        } else {
-            match self.resolve(pid, &asked) {
-                Ok(res) => Some(res),
-                Err(e) => {
-                    eprintln!("{pid}: {e}");
-                    return Ok(());
+        let min_addr = self.min_addr;
+        // The sample's lines, from the VMAs of the addresses asked, in their order.
+        let mut write = |vmas: &[Option<&Vma>]| -> io::Result<()> {
+            let mut asked = vmas.iter();
+            for (word, addr) in words.iter().zip(&addrs) {
+                let Some(addr) = *addr else {
+                    writeln!(out, "{pid}\t{word}\tinvalid")?;
+                    continue;
+                };
+                let vma = if addr >= min_addr {
+                    asked.next().copied().flatten()
+                } else {
+                    None
+                };
+                match vma {
+                    Some(vma) => writeln!(
+                        out,
+                        "{pid}\t{addr:#x}\t{}\t{}\t{}",
+                        vma.file_offset(addr)
+                            .map_or("-".into(), |o| format!("{o:#x}")),
+                        vma.build_id.as_deref().map_or("-".into(), hex),
+                        vma.name
+                            .as_deref()
+                            .map_or("-".into(), |n| String::from_utf8_lossy(n)
+                                .replace('\n', "\\012")),
+                    )?,
+                    None => writeln!(out, "{pid}\t{addr:#x}\t-\t-\t-")?,
                 }
             }
+            Ok(())
         };
-        let mut k = 0;
-        for (word, addr) in words.iter().zip(&addrs) {
-            let Some(addr) = *addr else {
-                writeln!(out, "{pid}\t{word}\tinvalid")?;
-                continue;
-            };
-            let found = match &res {
-                Some(res) if addr >= self.min_addr => {
-                    k += 1;
-                    res.get(k - 1)
-                }
-                _ => None,
-            };
-            match found {
-                Some((vma, loc)) => writeln!(
-                    out,
-                    "{pid}\t{addr:#x}\t{}\t{}\t{}",
-                    loc.file_offset.map_or("-".into(), |o| format!("{o:#x}")),
-                    vma.build_id.as_deref().map_or("-".into(), hex),
-                    vma.name
-                        .as_deref()
-                        .map_or("-".into(), |n| String::from_utf8_lossy(n)
-                            .replace('\n', "\\012")),
-                )?,
-                None => writeln!(out, "{pid}\t{addr:#x}\t-\t-\t-")?,
+        if asked.is_empty() {
+            return write(&[]);
+        }
+        match self.vmas(pid, &asked, write) {
+            Ok(written) => written,
+            Err(e) => {
+                eprintln!("{pid}: {e}");
+                Ok(())
             }
         }
-        Ok(())
     }
 
-    /// The addresses of a sample of `pid` resolved, through its cache, opened if need be.
-    fn resolve(&mut self, pid: u32, addrs: &[u64]) -> Result<Resolution, Error> {
+    /// `answer` called with the VMAs of a sample of `pid`, through its cache, opened if
+    /// need be.
+    fn vmas<R>(
+        &mut self,
+        pid: u32,
+        addrs: &[u64],
+        mut answer: impl FnMut(&[Option<&Vma>]) -> R,
+    ) -> Result<R, Error> {
         if let Some(p) = self.processes.get_mut(&pid) {
-            match p.resolve(addrs) {
+            match p.vmas(addrs, &mut answer) {
                 // It exited: the PID may be another process's by now.
                 Err(e) if e.is_gone() => {
                     self.processes.remove(&pid);
@@ -184,9 +199,9 @@ impl Symbolizer {
             }
         }
         let mut p = Process::open(pid)?;
-        let res = p.resolve(addrs)?;
+        let r = p.vmas(addrs, answer)?;
         self.processes.insert(pid, p);
-        Ok(res)
+        Ok(r)
     }
 }
 
