@@ -44,7 +44,7 @@ pub enum Freshness {
 /// | policy | a lookup that the VMAs as last read answer (a hit) | one they do not (a miss) | [`VmaCache::refresh`] |
 /// |---|---|---|---|
 /// | [`Ask`](UntrackedPolicy::Ask) (default) | asks the maps | asks the maps | reads again |
-/// | [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) | from the cache, no system call (see below) | reads again, once, and answers from that | does not read; checks that the address space is there |
+/// | [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) | from the cache, no system call (see below) | asks whether a VMA covers it now (one query; not on the text backend); if one does, reads again, once, and answers from that | does not read; checks that the address space is there |
 /// | [`Trust`](UntrackedPolicy::Trust) | from the cache | from the cache (`None`) | does not read; checks that the address space is there |
 ///
 /// [`VmaCache::invalidate`] makes the next lookup or refresh read again under each of them.
@@ -75,30 +75,41 @@ pub enum UntrackedPolicy {
     Ask,
     /// The VMAs as last read answer every lookup they can; a lookup they cannot answer (an
     /// address that no VMA of the cache covers, or, for [`VmaCache::get_many`] and
-    /// [`VmaCache::resolve`], any of the addresses) reads them again, once, and answers from
-    /// that read. At most one walk per [`VmaCache::get`], [`VmaCache::get_many`] or
-    /// [`VmaCache::resolve`], none for a hit: [`VmaCache::reads`] counts them. A hit is not
-    /// checked for the process's exit or `execve()`: see [`UntrackedPolicy`] for what
-    /// [`VmaCache::refresh`] does about it.
+    /// [`VmaCache::resolve`], any of the addresses: a miss) reads them again, once, and
+    /// answers from that read, if a VMA covers a missed address now. Where a query can tell
+    /// (the ioctl backends), each missed address is asked about first, one query each (up to
+    /// 16 per lookup; with more, it reads without asking), and an address that nothing maps
+    /// costs that query, not a walk; on the text backend, where a query reads the whole
+    /// text, a miss reads again at once. At most one walk per [`VmaCache::get`],
+    /// [`VmaCache::get_many`] or [`VmaCache::resolve`], none for a hit:
+    /// [`VmaCache::reads`] counts them. A hit is not checked for the process's exit or
+    /// `execve()`: see [`UntrackedPolicy`] for what [`VmaCache::refresh`] does about it.
     ///
     /// This is what a profiler wants where the kernel has no generation: a sample's address
     /// in a library mapped since the last read is a miss, and the read finds it. What it gets
     /// wrong: a VMA that was unmapped and replaced by another over the same addresses (a
     /// library closed and another opened at the same place, a file mapped `MAP_FIXED` over
-    /// another) is answered as it was until a miss or [`VmaCache::invalidate`] makes it read
-    /// again; so is a VMA whose permissions or offset changed. And each miss costs a walk,
-    /// also for an address that nothing maps or that the query's filters reject: leave
-    /// those out, or look them up together in one [`VmaCache::get_many`] or
-    /// [`VmaCache::resolve`], which reads at most once for all of them. (On x86-64, arm64
-    /// and riscv64, an address of the kernel's half of the address space, the top bit set,
-    /// as a kernel address in a mixed stack, is no miss: no VMA of a process is ever
-    /// there.)
+    /// another) is answered as it was until a miss that reads or [`VmaCache::invalidate`]
+    /// makes it read again; so is a VMA whose permissions or offset changed. On the text
+    /// backend (kernels before 6.11) each miss costs a walk, also for an address that
+    /// nothing maps or that the query's filters reject: leave those out, or look them up
+    /// together in one [`VmaCache::get_many`] or [`VmaCache::resolve`], which reads at most
+    /// once for all of them; with the ioctl such an address costs a query (a 32-address
+    /// stack with one address nothing maps, over 10 028 VMAs with names and build IDs on
+    /// the host: 2.0 us per stack, where reading again cost 7.2 ms; `examples/bench.rs`).
+    /// (On x86-64, arm64 and riscv64, an address of the kernel's half of the address
+    /// space, the top bit set, as a kernel address in a mixed stack, is no miss: no VMA of
+    /// a process is ever there.)
     RereadOnMiss,
     /// The VMAs as last read answer every lookup, however old, until
     /// [`VmaCache::invalidate`]: for a process known not to change its mappings, or with
     /// your own invalidation (a timer, an `mmap` event of `perf_event_open()`).
     Trust,
 }
+
+/// The misses of one lookup asked about one query at a time, at most, under
+/// [`UntrackedPolicy::RereadOnMiss`]; past that, the VMAs are read again without asking.
+pub(crate) const PROBES_MAX: usize = 16;
 
 /// Whether no VMA of a process can ever cover `addr`: on x86-64, arm64 and riscv64, an
 /// address with the top bit set is in the kernel's half of the address space (user space
@@ -125,6 +136,9 @@ pub(crate) trait Source {
     /// Whether the address space is still there, asked cheaply (one query, or one read of
     /// the start of the text).
     fn alive(&self) -> Result<bool>;
+    /// Whether a VMA that `query` lets through covers `addr` now, where one query can tell
+    /// (an ioctl); `None` where a query reads as much as a walk (the text backend).
+    fn covered(&self, addr: u64, query: Query) -> Result<Option<bool>>;
 }
 
 /// A reading of the generation.
@@ -156,6 +170,14 @@ impl Source for ProcMaps {
 
     fn alive(&self) -> Result<bool> {
         self.still_there()
+    }
+
+    fn covered(&self, addr: u64, query: Query) -> Result<Option<bool>> {
+        if self.backend() == Backend::Text {
+            return Ok(None);
+        }
+        let q = query.or_next(false).name(false).build_id(false);
+        Ok(Some(self.query(addr, q)?.is_some()))
     }
 }
 
@@ -229,14 +251,53 @@ impl Core {
     }
 
     /// Refreshes, then, under [`UntrackedPolicy::RereadOnMiss`] without a generation, reads
-    /// again if `hit` says the VMAs do not answer, unless the refresh just read them: at
-    /// most one read more. Then the error of a gone address space.
-    fn refresh_for(&mut self, src: &impl Source, hit: impl Fn(&Self) -> bool) -> Result<()> {
+    /// again if a VMA covers one of the addresses that the VMAs do not answer
+    /// ([`Core::read_for_misses`]), unless the refresh just read them: at most one read
+    /// more. Then the error of a gone address space.
+    fn refresh_for(&mut self, src: &impl Source, addrs: &[u64]) -> Result<()> {
         let read = self.refresh(src)?;
-        if self.rereads_on_miss(read) && !hit(self) {
-            self.read(src)?;
+        if self.rereads_on_miss(read) {
+            self.read_for_misses(src, addrs)?;
         }
         self.not_gone()
+    }
+
+    /// Under [`UntrackedPolicy::RereadOnMiss`]: reads the VMAs again if a VMA now covers one
+    /// of the addresses (`addrs`) that they do not answer; whether it read them. Where the
+    /// source can tell with one query ([`Source::covered`]), it asks about each such
+    /// address in turn, up to [`PROBES_MAX`] of them, and reads at the first covered one;
+    /// an address that nothing maps then costs a query, not a walk. Elsewhere (the text
+    /// backend), any miss reads.
+    fn read_for_misses(&mut self, src: &impl Source, addrs: &[u64]) -> Result<bool> {
+        let mut misses: Vec<u64> = Vec::new();
+        for &a in addrs {
+            if !self.answers(a) && !misses.contains(&a) {
+                misses.push(a);
+                if misses.len() > PROBES_MAX {
+                    break;
+                }
+            }
+        }
+        if misses.len() > PROBES_MAX {
+            self.read(src)?;
+            return Ok(true);
+        }
+        let query = self.query;
+        for a in misses {
+            match src.covered(a, query) {
+                Ok(Some(false)) => {}
+                Ok(Some(true) | None) => {
+                    self.read(src)?;
+                    return Ok(true);
+                }
+                Err(e) if e.is_gone() => {
+                    self.gone();
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
     }
 
     /// Whether a miss reads the VMAs again after a refresh (`read`: whether it read them):
@@ -254,7 +315,7 @@ impl Core {
 
     /// [`VmaCache::get`] from the snapshot (not [`UntrackedPolicy::Ask`]).
     pub(crate) fn get(&mut self, src: &impl Source, addr: u64) -> Result<Option<&Vma>> {
-        self.refresh_for(src, |c| c.answers(addr))?;
+        self.refresh_for(src, &[addr])?;
         Ok(self.lookup(addr))
     }
 
@@ -269,8 +330,10 @@ impl Core {
         let read = self.refresh(src)?;
         let mut found: Vec<Option<usize>> = addrs.iter().map(|&a| self.position(a)).collect();
         let miss = |(f, &a): (&Option<usize>, &u64)| f.is_none() && !never_mapped(a);
-        if self.rereads_on_miss(read) && found.iter().zip(addrs).any(miss) {
-            self.read(src)?;
+        if self.rereads_on_miss(read)
+            && found.iter().zip(addrs).any(miss)
+            && self.read_for_misses(src, addrs)?
+        {
             for (f, &a) in found.iter_mut().zip(addrs) {
                 *f = self.position(a);
             }
@@ -284,7 +347,7 @@ impl Core {
 
     /// [`VmaCache::resolve`] from the snapshot (not [`UntrackedPolicy::Ask`]).
     pub(crate) fn resolve_fresh(&mut self, src: &impl Source, addrs: &[u64]) -> Result<Resolution> {
-        self.refresh_for(src, |c| addrs.iter().all(|&a| c.answers(a)))?;
+        self.refresh_for(src, addrs)?;
         Ok(self.resolve(addrs))
     }
 
@@ -468,9 +531,9 @@ impl Core {
 ///   [`VmaCache::resolve`] do not refresh: they ask the maps ([`ProcMaps::query`],
 ///   [`ProcMaps::resolve`]), as a walk for every lookup would cost far more (100 `get()`s
 ///   over 4 000 VMAs: 254 ms that way, 71 us asking). [`UntrackedPolicy::RereadOnMiss`]
-///   answers from the cache and reads again only for an address it does not hold (see
-///   there what that gets wrong), and [`UntrackedPolicy::Trust`] keeps the VMAs until
-///   [`VmaCache::invalidate`].
+///   answers from the cache and reads again only for an address it does not hold that a
+///   VMA covers now (see there what that gets wrong), and [`UntrackedPolicy::Trust`]
+///   keeps the VMAs until [`VmaCache::invalidate`].
 ///
 /// With a generation, what a refresh can still miss:
 ///
@@ -523,7 +586,8 @@ impl VmaCache {
     /// let mut cache = VmaCache::new(ProcMaps::open_self()?, Query::new())?;
     /// cache.set_untracked_policy(UntrackedPolicy::RereadOnMiss);
     /// // Without a generation, a hit is answered from the cache, without a system call; an
-    /// // address that the cache does not hold makes it read the VMAs again, once.
+    /// // address that the cache does not hold makes it read the VMAs again, once, if a VMA
+    /// // covers it now (asked with one query where the kernel has the ioctl).
     /// assert!(cache.get(f as usize as u64)?.is_some());
     /// # Ok::<(), procmap::Error>(())
     /// ```
@@ -579,7 +643,8 @@ impl VmaCache {
     /// VMAs as last read: reading all of them again for every call would cost a walk where
     /// the caller wanted one VMA. [`VmaCache::refresh`] still reads them (and finds a
     /// generation if the kernel has gained one). With [`UntrackedPolicy::RereadOnMiss`], from
-    /// the cache, and an address it does not hold reads the VMAs again, once.
+    /// the cache, and an address it does not hold reads the VMAs again, once, if a VMA
+    /// covers it now (see there).
     pub fn get(&mut self, addr: u64) -> Result<Option<&Vma>> {
         if self.core.asks() {
             let q = self.core.query.or_next(false);
@@ -604,8 +669,9 @@ impl VmaCache {
     /// ([`UntrackedPolicy::Ask`]) not from the cache but one [`ProcMaps::resolve`] on the
     /// maps, which copies as [`VmaCache::resolve`] does and whose VMAs the cache keeps until
     /// the next call that asks the maps (the cache's own VMAs stay as last read); with
-    /// [`UntrackedPolicy::RereadOnMiss`], from the cache, read again once if any of the
-    /// addresses is not in it; with [`UntrackedPolicy::Trust`], from the cache.
+    /// [`UntrackedPolicy::RereadOnMiss`], from the cache, read again once if a VMA now covers
+    /// any of the addresses that are not in it; with [`UntrackedPolicy::Trust`], from the
+    /// cache.
     ///
     /// ```
     /// use procmap::{ProcMaps, Query, VmaCache};
@@ -642,8 +708,8 @@ impl VmaCache {
     /// Refreshes, then maps the addresses as [`ProcMaps::resolve`] does, from the cache
     /// (with the same error once the cache is [`Freshness::Gone`]). Without a generation,
     /// as [`VmaCache::get`]: by default [`ProcMaps::resolve`] on the maps; with
-    /// [`UntrackedPolicy::RereadOnMiss`], from the cache, read again once if any of the
-    /// addresses is not in it.
+    /// [`UntrackedPolicy::RereadOnMiss`], from the cache, read again once if a VMA now
+    /// covers any of the addresses that are not in it.
     pub fn resolve(&mut self, addrs: &[u64]) -> Result<Resolution> {
         if self.core.asks() {
             return self.core.asked(self.maps.resolve(addrs, self.core.query));
@@ -663,7 +729,8 @@ impl VmaCache {
 
     /// How many walks of the VMAs the cache has made (a refresh that found the generation
     /// unchanged makes none, nor does a lookup answered from the cache; a miss under
-    /// [`UntrackedPolicy::RereadOnMiss`] makes one).
+    /// [`UntrackedPolicy::RereadOnMiss`] makes one, unless a query said that nothing maps
+    /// the address).
     pub fn reads(&self) -> u64 {
         self.core.reads
     }
@@ -697,6 +764,11 @@ mod tests {
         /// What [`Source::alive`] answers, and how many times it was asked.
         alive: Cell<bool>,
         asked_alive: Cell<u32>,
+        /// Whether [`Source::covered`] can tell (an ioctl backend; else it is the text's),
+        /// and how many times it was asked. It answers from [`Fake::vmas`], or that the
+        /// address space is gone where [`Fake::alive`] is false.
+        probes: Cell<bool>,
+        probed: Cell<u32>,
     }
 
     impl Fake {
@@ -709,6 +781,8 @@ mod tests {
                 walked: Cell::new(0),
                 alive: Cell::new(true),
                 asked_alive: Cell::new(0),
+                probes: Cell::new(false),
+                probed: Cell::new(0),
             }
         }
         fn gen(&self, g: Gen) -> &Self {
@@ -744,6 +818,16 @@ mod tests {
         fn alive(&self) -> Result<bool> {
             self.asked_alive.set(self.asked_alive.get() + 1);
             Ok(self.alive.get())
+        }
+        fn covered(&self, addr: u64, _query: Query) -> Result<Option<bool>> {
+            if !self.probes.get() {
+                return Ok(None);
+            }
+            self.probed.set(self.probed.get() + 1);
+            if !self.alive.get() {
+                return Err(crate::Error::gone("Fake"));
+            }
+            Ok(Some(self.vmas.borrow().iter().any(|v| v.contains(addr))))
         }
     }
 
@@ -1144,6 +1228,73 @@ mod tests {
         f.gen(Gen::Gone);
         assert!(c.get_many(&f, &[0x10000]).unwrap_err().is_gone());
         assert!(c.get_many(&f, &[0x10000]).unwrap_err().is_gone());
+        used_up(&f);
+    }
+
+    #[test]
+    fn reread_on_miss_asks_about_a_miss_before_it_walks() {
+        // Where one query can tell (the ioctl), a miss under RereadOnMiss is asked about
+        // first: an address that nothing maps costs that query, not a walk; one mapped
+        // since, the query and one walk.
+        let f = Fake::new(spaced(10));
+        f.probes.set(true);
+        let mut c = Core::new(Query::new());
+        c.untracked = UntrackedPolicy::RereadOnMiss;
+        f.walk(Seen::Untracked);
+        c.read(&f).unwrap();
+        for n in 1..=3 {
+            f.gen(Gen::Absent);
+            assert_eq!(c.get(&f, 0x12000).unwrap(), None, "in a gap");
+            assert_eq!((c.reads, f.probed.get()), (1, n));
+        }
+        // A hit asks nothing.
+        f.gen(Gen::Absent);
+        assert!(c.get(&f, 0x10000).unwrap().is_some());
+        assert_eq!((c.reads, f.probed.get()), (1, 3));
+        // Mapped since: asked, then read, and answered from the read.
+        f.vmas.borrow_mut().push(vma(0x100000, 0x101000));
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(
+            c.get(&f, 0x100800).unwrap().map(|v| v.start),
+            Some(0x100000)
+        );
+        assert_eq!((c.reads, f.probed.get()), (2, 4));
+        // get_many() and resolve(): the misses asked about in turn (each once), up to the
+        // first that is mapped, then one read for all.
+        f.vmas.borrow_mut().push(vma(0x200000, 0x201000));
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        let addrs = [0x12000, 0x10000, 0x12000, 0x15000, 0x200000, 0x300000];
+        let got = c.get_many(&f, &addrs).unwrap();
+        let starts: Vec<_> = got.iter().map(|v| v.map(|v| v.start)).collect();
+        assert_eq!(
+            starts,
+            [None, Some(0x10000), None, None, Some(0x200000), None]
+        );
+        assert_eq!((c.reads, f.probed.get()), (3, 7));
+        f.gen(Gen::Absent);
+        let r = c.resolve_fresh(&f, &[0x12000, 0x200000, 0x300000]).unwrap();
+        assert_eq!(r.addrs.iter().flatten().count(), 1);
+        assert_eq!((c.reads, f.probed.get()), (3, 9));
+        // More misses than PROBES_MAX: read without asking.
+        let many: Vec<u64> = (0..=PROBES_MAX as u64)
+            .map(|i| 0x400000 + i * 0x1000)
+            .collect();
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert!(c.get_many(&f, &many).unwrap().iter().all(Option::is_none));
+        assert_eq!((c.reads, f.probed.get()), (4, 9));
+        // PROBES_MAX misses, and the same address again: asked about, no read.
+        f.gen(Gen::Absent);
+        let r = c
+            .resolve_fresh(&f, &[&many[1..], &many[1..2]].concat())
+            .unwrap();
+        assert!(r.vmas.is_empty());
+        assert_eq!((c.reads, f.probed.get()), (4, 9 + PROBES_MAX as u32));
+        // The address space gone: the query's error makes the cache gone.
+        f.alive.set(false);
+        f.gen(Gen::Absent);
+        assert!(c.get(&f, 0x12000).unwrap_err().is_gone());
+        assert_eq!(c.freshness, Freshness::Gone);
+        assert!(c.vmas.is_empty());
         used_up(&f);
     }
 }
