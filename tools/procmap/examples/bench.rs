@@ -171,22 +171,23 @@ fn main() {
             ns_per(many, STACKS * stack.len()),
             ns_per(resolve, STACKS * stack.len()),
         );
-        // The same stack with one address that nothing maps (a frame pointer's garbage):
+        // The same stack and one address that nothing maps (a frame pointer's garbage):
         // a miss at every get_many(), which asks the kernel about it (one query) where the
         // backend can, and reads the VMAs again where it cannot (the text backend).
         let mut garbage = stack.clone();
         garbage.push(0x1000);
         let before = cache.reads();
         const MISSES: usize = 20;
-        let missed = time(3, || {
+        const ROUNDS: usize = 3;
+        let missed = time(ROUNDS, || {
             (0..MISSES)
                 .map(|_| cache.get_many(&garbage).unwrap().len())
                 .sum::<usize>()
         });
         println!(
-            "| {total} | the same stack and one unmapped address, per stack ({:?}, {:.1} walks per stack) | | {} | |",
+            "| {total} | the same 32 addresses and one that nothing maps, per call ({:?}, {:.1} walks per call) | | {} | |",
             cache.maps().backend(),
-            (cache.reads() - before) as f64 / (3 * MISSES) as f64,
+            (cache.reads() - before) as f64 / (ROUNDS * MISSES) as f64,
             ns_per(missed, MISSES),
         );
         println!();

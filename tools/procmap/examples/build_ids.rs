@@ -32,7 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 files = all
                     .iter()
                     .filter(|v| v.file_backed())
-                    .map(|v| (v.dev_major, v.dev_minor, v.inode))
+                    // The name too: on btrfs, files of two subvolumes can show the
+                    // same device and inode.
+                    .map(|v| (v.dev_major, v.dev_minor, v.inode, v.name.clone()))
                     .collect();
             }
             println!(

@@ -22,16 +22,18 @@
 //!
 //! One [`VmaCache`] per process, opened at its first sample; a sample's VMAs are borrowed
 //! from it ([`VmaCache::get_many`]), not copied with their names and build IDs as
-//! [`VmaCache::resolve`] copies them. Where the kernel has the
-//! generation (the extension of `<linux/procmap_query.h>`) a sample costs one system call
-//! while the process's mappings do not change. Elsewhere (every released kernel), with
-//! [`UntrackedPolicy::RereadOnMiss`], none for an address the cache holds and one walk for
-//! one it does not (a library mapped since), and a mapping replaced over the same addresses
-//! (`dlclose()` then `dlopen()` of another library there) is answered stale until such a
-//! miss or the next tick: every second, each process sampled since the last tick is read
-//! again ([`VmaCache::invalidate`]). At each tick the caches of processes that exited, or
-//! were not sampled for a minute, are dropped: each holds two file descriptors (the maps
-//! and a pidfd). After an `execve()` the maps are opened again for the new program
+//! [`VmaCache::resolve`] copies them. Where the kernel has the generation (the extension
+//! of `<linux/procmap_query.h>`) a sample costs one system call while the process's
+//! mappings do not change. Elsewhere (every released kernel), with
+//! [`UntrackedPolicy::RereadOnMiss`], none for an address the cache holds, and for one it
+//! does not, one walk if a VMA holds it now (a library mapped since), else nothing more
+//! than the query that says so (a walk on kernels before 6.11, which have no ioctl); and a
+//! mapping replaced over the same addresses (`dlclose()` then `dlopen()` of another
+//! library there) is answered stale until a miss that walks or the next tick: every
+//! second, each process sampled since the last tick is read again
+//! ([`VmaCache::invalidate`]). At each tick the caches of processes that exited, or were
+//! not sampled for a minute, are dropped: each holds two file descriptors (the maps and a
+//! pidfd). After an `execve()` the maps are opened again for the new program
 //! ([`ProcMaps::reopen`]); once the process exited, a sample of its PID opens the maps of
 //! the process that has the PID then, if any.
 
@@ -77,7 +79,7 @@ impl Process {
     fn vmas<R>(
         &mut self,
         addrs: &[u64],
-        mut answer: impl FnMut(&[Option<&Vma>]) -> R,
+        answer: impl FnOnce(&[Option<&Vma>]) -> R,
     ) -> Result<R, Error> {
         self.sampled = Instant::now();
         self.sampled_since_tick = true;

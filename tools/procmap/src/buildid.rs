@@ -2,9 +2,10 @@
 //! `PROCMAP_QUERY` to ask for them): the file of a VMA is opened through
 //! `/proc/<pid>/map_files/<start>-<end>`, else by the VMA's path (as printed, then under
 //! `/proc/<pid>/root`), checked to be the VMA's (device, inode) (through `map_files`, the
-//! VMA's own file, its inode only; by path, the device and inode that `fstat()` gives, or
-//! where those are not what the maps text shows, as on btrfs and on overlayfs before Linux
-//! 6.8, those the maps text shows for a mapping of the file made here), and its
+//! VMA's own file, its inode only; by path, the device and inode that `fstat()` gives, or,
+//! under `/proc/<pid>/root`, where `fstat()`'s device is an anonymous one that the maps text
+//! does not show, as on btrfs and on overlayfs before Linux 6.8, those the maps text shows
+//! for a mapping of the file made here), and its
 //! `NT_GNU_BUILD_ID` note parsed the way the kernel's `lib/buildid.c` parses it, so that
 //! both backends give the same build IDs.
 //!
@@ -258,12 +259,18 @@ pub(crate) struct BuildIds {
     dir: Option<PathBuf>,
     /// `map_files` may be opened (not refused with `EPERM` yet).
     map_files: bool,
-    /// By (device, inode): the names seen with it and the build ID of each.
+    /// By (device, inode): the files seen with it.
     found: HashMap<(u32, u32, u64), Vec<Parsed>>,
+    shown: Shown,
 }
 
-/// A file's name and its build ID, if it has one.
-type Parsed = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// A file parsed for its build ID.
+#[derive(Debug)]
+struct Parsed {
+    /// The name of the VMAs it was parsed for.
+    name: Option<Vec<u8>>,
+    build_id: Option<Vec<u8>>,
+}
 
 impl BuildIds {
     /// The `/proc` directory the files are opened through.
@@ -277,6 +284,7 @@ impl BuildIds {
             dir,
             map_files: true,
             found: HashMap::new(),
+            shown: Shown::default(),
         }
     }
 
@@ -287,16 +295,20 @@ impl BuildIds {
             return None;
         }
         let key = (vma.dev_major, vma.dev_minor, vma.inode);
-        let seen = self.found.get(&key).into_iter().flatten();
-        if let Some((_, id)) = seen.into_iter().find(|(name, _)| *name == vma.name) {
-            return id.clone();
+        let mut seen = self.found.get(&key).into_iter().flatten();
+        if let Some(p) = seen.find(|p| p.name == vma.name) {
+            return p.build_id.clone();
         }
         // Only a file opened and parsed is remembered.
         let file = self.open(vma)?;
-        let id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
-        let entry = (vma.name.clone(), id.clone());
-        self.found.entry(key).or_default().push(entry);
-        id
+        let build_id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
+        let name = vma.name.clone();
+        let parsed = Parsed {
+            name,
+            build_id: build_id.clone(),
+        };
+        self.found.entry(key).or_default().push(parsed);
+        build_id
     }
 
     /// The file of `vma`, checked to be its (device, inode): through `map_files` (the
@@ -305,14 +317,17 @@ impl BuildIds {
     /// the check refuses another one): as printed first, since the maps text prints it
     /// relative to the reader's root (for a target in a chroot, a path outside its root,
     /// seen from ours), then under the process's root (`/proc/<pid>/root`), for a target in
-    /// another mount namespace.
+    /// another mount namespace. Only under the process's root may a file whose `fstat()`
+    /// device is not the one the maps text shows pass (as [`Match::Shown`]): the path as
+    /// printed is resolved in our mount namespace, where another btrfs subvolume can be
+    /// mounted at it, whose file at that path shows the same device and inode.
     pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
         let dir = self.dir.as_deref()?;
         if self.map_files {
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
             // The link is the VMA's own file: its inode suffices (on btrfs, fstat()'s device
             // is the subvolume's, not the one the maps text shows).
-            match open_checked(&link, vma, Match::Inode) {
+            match open_checked(&link, vma, Match::Inode, &mut self.shown) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -325,39 +340,47 @@ impl BuildIds {
         // A path, not a label such as [heap] or an anonymous name.
         let rel = name.strip_prefix(b"/")?;
         let printed = Path::new(std::ffi::OsStr::from_bytes(name));
-        if let Ok(Some(f)) = open_checked(printed, vma, Match::DevInode) {
+        if let Ok(Some(f)) = open_checked(printed, vma, Match::DevInode, &mut self.shown) {
             return Some(f);
         }
         let mut path = dir.join("root").into_os_string();
         path.push("/");
         path.push(std::ffi::OsStr::from_bytes(rel));
-        open_checked(Path::new(&path), vma, Match::DevInode)
+        open_checked(Path::new(&path), vma, Match::Shown, &mut self.shown)
             .ok()
             .flatten()
     }
 }
 
-/// `TRACEFS_MAGIC`, `DEBUGFS_MAGIC`, `FUSE_SUPER_MAGIC`: file systems whose files can be
-/// mapped but whose reads may block (a FUSE server that does not answer) or consume data
-/// (`trace_pipe`), so they are not read for a build ID.
-const UNSAFE_FS: [u64; 3] = [0x7472_6163, 0x6462_6720, 0x6573_5546];
+/// `TRACEFS_MAGIC`, `DEBUGFS_MAGIC`, `FUSE_SUPER_MAGIC`, `SYSFS_MAGIC`, `PROC_SUPER_MAGIC`:
+/// file systems whose files can be mapped but whose reads may block (a FUSE server that does
+/// not answer), consume data (`trace_pipe`) or reach hardware (a PCI device's resource or
+/// configuration files), and which hold no ELF file, so they are not read for a build ID.
+const UNSAFE_FS: [u64; 5] = [0x7472_6163, 0x6462_6720, 0x6573_5546, 0x6265_6572, 0x9fa0];
+
+/// `HUGETLBFS_MAGIC`: a mapping of one of its files reserves a huge page.
+const HUGETLBFS: u64 = 0x9584_58f6;
+
+/// The file system type (`f_type`) of the file of `f`, if `fstatfs()` tells.
+fn fs_type(f: &File) -> Option<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a valid descriptor and a buffer for one `struct statfs`.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstatfs() succeeded and filled it.
+    let st = unsafe { st.assume_init() };
+    // The magic numbers fit in 32 bits, whatever the width and sign of `f_type`.
+    #[allow(clippy::unnecessary_cast)]
+    Some(st.f_type as u64 & 0xffff_ffff)
+}
 
 /// Whether the file of `f` is on a file system whose files may be read for a build ID: not
 /// one of [`UNSAFE_FS`] (nor one `fstatfs()` cannot tell). Others can block too (NFS with
 /// a server gone, a hard mount): the file is opened `O_NONBLOCK`, which regular files
 /// ignore.
 fn safe_to_read(f: &File) -> bool {
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: a valid descriptor and a buffer for one `struct statfs`.
-    if unsafe { libc::fstatfs(f.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return false;
-    }
-    // SAFETY: fstatfs() succeeded and filled it.
-    let st = unsafe { st.assume_init() };
-    // The magic numbers fit in 31 bits, whatever the width and sign of `f_type`.
-    #[allow(clippy::unnecessary_cast)]
-    let t = st.f_type as u64 & 0xffff_ffff;
-    !UNSAFE_FS.contains(&t)
+    fs_type(f).is_some_and(|t| !UNSAFE_FS.contains(&t))
 }
 
 /// What of a file must be the VMA's.
@@ -368,17 +391,19 @@ enum Match {
     /// text shows; on overlayfs before Linux 6.8, the overlay's, where the maps text shows
     /// the device and inode of the file in the layer below.
     Inode,
-    /// Device and inode as the maps text shows them: for a path, where any file may be
-    /// now. Where `fstat()` disagrees (btrfs, overlayfs before 6.8), the file is mapped
-    /// here and the maps text of this process asked (see [`mapped_identity`]).
+    /// The device and inode that `fstat()` gives: for a path as printed.
     DevInode,
+    /// The device and inode that `fstat()` gives or, for a file whose `fstat()` device is
+    /// anonymous (major 0: a btrfs subvolume's, an overlay's) and not the VMA's, those that
+    /// the maps text shows for it ([`Shown`]): for a path under the process's root.
+    Shown,
 }
 
 /// Opens `path` for reading if it is a regular file with the inode (and for
-/// [`Match::DevInode`] the device) of `vma`: first as `O_PATH` (no side effect, even for a
-/// device or a FIFO), checked to be a regular file, then for reading through that
+/// [`Match::DevInode`] and [`Match::Shown`] the device) of `vma`: first as `O_PATH` (no side
+/// effect, even for a device or a FIFO), checked, then for reading through that
 /// descriptor. `Ok(None)` if it is another file.
-fn open_checked(path: &Path, vma: &Vma, how: Match) -> io::Result<Option<File>> {
+fn open_checked(path: &Path, vma: &Vma, how: Match, shown: &mut Shown) -> io::Result<Option<File>> {
     let probe = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
@@ -387,10 +412,12 @@ fn open_checked(path: &Path, vma: &Vma, how: Match) -> io::Result<Option<File>> 
     if !m.file_type().is_file() || !safe_to_read(&probe) {
         return Ok(None);
     }
-    let shown = m.ino() == vma.inode
-        && (how == Match::Inode
-            || (libc::major(m.dev()) == vma.dev_major && libc::minor(m.dev()) == vma.dev_minor));
-    if !shown && how == Match::Inode {
+    let dev = (libc::major(m.dev()), libc::minor(m.dev()));
+    let same =
+        m.ino() == vma.inode && (how == Match::Inode || dev == (vma.dev_major, vma.dev_minor));
+    let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
+    let may_pass = same || (how == Match::Shown && anonymous);
+    if !may_pass {
         return Ok(None);
     }
     let file = std::fs::OpenOptions::new()
@@ -402,20 +429,54 @@ fn open_checked(path: &Path, vma: &Vma, how: Match) -> io::Result<Option<File>> 
     if (again.dev(), again.ino()) != (m.dev(), m.ino()) {
         return Ok(None);
     }
+    if same {
+        return Ok(Some(file));
+    }
     let key = (vma.dev_major, vma.dev_minor, vma.inode);
-    Ok((shown || mapped_identity(&file) == Some(key)).then_some(file))
+    Ok((shown.of(&file, &m) == Some(key)).then_some(file))
 }
 
-/// The (device, inode) that the maps text shows for a mapping of `file`: that of a page of
-/// it mapped here for the moment, asked of this process's maps. Where `fstat()` shows other
-/// values than the maps text (btrfs: the subvolume's device; overlayfs before 6.8: the
-/// overlay's device and inode) the kernel shows a mapping of the same file the same way in
-/// every process, so this tells whether a file found by path is the one a VMA maps.
+/// A device (major, minor) and inode, as the maps text shows them.
+type Identity = (u32, u32, u64);
+
+/// The device and inode that the maps text shows for files whose `fstat()` shows others
+/// (btrfs: the subvolume's anonymous device; overlayfs before 6.8: the overlay's device and
+/// inode), found for each file once per walk.
 ///
-/// As precise as the maps text: on btrfs, two subvolumes' files can show the same device
-/// and inode, so a file of another subvolume mounted at the same path since (a snapshot
-/// rolled back) with the same inode number passes.
-fn mapped_identity(file: &File) -> Option<(u32, u32, u64)> {
+/// The kernel shows a mapping of a file the same way in every process, so a page of the
+/// file is mapped here for a moment (read-only, private; the profiler sees it in its own
+/// `mmap` events), and this process's maps are asked. As precise as the maps text: on
+/// btrfs, two subvolumes' files can show the same device and inode, so a file of another
+/// subvolume, put at the same path of the process's root since (a snapshot rolled back),
+/// with the same inode number, passes.
+#[derive(Debug, Default)]
+struct Shown {
+    /// This process's maps, opened at the first need (`None` inside if they cannot be).
+    own: Option<Option<crate::ProcMaps>>,
+    /// By `fstat()`'s (device, inode): what the maps text shows, if that could be found.
+    found: HashMap<(u64, u64), Option<Identity>>,
+}
+
+impl Shown {
+    /// What the maps text shows for `file`, whose `fstat()` gave `m`.
+    fn of(&mut self, file: &File, m: &std::fs::Metadata) -> Option<Identity> {
+        let Shown { own, found } = self;
+        *found
+            .entry((m.dev(), m.ino()))
+            .or_insert_with(|| mapped_identity(file, own))
+    }
+}
+
+/// The (device, inode) that this process's maps (`own`, opened if `None`) show for a page of
+/// `file` mapped for the moment; `None` where it cannot be mapped (hugetlbfs is not tried: a
+/// mapping of it reserves a huge page).
+fn mapped_identity(file: &File, own: &mut Option<Option<crate::ProcMaps>>) -> Option<Identity> {
+    if fs_type(file) == Some(HUGETLBFS) {
+        return None;
+    }
+    let maps = own
+        .get_or_insert_with(|| crate::ProcMaps::open_self().ok())
+        .as_ref()?;
     // SAFETY: a new private, read-only mapping of one page, at an address the kernel
     // chooses: no memory of this process changes.
     let page = unsafe {
@@ -431,7 +492,7 @@ fn mapped_identity(file: &File) -> Option<(u32, u32, u64)> {
     if page == libc::MAP_FAILED {
         return None;
     }
-    let vma = crate::ProcMaps::open_self().and_then(|m| m.query(page as u64, crate::Query::new()));
+    let vma = maps.query(page as u64, crate::Query::new());
     // SAFETY: the mapping made above, of one page; nothing refers to it.
     unsafe { libc::munmap(page, 1) };
     let vma = vma.ok()??;
@@ -897,10 +958,12 @@ mod tests {
     }
 
     #[test]
-    fn map_files_needs_the_inode_only_a_path_the_device_too() {
-        // A VMA whose device the maps text shows differently from fstat() (btrfs: the
-        // superblock's device, not the subvolume's): through map_files (the VMA's own
-        // file) the inode suffices; by path, the device must match too.
+    fn map_files_needs_the_inode_only_a_path_the_device_the_maps_show() {
+        // A VMA whose device differs from what fstat() and the maps text show for the file
+        // (a device of our own, so no btrfs; that test is below): through map_files (the
+        // VMA's own file) the inode suffices; by path, the device must match too, as
+        // fstat() gives it (the file system here is not btrfs: its device is no anonymous
+        // one, so the maps text is not asked).
         let p = FakeProc::new("btrfs");
         p.root(Path::new("/"));
         let mut vma = p.vma(0x10000, &p.elf);
@@ -939,9 +1002,9 @@ mod tests {
                 dev_minor: libc::minor(m.dev()),
                 ..Default::default()
             };
-            assert!(open_checked(Path::new(path), &vma, Match::DevInode)
-                .unwrap()
-                .is_none());
+            let mut shown = Shown::default();
+            let got = open_checked(Path::new(path), &vma, Match::Shown, &mut shown);
+            assert!(got.unwrap().is_none());
         }
         if !found {
             eprintln!("tracefs not mounted: its files not tried");
@@ -1087,13 +1150,38 @@ mod tests {
         let stat = (libc::major(st.dev()), libc::minor(st.dev()), st.ino());
         assert_ne!(stat, shown(&vmas[0]), "fstat() shows the maps' device");
 
-        // By path (no map_files), in one walk's cache.
+        // By path (no map_files), in one walk's cache: the path as printed is refused
+        // (fstat() shows another device); under the process's root, the maps text of a
+        // mapping of the file says.
         let p = FakeProc::new("btrfs-paths");
         p.root(Path::new("/"));
         let mut ids = BuildIds::new(Some(p.proc()));
         for (v, (path, id)) in vmas.iter().zip(&files) {
             assert_eq!(ids.of(v).as_deref(), Some(&id[..]), "{}", path.display());
         }
+        // A target in another mount namespace, where the path that holds a's file in ours
+        // holds b's (mounted there; here a symlink under its root): b's build ID, not that
+        // of the file at the printed path in our namespace, which shows the same device and
+        // inode.
+        let rel = files[0].0.strip_prefix("/").unwrap();
+        let other_root = p.dir.join("other-root");
+        std::fs::create_dir_all(other_root.join(rel).parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&files[1].0, other_root.join(rel)).unwrap();
+        p.root(&other_root);
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(
+            ids.of(&vmas[0]).as_deref(),
+            Some(&OTHER[..]),
+            "b's, at a's path"
+        );
+        // A file replaced at its path (another inode) is refused.
+        p.root(Path::new("/"));
+        let old = files[1].0.with_file_name("old.so");
+        std::fs::rename(&files[1].0, &old).unwrap();
+        std::fs::write(&files[1].0, with_notes(true, &gnu(&ID))).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vmas[1]), None, "replaced");
+        std::fs::rename(&old, &files[1].0).unwrap();
         // A walk of this process's maps: through map_files (the tests run as root, as
         // mounting needs), and from the kernel.
         for backend in [crate::Backend::Text, crate::Backend::Ioctl] {

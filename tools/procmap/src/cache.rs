@@ -77,8 +77,9 @@ pub enum UntrackedPolicy {
     /// address that no VMA of the cache covers, or, for [`VmaCache::get_many`] and
     /// [`VmaCache::resolve`], any of the addresses: a miss) reads them again, once, and
     /// answers from that read, if a VMA covers a missed address now. Where a query can tell
-    /// (the ioctl backends), each missed address is asked about first, one query each (up to
-    /// 16 per lookup; with more, it reads without asking), and an address that nothing maps
+    /// (the ioctl backends), each missed address is asked about first, one query each (while
+    /// that makes fewer system calls than a walk: with single queries, up to one per VMA;
+    /// with more, it reads without asking), and an address that nothing maps
     /// costs that query, not a walk; on the text backend, where a query reads the whole
     /// text, a miss reads again at once. At most one walk per [`VmaCache::get`],
     /// [`VmaCache::get_many`] or [`VmaCache::resolve`], none for a hit:
@@ -107,10 +108,6 @@ pub enum UntrackedPolicy {
     Trust,
 }
 
-/// The misses of one lookup asked about one query at a time, at most, under
-/// [`UntrackedPolicy::RereadOnMiss`]; past that, the VMAs are read again without asking.
-pub(crate) const PROBES_MAX: usize = 16;
-
 /// Whether no VMA of a process can ever cover `addr`: on x86-64, arm64 and riscv64, an
 /// address with the top bit set is in the kernel's half of the address space (user space
 /// ends at 2^56 at most). Not so everywhere (sparc64 puts user stacks at the top).
@@ -136,9 +133,13 @@ pub(crate) trait Source {
     /// Whether the address space is still there, asked cheaply (one query, or one read of
     /// the start of the text).
     fn alive(&self) -> Result<bool>;
-    /// Whether a VMA that `query` lets through covers `addr` now, where one query can tell
-    /// (an ioctl); `None` where a query reads as much as a walk (the text backend).
+    /// Whether a VMA that `query` (a covering query, neither name nor build ID asked) lets
+    /// through covers `addr` now, where one query can tell (an ioctl); `None` where a query
+    /// reads as much as a walk (the text backend).
     fn covered(&self, addr: u64, query: Query) -> Result<Option<bool>>;
+    /// How many queries ([`Source::covered`]) cost less than a walk of about `vmas` VMAs:
+    /// the system calls such a walk makes (0 where a query reads as much as a walk).
+    fn probe_limit(&self, vmas: usize) -> usize;
 }
 
 /// A reading of the generation.
@@ -176,8 +177,16 @@ impl Source for ProcMaps {
         if self.backend() == Backend::Text {
             return Ok(None);
         }
-        let q = query.or_next(false).name(false).build_id(false);
-        Ok(Some(self.query(addr, q)?.is_some()))
+        Ok(Some(self.query(addr, query)?.is_some()))
+    }
+
+    fn probe_limit(&self, vmas: usize) -> usize {
+        match self.backend() {
+            Backend::Text => 0,
+            // A query per VMA, and the one that finds none after the last.
+            Backend::Ioctl => vmas + 1,
+            Backend::Batch => vmas / crate::batch::RECORDS + 1,
+        }
     }
 }
 
@@ -265,24 +274,23 @@ impl Core {
     /// Under [`UntrackedPolicy::RereadOnMiss`]: reads the VMAs again if a VMA now covers one
     /// of the addresses (`addrs`) that they do not answer; whether it read them. Where the
     /// source can tell with one query ([`Source::covered`]), it asks about each such
-    /// address in turn, up to [`PROBES_MAX`] of them, and reads at the first covered one;
-    /// an address that nothing maps then costs a query, not a walk. Elsewhere (the text
-    /// backend), any miss reads.
+    /// address in turn, as long as that costs fewer system calls than a walk
+    /// ([`Source::probe_limit`]), and reads at the first covered one; an address that
+    /// nothing maps then costs a query, not a walk. Elsewhere (the text backend), and with
+    /// more misses than that, any miss reads.
     fn read_for_misses(&mut self, src: &impl Source, addrs: &[u64]) -> Result<bool> {
-        let mut misses: Vec<u64> = Vec::new();
-        for &a in addrs {
-            if !self.answers(a) && !misses.contains(&a) {
-                misses.push(a);
-                if misses.len() > PROBES_MAX {
-                    break;
-                }
-            }
-        }
-        if misses.len() > PROBES_MAX {
+        let mut misses: Vec<u64> = addrs
+            .iter()
+            .copied()
+            .filter(|&a| !self.answers(a))
+            .collect();
+        misses.sort_unstable();
+        misses.dedup();
+        if misses.len() > src.probe_limit(self.vmas.len()) {
             self.read(src)?;
             return Ok(true);
         }
-        let query = self.query;
+        let query = self.query.or_next(false).name(false).build_id(false);
         for a in misses {
             match src.covered(a, query) {
                 Ok(Some(false)) => {}
@@ -749,6 +757,7 @@ impl VmaCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi;
     use std::cell::{Cell, RefCell};
     use std::collections::VecDeque;
 
@@ -769,6 +778,8 @@ mod tests {
         /// address space is gone where [`Fake::alive`] is false.
         probes: Cell<bool>,
         probed: Cell<u32>,
+        /// What [`Source::probe_limit`] answers where [`Fake::probes`] is set.
+        probe_limit: Cell<usize>,
     }
 
     impl Fake {
@@ -783,6 +794,7 @@ mod tests {
                 asked_alive: Cell::new(0),
                 probes: Cell::new(false),
                 probed: Cell::new(0),
+                probe_limit: Cell::new(16),
             }
         }
         fn gen(&self, g: Gen) -> &Self {
@@ -803,7 +815,7 @@ mod tests {
                 .pop_front()
                 .expect("a generation was read"))
         }
-        fn snapshot(&self, _query: Query) -> Result<(Vec<Vma>, Seen)> {
+        fn snapshot(&self, query: Query) -> Result<(Vec<Vma>, Seen)> {
             self.walked.set(self.walked.get() + 1);
             if let Some(v) = self.next_vmas.borrow_mut().pop_front() {
                 *self.vmas.borrow_mut() = v;
@@ -813,22 +825,44 @@ mod tests {
                 .borrow_mut()
                 .pop_front()
                 .expect("a walk was made");
-            Ok((self.vmas.borrow().clone(), seen))
+            let vmas = self.vmas.borrow();
+            let passing = vmas.iter().filter(|v| passes(v, query)).cloned().collect();
+            Ok((passing, seen))
         }
         fn alive(&self) -> Result<bool> {
             self.asked_alive.set(self.asked_alive.get() + 1);
             Ok(self.alive.get())
         }
-        fn covered(&self, addr: u64, _query: Query) -> Result<Option<bool>> {
+        fn covered(&self, addr: u64, query: Query) -> Result<Option<bool>> {
             if !self.probes.get() {
                 return Ok(None);
             }
+            assert_eq!(
+                query.flags() & abi::COVERING_OR_NEXT_VMA,
+                0,
+                "a covering query"
+            );
             self.probed.set(self.probed.get() + 1);
             if !self.alive.get() {
                 return Err(crate::Error::gone("Fake"));
             }
-            Ok(Some(self.vmas.borrow().iter().any(|v| v.contains(addr))))
+            let vmas = self.vmas.borrow();
+            Ok(Some(
+                vmas.iter().any(|v| v.contains(addr) && passes(v, query)),
+            ))
         }
+        fn probe_limit(&self, _vmas: usize) -> usize {
+            if self.probes.get() {
+                self.probe_limit.get()
+            } else {
+                0
+            }
+        }
+    }
+
+    /// Whether `v` passes the one filter the fake knows, file-backed.
+    fn passes(v: &Vma, query: Query) -> bool {
+        query.flags() & abi::FILE_BACKED_VMA == 0 || v.file_backed()
     }
 
     fn vma(start: u64, end: u64) -> Vma {
@@ -1275,20 +1309,39 @@ mod tests {
         let r = c.resolve_fresh(&f, &[0x12000, 0x200000, 0x300000]).unwrap();
         assert_eq!(r.addrs.iter().flatten().count(), 1);
         assert_eq!((c.reads, f.probed.get()), (3, 9));
-        // More misses than PROBES_MAX: read without asking.
-        let many: Vec<u64> = (0..=PROBES_MAX as u64)
-            .map(|i| 0x400000 + i * 0x1000)
-            .collect();
+        // More misses than queries cost less than a walk (the source says how many): read
+        // without asking.
+        let limit = f.probe_limit.get();
+        let many: Vec<u64> = (0..=limit as u64).map(|i| 0x400000 + i * 0x1000).collect();
         f.gen(Gen::Absent).walk(Seen::Untracked);
         assert!(c.get_many(&f, &many).unwrap().iter().all(Option::is_none));
         assert_eq!((c.reads, f.probed.get()), (4, 9));
-        // PROBES_MAX misses, and the same address again: asked about, no read.
+        // As many as that, and the same address again: asked about, no read.
         f.gen(Gen::Absent);
         let r = c
             .resolve_fresh(&f, &[&many[1..], &many[1..2]].concat())
             .unwrap();
         assert!(r.vmas.is_empty());
-        assert_eq!((c.reads, f.probed.get()), (4, 9 + PROBES_MAX as u32));
+        assert_eq!((c.reads, f.probed.get()), (4, 9 + limit as u32));
+        // A miss that the query's filters reject (anonymous memory, for a cache of
+        // file-backed VMAs) is asked about with them: no read.
+        let f2 = Fake::new(vec![
+            vma(0x1000, 0x2000),
+            Vma {
+                inode: 0,
+                ..vma(0x3000, 0x4000)
+            },
+        ]);
+        f2.probes.set(true);
+        let mut c2 = Core::new(Query::new().file_backed(true));
+        c2.untracked = UntrackedPolicy::RereadOnMiss;
+        f2.walk(Seen::Untracked);
+        c2.read(&f2).unwrap();
+        assert_eq!(c2.vmas.len(), 1);
+        f2.gen(Gen::Absent);
+        assert_eq!(c2.get(&f2, 0x3000).unwrap(), None);
+        assert_eq!((c2.reads, f2.probed.get()), (1, 1));
+        used_up(&f2);
         // The address space gone: the query's error makes the cache gone.
         f.alive.set(false);
         f.gen(Gen::Absent);

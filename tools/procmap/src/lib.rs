@@ -361,9 +361,11 @@ impl Query {
     /// needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`; the inode must be the VMA's),
     /// else by the VMA's path, as printed, then under `/proc/<pid>/root`, and only if the
     /// file opened has the VMA's device and inode (a file replaced at that path gives none,
-    /// not its own); where `fstat()` shows another device than the maps text (btrfs,
-    /// overlayfs before Linux 6.8), as the maps text shows a page of the file mapped for the
-    /// moment by the calling process. For maps opened through a thread (the main one exited),
+    /// not its own); under `/proc/<pid>/root`, where `fstat()` shows an anonymous device
+    /// that is not the maps text's (btrfs, overlayfs before Linux 6.8), as the maps text
+    /// shows a page of the file mapped for the moment by the calling process (which its own
+    /// `mmap` events, if it records them, then show; once per file per walk). For maps
+    /// opened through a thread (the main one exited),
     /// through the directory of one of the process's threads that still runs. It parses the
     /// note as the kernel's `lib/buildid.c` does, so that both give the same build IDs, but
     /// scans at most 1 MiB of notes per file (a hostile file could take hours otherwise);
@@ -1661,7 +1663,8 @@ impl ProcMaps {
     /// itself, also a deleted one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`, and
     /// `vma`'s exact range), else by its name (asked with [`Query::name`]) as printed, then
     /// under `/proc/<pid>/root`, only if the file there has `vma`'s device and inode (as
-    /// [`Query::build_id`] checks them on btrfs and overlayfs). For
+    /// [`Query::build_id`] checks them on btrfs and overlayfs, where the file opened by path
+    /// can have another inode than `vma`'s: an overlay's before Linux 6.8). For
     /// maps opened through a thread (the main one exited), through the directory of one of
     /// the process's threads that still runs.
     ///
