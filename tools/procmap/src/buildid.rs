@@ -45,6 +45,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// `BUILD_ID_SIZE_MAX`: the longest build ID the kernel gives.
 pub(crate) const SIZE_MAX: usize = 20;
@@ -260,7 +261,7 @@ pub(crate) struct BuildIds {
     /// `map_files` may be opened (not refused with `EPERM` yet).
     map_files: bool,
     /// By (device, inode): the files seen with it.
-    found: HashMap<(u32, u32, u64), Vec<Parsed>>,
+    found: HashMap<Identity, Vec<Parsed>>,
     shown: Shown,
 }
 
@@ -317,17 +318,19 @@ impl BuildIds {
     /// the check refuses another one): as printed first, since the maps text prints it
     /// relative to the reader's root (for a target in a chroot, a path outside its root,
     /// seen from ours), then under the process's root (`/proc/<pid>/root`), for a target in
-    /// another mount namespace. Only under the process's root may a file whose `fstat()`
-    /// device is not the one the maps text shows pass (as [`Match::Shown`]): the path as
-    /// printed is resolved in our mount namespace, where another btrfs subvolume can be
-    /// mounted at it, whose file at that path shows the same device and inode.
+    /// another mount namespace, without following a symlink ([`open_beneath`]). Only there
+    /// may a file whose `fstat()` device is not the one the maps text shows pass (as
+    /// [`Match::Shown`]): the path as printed, and any symlink, resolve in our mount
+    /// namespace and root, where another btrfs subvolume's file that shows the same device
+    /// and inode can be at that path.
     pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
         let dir = self.dir.as_deref()?;
         if self.map_files {
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
             // The link is the VMA's own file: its inode suffices (on btrfs, fstat()'s device
             // is the subvolume's, not the one the maps text shows).
-            match open_checked(&link, vma, Match::Inode, &mut self.shown) {
+            let opened = open_path(&link);
+            match opened.and_then(|f| open_checked(f, vma, Match::Inode, &mut self.shown)) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -339,14 +342,13 @@ impl BuildIds {
         let name = vma.name.as_deref()?;
         // A path, not a label such as [heap] or an anonymous name.
         let rel = name.strip_prefix(b"/")?;
-        let printed = Path::new(std::ffi::OsStr::from_bytes(name));
-        if let Ok(Some(f)) = open_checked(printed, vma, Match::DevInode, &mut self.shown) {
+        let printed = open_path(Path::new(std::ffi::OsStr::from_bytes(name)));
+        let shown = &mut self.shown;
+        if let Ok(Some(f)) = printed.and_then(|f| open_checked(f, vma, Match::DevInode, shown)) {
             return Some(f);
         }
-        let mut path = dir.join("root").into_os_string();
-        path.push("/");
-        path.push(std::ffi::OsStr::from_bytes(rel));
-        open_checked(Path::new(&path), vma, Match::Shown, &mut self.shown)
+        open_beneath(&dir.join("root"), rel)
+            .and_then(|f| open_checked(f, vma, Match::Shown, shown))
             .ok()
             .flatten()
     }
@@ -399,15 +401,52 @@ enum Match {
     Shown,
 }
 
-/// Opens `path` for reading if it is a regular file with the inode (and for
-/// [`Match::DevInode`] and [`Match::Shown`] the device) of `vma`: first as `O_PATH` (no side
-/// effect, even for a device or a FIFO), checked, then for reading through that
-/// descriptor. `Ok(None)` if it is another file.
-fn open_checked(path: &Path, vma: &Vma, how: Match, shown: &mut Shown) -> io::Result<Option<File>> {
-    let probe = std::fs::OpenOptions::new()
+/// `path` opened as `O_PATH` (no side effect, even for a device or a FIFO), following
+/// symlinks.
+fn open_path(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)?;
+        .open(path)
+}
+
+/// `rel`, a path of the maps text without its leading `/`, opened as `O_PATH` under the
+/// directory `root` (a process's `/proc/<pid>/root`) one component at a time, none of them a
+/// symlink, `.` or `..`: so that it resolves in that process's mount namespace and under
+/// its root. (The kernel follows the magic link to the process's root, but a symlink met
+/// after it resolves in ours: an absolute one from our root, `..` above a chroot's root.)
+/// The maps text's paths (`d_path()`) have none; a path that has one now changed since.
+fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
+    let refused = || io::Error::from_raw_os_error(libc::ELOOP);
+    let mut at = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)?;
+    for name in rel.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        if name == b"." || name == b".." {
+            return Err(refused());
+        }
+        let name = std::ffi::CString::new(name).map_err(|_| refused())?;
+        let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a valid directory descriptor and C string; the result is checked.
+        let fd = unsafe { libc::openat(at.as_raw_fd(), name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        at = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // With O_NOFOLLOW and O_PATH, a symlink is opened itself.
+        if at.metadata()?.file_type().is_symlink() {
+            return Err(refused());
+        }
+    }
+    Ok(at)
+}
+
+/// Opens the file of `probe` (an `O_PATH` descriptor) for reading if it is a regular file
+/// with the inode (and for [`Match::DevInode`] and [`Match::Shown`] the device) of `vma`,
+/// checked on `probe` first. `Ok(None)` if it is another file.
+fn open_checked(probe: File, vma: &Vma, how: Match, shown: &mut Shown) -> io::Result<Option<File>> {
     let m = probe.metadata()?;
     if !m.file_type().is_file() || !safe_to_read(&probe) {
         return Ok(None);
@@ -441,42 +480,76 @@ type Identity = (u32, u32, u64);
 
 /// The device and inode that the maps text shows for files whose `fstat()` shows others
 /// (btrfs: the subvolume's anonymous device; overlayfs before 6.8: the overlay's device and
-/// inode), found for each file once per walk.
+/// inode), found for each file once per walk, and on btrfs once per subvolume.
 ///
 /// The kernel shows a mapping of a file the same way in every process, so a page of the
 /// file is mapped here for a moment (read-only, private; the profiler sees it in its own
-/// `mmap` events), and this process's maps are asked. As precise as the maps text: on
-/// btrfs, two subvolumes' files can show the same device and inode, so a file of another
-/// subvolume, put at the same path of the process's root since (a snapshot rolled back),
-/// with the same inode number, passes.
+/// `mmap` events), and this process's maps are asked ([`mapped_identity`]). On btrfs the
+/// maps text shows the file system's device for every file, and the inode as `fstat()`
+/// does: once one file of a subvolume was mapped so, its other files need not be. As
+/// precise as the maps text: on btrfs, two subvolumes' files can show the same device and
+/// inode, so a file of another subvolume, put at the same path of the process's root since
+/// (a snapshot rolled back), with the same inode number, passes.
 #[derive(Debug, Default)]
 struct Shown {
-    /// This process's maps, opened at the first need (`None` inside if they cannot be).
-    own: Option<Option<crate::ProcMaps>>,
     /// By `fstat()`'s (device, inode): what the maps text shows, if that could be found.
     found: HashMap<(u64, u64), Option<Identity>>,
+    /// By a btrfs subvolume's `fstat()` device: the device that the maps text shows for its
+    /// files.
+    btrfs: HashMap<u64, (u32, u32)>,
 }
 
 impl Shown {
     /// What the maps text shows for `file`, whose `fstat()` gave `m`.
     fn of(&mut self, file: &File, m: &std::fs::Metadata) -> Option<Identity> {
-        let Shown { own, found } = self;
-        *found
-            .entry((m.dev(), m.ino()))
-            .or_insert_with(|| mapped_identity(file, own))
+        if let Some(&(major, minor)) = self.btrfs.get(&m.dev()) {
+            return Some((major, minor, m.ino()));
+        }
+        if let Some(&id) = self.found.get(&(m.dev(), m.ino())) {
+            return id;
+        }
+        let fs = fs_type(file);
+        // A mapping of a hugetlbfs file reserves a huge page.
+        let id = if fs == Some(HUGETLBFS) {
+            None
+        } else {
+            mapped_identity(file)
+        };
+        if let (Some(BTRFS), Some((major, minor, ino))) = (fs, id) {
+            if ino == m.ino() {
+                self.btrfs.insert(m.dev(), (major, minor));
+            }
+        }
+        self.found.insert((m.dev(), m.ino()), id);
+        id
     }
 }
 
-/// The (device, inode) that this process's maps (`own`, opened if `None`) show for a page of
-/// `file` mapped for the moment; `None` where it cannot be mapped (hugetlbfs is not tried: a
-/// mapping of it reserves a huge page).
-fn mapped_identity(file: &File, own: &mut Option<Option<crate::ProcMaps>>) -> Option<Identity> {
-    if fs_type(file) == Some(HUGETLBFS) {
-        return None;
+/// `BTRFS_SUPER_MAGIC`.
+const BTRFS: u64 = 0x9123_683e;
+
+/// This process's maps, opened once for all walks (and again in a child after `fork()`,
+/// where the parent's handle would show the parent's VMAs, or after a query failed).
+static OWN_MAPS: Mutex<Option<(u32, Arc<crate::ProcMaps>)>> = Mutex::new(None);
+
+/// [`OWN_MAPS`], opened if need be.
+fn own_maps() -> Option<Arc<crate::ProcMaps>> {
+    let pid = std::process::id();
+    let mut own = OWN_MAPS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((p, maps)) = &*own {
+        if *p == pid {
+            return Some(maps.clone());
+        }
     }
-    let maps = own
-        .get_or_insert_with(|| crate::ProcMaps::open_self().ok())
-        .as_ref()?;
+    let maps = Arc::new(crate::ProcMaps::open_self().ok()?);
+    *own = Some((pid, maps.clone()));
+    Some(maps)
+}
+
+/// The (device, inode) that this process's maps show for a page of `file` mapped for the
+/// moment; `None` where it cannot be mapped or the maps cannot be asked.
+fn mapped_identity(file: &File) -> Option<Identity> {
+    let maps = own_maps()?;
     // SAFETY: a new private, read-only mapping of one page, at an address the kernel
     // chooses: no memory of this process changes.
     let page = unsafe {
@@ -495,6 +568,10 @@ fn mapped_identity(file: &File, own: &mut Option<Option<crate::ProcMaps>>) -> Op
     let vma = maps.query(page as u64, crate::Query::new());
     // SAFETY: the mapping made above, of one page; nothing refers to it.
     unsafe { libc::munmap(page, 1) };
+    if vma.is_err() {
+        // Opened again next time (the main thread may have exited since the open).
+        *OWN_MAPS.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
     let vma = vma.ok()??;
     Some((vma.dev_major, vma.dev_minor, vma.inode))
 }
@@ -970,6 +1047,11 @@ mod tests {
         vma.dev_major ^= 0x7f;
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vma), None, "by path");
+        if libc::major(std::fs::metadata(&p.elf).unwrap().dev()) != 0 {
+            assert!(ids.shown.found.is_empty(), "the maps text asked");
+        } else {
+            eprintln!("the test's files are on a file system with an anonymous device");
+        }
         p.map_file(&vma);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vma).as_deref(), Some(&ID[..]), "through map_files");
@@ -980,18 +1062,22 @@ mod tests {
     }
 
     #[test]
-    fn files_of_tracefs_and_debugfs_are_not_read() {
+    fn files_of_tracefs_debugfs_sysfs_and_procfs_are_not_read() {
         // A file of our own file system is read; tracefs's README, where tracefs is mounted
-        // (it can be mapped; its trace_pipe would be consumed by a read), is not.
+        // (it can be mapped; its trace_pipe would be consumed by a read), is not, nor a file
+        // of sysfs or procfs (mappable ones there are a device's registers).
         let p = FakeProc::new("fs");
         assert!(safe_to_read(&File::open(&p.elf).unwrap()));
-        let mut found = false;
+        let mut tried = Vec::new();
         for path in [
             "/sys/kernel/tracing/README",
             "/sys/kernel/debug/tracing/README",
+            "/sys/kernel/mm/transparent_hugepage/enabled",
+            "/sys/kernel/profiling",
+            "/proc/version",
         ] {
             let Ok(f) = File::open(path) else { continue };
-            found = true;
+            tried.push(path);
             assert!(!safe_to_read(&f), "{path}");
             let m = f.metadata().unwrap();
             let vma = Vma {
@@ -1003,10 +1089,16 @@ mod tests {
                 ..Default::default()
             };
             let mut shown = Shown::default();
-            let got = open_checked(Path::new(path), &vma, Match::Shown, &mut shown);
-            assert!(got.unwrap().is_none());
+            let got = open_checked(
+                open_path(Path::new(path)).unwrap(),
+                &vma,
+                Match::Shown,
+                &mut shown,
+            );
+            assert!(got.unwrap().is_none(), "{path}");
         }
-        if !found {
+        assert!(tried.contains(&"/proc/version"), "procfs is mounted");
+        if !tried.iter().any(|p| p.contains("tracing")) {
             eprintln!("tracefs not mounted: its files not tried");
         }
     }
@@ -1069,6 +1161,26 @@ mod tests {
         }
     }
 
+    /// A file mounted (`--bind`) over another for as long as this lives.
+    struct BindMount(PathBuf);
+
+    impl BindMount {
+        fn new(what: &Path, at: &Path) -> Self {
+            run(std::process::Command::new("mount")
+                .arg("--bind")
+                .arg(what)
+                .arg(at))
+            .unwrap();
+            BindMount(at.to_owned())
+        }
+    }
+
+    impl Drop for BindMount {
+        fn drop(&mut self) {
+            let _ = run(std::process::Command::new("umount").arg(&self.0));
+        }
+    }
+
     /// Runs a command; its standard error if it fails.
     fn run(cmd: &mut std::process::Command) -> Result<(), String> {
         let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
@@ -1123,7 +1235,7 @@ mod tests {
             return;
         };
         const OTHER: [u8; 20] = *b"jihgfedcba9876543210";
-        let files: Vec<(PathBuf, [u8; 20])> = [("a", ID), ("b", OTHER)]
+        let mut files: Vec<(PathBuf, [u8; 20])> = [("a", ID), ("b", OTHER)]
             .into_iter()
             .map(|(sub, id)| {
                 let path = fs.subvolume(sub).join("libx.so");
@@ -1131,6 +1243,11 @@ mod tests {
                 (path, id)
             })
             .collect();
+        // And a second file of b (its device known from the first once that was mapped).
+        const THIRD: [u8; 20] = *b"ABCDEFGHIJKLMNOPQRST";
+        let third = files[1].0.with_file_name("liby.so");
+        std::fs::write(&third, with_notes(true, &gnu(&THIRD))).unwrap();
+        files.push((third, THIRD));
         let mapped: Vec<Mapped> = files.iter().map(|(p, _)| Mapped::new(p)).collect();
         // The VMAs as the maps text of this process shows them.
         let text = crate::Options::new()
@@ -1160,13 +1277,15 @@ mod tests {
             assert_eq!(ids.of(v).as_deref(), Some(&id[..]), "{}", path.display());
         }
         // A target in another mount namespace, where the path that holds a's file in ours
-        // holds b's (mounted there; here a symlink under its root): b's build ID, not that
-        // of the file at the printed path in our namespace, which shows the same device and
-        // inode.
+        // holds b's (here: b's file mounted at that path under the target's root): b's
+        // build ID, not that of the file at the printed path in our namespace, which
+        // shows the same device and inode.
         let rel = files[0].0.strip_prefix("/").unwrap();
         let other_root = p.dir.join("other-root");
-        std::fs::create_dir_all(other_root.join(rel).parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(&files[1].0, other_root.join(rel)).unwrap();
+        let at = other_root.join(rel);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(&at, b"").unwrap();
+        let bound = BindMount::new(&files[1].0, &at);
         p.root(&other_root);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(
@@ -1174,6 +1293,22 @@ mod tests {
             Some(&OTHER[..]),
             "b's, at a's path"
         );
+        drop(bound);
+        // A symlink under the target's root resolves in our mount namespace: refused, at
+        // the file (to a's file) and at a directory on the path (to our /tmp).
+        std::fs::remove_file(&at).unwrap();
+        std::os::unix::fs::symlink(&files[0].0, &at).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vmas[0]), None, "a symlink at the file");
+        let top = other_root.join(rel.components().next().unwrap());
+        std::fs::remove_dir_all(&top).unwrap();
+        std::os::unix::fs::symlink(Path::new("/").join(top.file_name().unwrap()), &top).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vmas[0]), None, "a symlink on the path");
+        // Our own root as the target's (a process of our namespace): a's.
+        p.root(Path::new("/"));
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vmas[0]).as_deref(), Some(&ID[..]));
         // A file replaced at its path (another inode) is refused.
         p.root(Path::new("/"));
         let old = files[1].0.with_file_name("old.so");

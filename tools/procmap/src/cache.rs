@@ -274,22 +274,22 @@ impl Core {
     /// Under [`UntrackedPolicy::RereadOnMiss`]: reads the VMAs again if a VMA now covers one
     /// of the addresses (`addrs`) that they do not answer; whether it read them. Where the
     /// source can tell with one query ([`Source::covered`]), it asks about each such
-    /// address in turn, as long as that costs fewer system calls than a walk
+    /// address in turn, as long as that costs at most the system calls of a walk
     /// ([`Source::probe_limit`]), and reads at the first covered one; an address that
     /// nothing maps then costs a query, not a walk. Elsewhere (the text backend), and with
     /// more misses than that, any miss reads.
     fn read_for_misses(&mut self, src: &impl Source, addrs: &[u64]) -> Result<bool> {
-        let mut misses: Vec<u64> = addrs
-            .iter()
-            .copied()
-            .filter(|&a| !self.answers(a))
-            .collect();
-        misses.sort_unstable();
-        misses.dedup();
-        if misses.len() > src.probe_limit(self.vmas.len()) {
-            self.read(src)?;
-            return Ok(true);
+        let limit = src.probe_limit(self.vmas.len());
+        let mut misses = std::collections::HashSet::new();
+        for &a in addrs {
+            if !self.answers(a) && misses.insert(a) && misses.len() > limit {
+                self.read(src)?;
+                return Ok(true);
+            }
         }
+        // In address order, so that the same lookup asks the same way each time.
+        let mut misses: Vec<u64> = misses.into_iter().collect();
+        misses.sort_unstable();
         let query = self.query.or_next(false).name(false).build_id(false);
         for a in misses {
             match src.covered(a, query) {
@@ -842,6 +842,10 @@ mod tests {
                 0,
                 "a covering query"
             );
+            assert!(
+                !query.name_wanted() && !query.build_id_wanted(),
+                "nothing more"
+            );
             self.probed.set(self.probed.get() + 1);
             if !self.alive.get() {
                 return Err(crate::Error::gone("Fake"));
@@ -1272,7 +1276,7 @@ mod tests {
         // since, the query and one walk.
         let f = Fake::new(spaced(10));
         f.probes.set(true);
-        let mut c = Core::new(Query::new());
+        let mut c = Core::new(Query::new().name(true).build_id(true));
         c.untracked = UntrackedPolicy::RereadOnMiss;
         f.walk(Seen::Untracked);
         c.read(&f).unwrap();

@@ -361,10 +361,12 @@ impl Query {
     /// needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`; the inode must be the VMA's),
     /// else by the VMA's path, as printed, then under `/proc/<pid>/root`, and only if the
     /// file opened has the VMA's device and inode (a file replaced at that path gives none,
-    /// not its own); under `/proc/<pid>/root`, where `fstat()` shows an anonymous device
+    /// not its own); under `/proc/<pid>/root` (no symlink followed, so that the path
+    /// resolves in the process's mount namespace), where `fstat()` shows an anonymous device
     /// that is not the maps text's (btrfs, overlayfs before Linux 6.8), as the maps text
     /// shows a page of the file mapped for the moment by the calling process (which its own
-    /// `mmap` events, if it records them, then show; once per file per walk). For maps
+    /// `mmap` events, if it records them, then show; once per file per walk, on btrfs per
+    /// subvolume). For maps
     /// opened through a thread (the main one exited),
     /// through the directory of one of the process's threads that still runs. It parses the
     /// note as the kernel's `lib/buildid.c` does, so that both give the same build IDs, but
@@ -1671,7 +1673,9 @@ impl ProcMaps {
     /// `None` for anonymous memory, and for a file that cannot be opened so (one replaced
     /// at its path; a deleted one without the capability; a handle from
     /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file). The file is
-    /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may.
+    /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may. On btrfs
+    /// and overlayfs, by path, a page of it is mapped for a moment by the calling process
+    /// to check it (see [`Query::build_id`]).
     ///
     /// ```
     /// # use procmap::{ProcMaps, Query};
