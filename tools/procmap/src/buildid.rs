@@ -45,7 +45,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, TryLockError};
 
 /// `BUILD_ID_SIZE_MAX`: the longest build ID the kernel gives.
 pub(crate) const SIZE_MAX: usize = 20;
@@ -260,18 +260,16 @@ pub(crate) struct BuildIds {
     dir: Option<PathBuf>,
     /// `map_files` may be opened (not refused with `EPERM` yet).
     map_files: bool,
-    /// By (device, inode): the files seen with it.
-    found: HashMap<Identity, Vec<Parsed>>,
+    /// Whether the process is in our mount namespace, once asked.
+    same_ns: Option<bool>,
+    /// By (device, inode) as the maps text shows them, then by name: the build ID of each
+    /// file parsed.
+    found: HashMap<Identity, ByName>,
     shown: Shown,
 }
 
-/// A file parsed for its build ID.
-#[derive(Debug)]
-struct Parsed {
-    /// The name of the VMAs it was parsed for.
-    name: Option<Vec<u8>>,
-    build_id: Option<Vec<u8>>,
-}
+/// Files of one (device, inode) as the maps text shows them: the build ID of each, by name.
+type ByName = HashMap<Option<Vec<u8>>, Option<Vec<u8>>>;
 
 impl BuildIds {
     /// The `/proc` directory the files are opened through.
@@ -284,6 +282,7 @@ impl BuildIds {
         BuildIds {
             dir,
             map_files: true,
+            same_ns: None,
             found: HashMap::new(),
             shown: Shown::default(),
         }
@@ -296,41 +295,53 @@ impl BuildIds {
             return None;
         }
         let key = (vma.dev_major, vma.dev_minor, vma.inode);
-        let mut seen = self.found.get(&key).into_iter().flatten();
-        if let Some(p) = seen.find(|p| p.name == vma.name) {
-            return p.build_id.clone();
+        if let Some(id) = self.found.get(&key).and_then(|names| names.get(&vma.name)) {
+            return id.clone();
         }
         // Only a file opened and parsed is remembered.
         let file = self.open(vma)?;
         let build_id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
-        let name = vma.name.clone();
-        let parsed = Parsed {
-            name,
-            build_id: build_id.clone(),
-        };
-        self.found.entry(key).or_default().push(parsed);
+        let names = self.found.entry(key).or_default();
+        names.insert(vma.name.clone(), build_id.clone());
         build_id
     }
 
-    /// The file of `vma`, checked to be its (device, inode): through `map_files` (the
-    /// mapped file itself, also if deleted; needs `CAP_SYS_ADMIN` or
-    /// `CAP_CHECKPOINT_RESTORE`), else by the VMA's path (whatever file is at that path now:
-    /// the check refuses another one): as printed first, since the maps text prints it
-    /// relative to the reader's root (for a target in a chroot, a path outside its root,
-    /// seen from ours), then under the process's root (`/proc/<pid>/root`), for a target in
-    /// another mount namespace, without following a symlink ([`open_beneath`]). Only there
-    /// may a file whose `fstat()` device is not the one the maps text shows pass (as
-    /// [`Match::Shown`]): the path as printed, and any symlink, resolve in our mount
-    /// namespace and root, where another btrfs subvolume's file that shows the same device
-    /// and inode can be at that path.
+    /// Whether the process is in our mount namespace (`<dir>/ns/mnt` is ours, or the kernel
+    /// has none: no `/proc/self/ns/mnt`); `false` if that cannot be told.
+    fn in_our_namespace(&mut self) -> bool {
+        let dir = self.dir.as_deref();
+        *self.same_ns.get_or_insert_with(|| {
+            let ns = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+            match ns(Path::new("/proc/self/ns/mnt")) {
+                Ok(ours) => dir.is_some_and(|d| ns(&d.join("ns/mnt")).ok() == Some(ours)),
+                Err(e) => e.kind() == io::ErrorKind::NotFound,
+            }
+        })
+    }
+
+    /// The file of `vma`, checked to be the one the maps text shows ([`open_checked`]):
+    /// through `map_files` (the file mapped at the VMA's range, also if deleted; needs
+    /// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path (whatever file is
+    /// at that path now: the check refuses another one): as printed first, since the maps
+    /// text prints it relative to the reader's root (for a target in a chroot, a path
+    /// outside its root, seen from ours), but only for a process in our mount namespace
+    /// (elsewhere the path is just a string to us, which could lead an automount or a dead
+    /// NFS server), then under the process's root (`/proc/<pid>/root`), for a target in
+    /// another mount namespace, without following a symlink ([`open_beneath`]).
+    ///
+    /// Only through `map_files` and under the process's root may a file whose `fstat()`
+    /// device is not the one the maps text shows pass ([`Match::Shown`]): the path as
+    /// printed, and any symlink, resolve in our root, where another btrfs subvolume's file
+    /// that shows the same device and inode can be at that path.
     pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
+        let same_ns = self.in_our_namespace();
         let dir = self.dir.as_deref()?;
+        let shown = &mut self.shown;
         if self.map_files {
+            // The file mapped at that range now: the VMA's, or one mapped over it since the
+            // text was read, which the check refuses.
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
-            // The link is the VMA's own file: its inode suffices (on btrfs, fstat()'s device
-            // is the subvolume's, not the one the maps text shows).
-            let opened = open_path(&link);
-            match opened.and_then(|f| open_checked(f, vma, Match::Inode, &mut self.shown)) {
+            match open_path(&link).and_then(|f| open_checked(f, vma, Match::Shown, shown)) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -342,10 +353,12 @@ impl BuildIds {
         let name = vma.name.as_deref()?;
         // A path, not a label such as [heap] or an anonymous name.
         let rel = name.strip_prefix(b"/")?;
-        let printed = open_path(Path::new(std::ffi::OsStr::from_bytes(name)));
-        let shown = &mut self.shown;
-        if let Ok(Some(f)) = printed.and_then(|f| open_checked(f, vma, Match::DevInode, shown)) {
-            return Some(f);
+        if same_ns {
+            let printed = open_path(Path::new(std::ffi::OsStr::from_bytes(name)));
+            if let Ok(Some(f)) = printed.and_then(|f| open_checked(f, vma, Match::DevInode, shown))
+            {
+                return Some(f);
+            }
         }
         open_beneath(&dir.join("root"), rel)
             .and_then(|f| open_checked(f, vma, Match::Shown, shown))
@@ -363,8 +376,12 @@ const UNSAFE_FS: [u64; 5] = [0x7472_6163, 0x6462_6720, 0x6573_5546, 0x6265_6572,
 /// `HUGETLBFS_MAGIC`: a mapping of one of its files reserves a huge page.
 const HUGETLBFS: u64 = 0x9584_58f6;
 
-/// The file system type (`f_type`) of the file of `f`, if `fstatfs()` tells.
-fn fs_type(f: &File) -> Option<u64> {
+/// `BTRFS_SUPER_MAGIC`.
+const BTRFS: u64 = 0x9123_683e;
+
+/// What `fstatfs()` says of the file system of `f`: its type (`f_type`) and `f_fsid`, if it
+/// answers.
+fn fs_of(f: &File) -> Option<(u64, u64)> {
     let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
     // SAFETY: a valid descriptor and a buffer for one `struct statfs`.
     if unsafe { libc::fstatfs(f.as_raw_fd(), st.as_mut_ptr()) } != 0 {
@@ -372,32 +389,33 @@ fn fs_type(f: &File) -> Option<u64> {
     }
     // SAFETY: fstatfs() succeeded and filled it.
     let st = unsafe { st.assume_init() };
+    // SAFETY: `fsid_t` is two `int`s (`__val`, private in `libc`), any bits of which are a
+    // valid `[i32; 2]`; `transmute` checks the sizes.
+    let fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+    let fsid = u64::from(fsid[0] as u32) | u64::from(fsid[1] as u32) << 32;
     // The magic numbers fit in 32 bits, whatever the width and sign of `f_type`.
     #[allow(clippy::unnecessary_cast)]
-    Some(st.f_type as u64 & 0xffff_ffff)
+    Some((st.f_type as u64 & 0xffff_ffff, fsid))
 }
 
-/// Whether the file of `f` is on a file system whose files may be read for a build ID: not
-/// one of [`UNSAFE_FS`] (nor one `fstatfs()` cannot tell). Others can block too (NFS with
-/// a server gone, a hard mount): the file is opened `O_NONBLOCK`, which regular files
-/// ignore.
-fn safe_to_read(f: &File) -> bool {
-    fs_type(f).is_some_and(|t| !UNSAFE_FS.contains(&t))
+/// Whether files of the file system type `t` may be read for a build ID: not one of
+/// [`UNSAFE_FS`]. Others can block too (NFS with a server gone, a hard mount; a FUSE server
+/// that lets us in can block `fstat()` and `fstatfs()` themselves): the file is opened
+/// `O_NONBLOCK`, which regular files ignore.
+fn safe_to_read(t: u64) -> bool {
+    !UNSAFE_FS.contains(&t)
 }
 
-/// What of a file must be the VMA's.
+/// How a file found for a VMA is checked to be the one the maps text shows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Match {
-    /// The inode only: for `map_files`, whose link is the VMA's own file. On btrfs,
-    /// `fstat()` gives the subvolume's anonymous device, not the file system's that the maps
-    /// text shows; on overlayfs before Linux 6.8, the overlay's, where the maps text shows
-    /// the device and inode of the file in the layer below.
-    Inode,
     /// The device and inode that `fstat()` gives: for a path as printed.
     DevInode,
     /// The device and inode that `fstat()` gives or, for a file whose `fstat()` device is
-    /// anonymous (major 0: a btrfs subvolume's, an overlay's) and not the VMA's, those that
-    /// the maps text shows for it ([`Shown`]): for a path under the process's root.
+    /// anonymous (major 0: a btrfs subvolume's; an overlay's before Linux 6.8, where the
+    /// maps text shows the device and inode of the file in the layer below) and not the
+    /// VMA's, those that the maps text shows for it ([`Shown`]): for `map_files` and a path
+    /// under the process's root.
     Shown,
 }
 
@@ -443,17 +461,19 @@ fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
     Ok(at)
 }
 
-/// Opens the file of `probe` (an `O_PATH` descriptor) for reading if it is a regular file
-/// with the inode (and for [`Match::DevInode`] and [`Match::Shown`] the device) of `vma`,
-/// checked on `probe` first. `Ok(None)` if it is another file.
+/// Opens the file of `probe` (an `O_PATH` descriptor) for reading if it is a regular file on
+/// a file system safe to read ([`safe_to_read`]) that is the one the maps text shows for
+/// `vma`, as `how` checks it. `Ok(None)` if it is another file.
 fn open_checked(probe: File, vma: &Vma, how: Match, shown: &mut Shown) -> io::Result<Option<File>> {
     let m = probe.metadata()?;
-    if !m.file_type().is_file() || !safe_to_read(&probe) {
+    if !m.file_type().is_file() {
         return Ok(None);
     }
+    let Some((fs, fsid)) = fs_of(&probe).filter(|&(t, _)| safe_to_read(t)) else {
+        return Ok(None);
+    };
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
-    let same =
-        m.ino() == vma.inode && (how == Match::Inode || dev == (vma.dev_major, vma.dev_minor));
+    let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
     let may_pass = same || (how == Match::Shown && anonymous);
     if !may_pass {
@@ -472,7 +492,7 @@ fn open_checked(probe: File, vma: &Vma, how: Match, shown: &mut Shown) -> io::Re
         return Ok(Some(file));
     }
     let key = (vma.dev_major, vma.dev_minor, vma.inode);
-    Ok((shown.of(&file, &m) == Some(key)).then_some(file))
+    Ok((shown.of(&file, &m, fs, fsid) == Some(key)).then_some(file))
 }
 
 /// A device (major, minor) and inode, as the maps text shows them.
@@ -486,56 +506,68 @@ type Identity = (u32, u32, u64);
 /// file is mapped here for a moment (read-only, private; the profiler sees it in its own
 /// `mmap` events), and this process's maps are asked ([`mapped_identity`]). On btrfs the
 /// maps text shows the file system's device for every file, and the inode as `fstat()`
-/// does: once one file of a subvolume was mapped so, its other files need not be. As
-/// precise as the maps text: on btrfs, two subvolumes' files can show the same device and
-/// inode, so a file of another subvolume, put at the same path of the process's root since
-/// (a snapshot rolled back), with the same inode number, passes.
+/// does: once one file of a subvolume was mapped so, its other files need not be.
+///
+/// The caches are keyed by the file system's `f_fsid` too: an anonymous device number
+/// freed (a subvolume deleted, a file system unmounted) is given to the next one mounted,
+/// and btrfs's `f_fsid` is its UUID mixed with the subvolume's ID. As precise as the maps
+/// text: on btrfs, two subvolumes' files can show the same device and inode, so a file of
+/// another subvolume, put at the same path of the process's root since (a snapshot rolled
+/// back), with the same inode number, passes.
 #[derive(Debug, Default)]
 struct Shown {
-    /// By `fstat()`'s (device, inode): what the maps text shows, if that could be found.
-    found: HashMap<(u64, u64), Option<Identity>>,
-    /// By a btrfs subvolume's `fstat()` device: the device that the maps text shows for its
-    /// files.
-    btrfs: HashMap<u64, (u32, u32)>,
+    /// By `fstat()`'s device and inode and the `f_fsid`: what the maps text shows, if that
+    /// could be found.
+    found: HashMap<(u64, u64, u64), Option<Identity>>,
+    /// By a btrfs subvolume's `fstat()` device and `f_fsid`: the device that the maps text
+    /// shows for its files.
+    btrfs: HashMap<(u64, u64), (u32, u32)>,
 }
 
 impl Shown {
-    /// What the maps text shows for `file`, whose `fstat()` gave `m`.
-    fn of(&mut self, file: &File, m: &std::fs::Metadata) -> Option<Identity> {
-        if let Some(&(major, minor)) = self.btrfs.get(&m.dev()) {
-            return Some((major, minor, m.ino()));
+    /// What the maps text shows for `file`, whose `fstat()` gave `m`, on a file system of
+    /// type `fs` and `f_fsid` `fsid`.
+    fn of(&mut self, file: &File, m: &std::fs::Metadata, fs: u64, fsid: u64) -> Option<Identity> {
+        if fs == BTRFS {
+            if let Some(&(major, minor)) = self.btrfs.get(&(m.dev(), fsid)) {
+                return Some((major, minor, m.ino()));
+            }
         }
-        if let Some(&id) = self.found.get(&(m.dev(), m.ino())) {
+        let key = (m.dev(), m.ino(), fsid);
+        if let Some(&id) = self.found.get(&key) {
             return id;
         }
-        let fs = fs_type(file);
         // A mapping of a hugetlbfs file reserves a huge page.
-        let id = if fs == Some(HUGETLBFS) {
+        let id = if fs == HUGETLBFS {
             None
         } else {
             mapped_identity(file)
         };
-        if let (Some(BTRFS), Some((major, minor, ino))) = (fs, id) {
+        if let (BTRFS, Some((major, minor, ino))) = (fs, id) {
             if ino == m.ino() {
-                self.btrfs.insert(m.dev(), (major, minor));
+                self.btrfs.insert((m.dev(), fsid), (major, minor));
             }
         }
-        self.found.insert((m.dev(), m.ino()), id);
+        self.found.insert(key, id);
         id
     }
 }
 
-/// `BTRFS_SUPER_MAGIC`.
-const BTRFS: u64 = 0x9123_683e;
-
 /// This process's maps, opened once for all walks (and again in a child after `fork()`,
-/// where the parent's handle would show the parent's VMAs, or after a query failed).
+/// where the parent's handle would show the parent's VMAs, or after a query failed): one
+/// file descriptor, `O_CLOEXEC`, kept from the first use on.
 static OWN_MAPS: Mutex<Option<(u32, Arc<crate::ProcMaps>)>> = Mutex::new(None);
 
-/// [`OWN_MAPS`], opened if need be.
+/// [`OWN_MAPS`], opened if need be; a handle of its own for the call while another thread
+/// holds it (or a thread of the parent did at a `fork()`, which would leave it held in the
+/// child).
 fn own_maps() -> Option<Arc<crate::ProcMaps>> {
+    let mut own = match OWN_MAPS.try_lock() {
+        Ok(own) => own,
+        Err(TryLockError::Poisoned(own)) => own.into_inner(),
+        Err(TryLockError::WouldBlock) => return crate::ProcMaps::open_self().ok().map(Arc::new),
+    };
     let pid = std::process::id();
-    let mut own = OWN_MAPS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((p, maps)) = &*own {
         if *p == pid {
             return Some(maps.clone());
@@ -570,7 +602,9 @@ fn mapped_identity(file: &File) -> Option<Identity> {
     unsafe { libc::munmap(page, 1) };
     if vma.is_err() {
         // Opened again next time (the main thread may have exited since the open).
-        *OWN_MAPS.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        if let Ok(mut own) = OWN_MAPS.try_lock() {
+            *own = None;
+        }
     }
     let vma = vma.ok()??;
     Some((vma.dev_major, vma.dev_minor, vma.inode))
@@ -950,6 +984,9 @@ mod tests {
                 std::env::temp_dir().join(format!("procmap-buildid-{}-{what}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(dir.join("proc/map_files")).unwrap();
+            std::fs::create_dir_all(dir.join("proc/ns")).unwrap();
+            // Our mount namespace.
+            std::os::unix::fs::symlink("/proc/self/ns/mnt", dir.join("proc/ns/mnt")).unwrap();
             std::fs::create_dir_all(dir.join("chroot/lib")).unwrap();
             let elf = dir.join("chroot/lib/libx.so");
             std::fs::write(&elf, with_notes(true, &gnu(&ID))).unwrap();
@@ -1035,30 +1072,59 @@ mod tests {
     }
 
     #[test]
-    fn map_files_needs_the_inode_only_a_path_the_device_the_maps_show() {
+    fn map_files_and_paths_need_the_device_and_inode_the_maps_show() {
         // A VMA whose device differs from what fstat() and the maps text show for the file
-        // (a device of our own, so no btrfs; that test is below): through map_files (the
-        // VMA's own file) the inode suffices; by path, the device must match too, as
-        // fstat() gives it (the file system here is not btrfs: its device is no anonymous
-        // one, so the maps text is not asked).
-        let p = FakeProc::new("btrfs");
+        // (a device of our own, so no btrfs; that test is below): refused through map_files
+        // (the link is the file mapped at that range now, which may be another one mapped
+        // over it since the text was read) and by path. The file system here is not btrfs:
+        // its device is no anonymous one, so the maps text is not asked.
+        let p = FakeProc::new("devices");
         p.root(Path::new("/"));
-        let mut vma = p.vma(0x10000, &p.elf);
+        let good = p.vma(0x10000, &p.elf);
+        let mut vma = good.clone();
         vma.dev_major ^= 0x7f;
+        p.map_file(&vma);
         let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&vma), None, "by path");
+        assert_eq!(ids.of(&vma), None, "through map_files and by path");
         if libc::major(std::fs::metadata(&p.elf).unwrap().dev()) != 0 {
             assert!(ids.shown.found.is_empty(), "the maps text asked");
         } else {
             eprintln!("the test's files are on a file system with an anonymous device");
         }
-        p.map_file(&vma);
+        // The device and inode right: through map_files, whatever the path holds.
+        let mut moved = good.clone();
+        moved.name = Some(b"/nonexistent/libx.so".to_vec());
         let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&vma).as_deref(), Some(&ID[..]), "through map_files");
-        // Another inode through map_files: refused.
-        vma.inode += 1;
+        assert_eq!(
+            ids.of(&moved).as_deref(),
+            Some(&ID[..]),
+            "through map_files"
+        );
+        // Another inode: refused.
+        let mut other = good;
+        other.inode += 1;
         let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&vma), None);
+        assert_eq!(ids.of(&other), None);
+    }
+
+    #[test]
+    fn the_path_as_printed_only_in_our_mount_namespace() {
+        // A target in a chroot of our namespace: its file found at the path as printed. In
+        // another namespace that path is not ours to resolve (an automount, a dead NFS
+        // server): only the process's root is tried, which does not hold it.
+        let p = FakeProc::new("namespaces");
+        p.root(&p.dir.join("chroot"));
+        let printed = p.vma(0x10000, &p.elf);
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]));
+        let ns = p.proc().join("ns/mnt");
+        std::fs::remove_file(&ns).unwrap();
+        std::os::unix::fs::symlink("/proc/self/ns/net", &ns).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&printed), None, "another namespace");
+        std::fs::remove_file(&ns).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&printed), None, "a namespace that cannot be told");
     }
 
     #[test]
@@ -1067,7 +1133,8 @@ mod tests {
         // (it can be mapped; its trace_pipe would be consumed by a read), is not, nor a file
         // of sysfs or procfs (mappable ones there are a device's registers).
         let p = FakeProc::new("fs");
-        assert!(safe_to_read(&File::open(&p.elf).unwrap()));
+        let readable = |f: &File| fs_of(f).is_some_and(|(t, _)| safe_to_read(t));
+        assert!(readable(&File::open(&p.elf).unwrap()));
         let mut tried = Vec::new();
         for path in [
             "/sys/kernel/tracing/README",
@@ -1078,7 +1145,7 @@ mod tests {
         ] {
             let Ok(f) = File::open(path) else { continue };
             tried.push(path);
-            assert!(!safe_to_read(&f), "{path}");
+            assert!(!readable(&f), "{path}");
             let m = f.metadata().unwrap();
             let vma = Vma {
                 start: 0x1000,
@@ -1309,6 +1376,21 @@ mod tests {
         p.root(Path::new("/"));
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vmas[0]).as_deref(), Some(&ID[..]));
+        // Through map_files: the file mapped at the VMA's range, but another one mapped
+        // over it since the text was read, with the same inode number (the first file of
+        // another btrfs file system): refused.
+        let other_fs = Btrfs::new("other").unwrap();
+        let elsewhere = other_fs.subvolume("c").join("libx.so");
+        std::fs::write(&elsewhere, with_notes(true, &gnu(b"zyxwvutsrqponmlkjihg"))).unwrap();
+        assert_eq!(std::fs::metadata(&elsewhere).unwrap().ino(), vmas[0].inode);
+        let link = format!("map_files/{:x}-{:x}", vmas[0].start, vmas[0].end);
+        std::os::unix::fs::symlink(&elsewhere, p.proc().join(&link)).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        ids.same_ns = Some(false);
+        p.root(Path::new("/nonexistent"));
+        assert_eq!(ids.of(&vmas[0]), None, "another file at the VMA's range");
+        std::fs::remove_file(p.proc().join(&link)).unwrap();
+        drop(other_fs);
         // A file replaced at its path (another inode) is refused.
         p.root(Path::new("/"));
         let old = files[1].0.with_file_name("old.so");

@@ -356,25 +356,28 @@ impl Query {
     }
     /// Ask for the ELF build ID of the mapped file (its `NT_GNU_BUILD_ID` note). The ioctl
     /// backends ask the kernel. The text backend (kernels before 6.11) reads the file
-    /// itself, once per file per walk, lookup or [`ProcMaps::resolve`]: through
-    /// `/proc/<pid>/map_files/<start>-<end>` (the mapped file itself, also a deleted one;
-    /// needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`; the inode must be the VMA's),
-    /// else by the VMA's path, as printed, then under `/proc/<pid>/root`, and only if the
-    /// file opened has the VMA's device and inode (a file replaced at that path gives none,
-    /// not its own); under `/proc/<pid>/root` (no symlink followed, so that the path
-    /// resolves in the process's mount namespace), where `fstat()` shows an anonymous device
-    /// that is not the maps text's (btrfs, overlayfs before Linux 6.8), as the maps text
-    /// shows a page of the file mapped for the moment by the calling process (which its own
-    /// `mmap` events, if it records them, then show; once per file per walk, on btrfs per
-    /// subvolume). For maps
-    /// opened through a thread (the main one exited),
-    /// through the directory of one of the process's threads that still runs. It parses the
-    /// note as the kernel's `lib/buildid.c` does, so that both give the same build IDs, but
-    /// scans at most 1 MiB of notes per file (a hostile file could take hours otherwise);
-    /// where it cannot open the file (a deleted file without the capability, a handle from
-    /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file), it gives none.
-    /// Files of tracefs, debugfs and FUSE are not read (a read may consume data or block);
-    /// others may block too (NFS with its server gone).
+    /// itself, once per file per walk, lookup or [`ProcMaps::resolve`], and only if the
+    /// file it finds is the one the maps text shows for the VMA (by device and inode): a
+    /// file replaced at its path gives none, not its own. It looks through
+    /// `/proc/<pid>/map_files/<start>-<end>` (the file mapped at that range, also a deleted
+    /// one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path: as
+    /// printed, for a process in the caller's mount namespace, then under
+    /// `/proc/<pid>/root`, one component at a time with no symlink followed, so that the
+    /// path resolves in the process's mount namespace and root. Where `fstat()` shows an
+    /// anonymous device that is not the one the maps text shows (btrfs, overlayfs before
+    /// Linux 6.8), a file found through `map_files` or under the process's root is compared
+    /// as the maps text shows a page of it mapped for the moment by the calling process:
+    /// once per file per walk (on btrfs once per subvolume); the caller's own `mmap` events,
+    /// if it records them, show it, and it keeps one descriptor of its own maps open for
+    /// that. For maps opened through a thread (the main one exited), through the directory
+    /// of one of the process's threads that still runs. It parses the note as the kernel's
+    /// `lib/buildid.c` does, so that both give the same build IDs, but scans at most 1 MiB of
+    /// notes per file (a hostile file could take hours otherwise); where it cannot open the
+    /// file (a deleted file without the capability, a handle from [`ProcMaps::from_fd`] on
+    /// a descriptor that is not a `/proc` maps file), it gives none. Files of tracefs,
+    /// debugfs, FUSE, sysfs and procfs are not read (a read may consume data, block or
+    /// reach a device); others may block too (NFS with its server gone), and a FUSE server
+    /// that lets the caller in can block the `fstat()` that tells.
     /// Linux 6.11's ioctl itself gave none where the note was not in the first page of the
     /// file, or that page not in the page cache; later kernels read the file, as this does.
     pub fn build_id(mut self, on: bool) -> Self {
@@ -1661,21 +1664,23 @@ impl ProcMaps {
 
     /// Opens the file `vma` maps, for reading (a symbolizer reads its symbols and debug
     /// information there), as the text backend opens it for a build ID
-    /// ([`Query::build_id`]): through `/proc/<pid>/map_files/<start>-<end>` (the mapped file
-    /// itself, also a deleted one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`, and
-    /// `vma`'s exact range), else by its name (asked with [`Query::name`]) as printed, then
-    /// under `/proc/<pid>/root`, only if the file there has `vma`'s device and inode (as
-    /// [`Query::build_id`] checks them on btrfs and overlayfs, where the file opened by path
-    /// can have another inode than `vma`'s: an overlay's before Linux 6.8). For
+    /// ([`Query::build_id`]): through `/proc/<pid>/map_files/<start>-<end>` (the file mapped
+    /// at `vma`'s exact range, also a deleted one; needs `CAP_SYS_ADMIN` or
+    /// `CAP_CHECKPOINT_RESTORE`), else by its name (asked with [`Query::name`]) as printed
+    /// (a process in our mount namespace), then under `/proc/<pid>/root`, only if the file
+    /// found is the one the maps text shows for `vma`, by device and inode, checked as
+    /// [`Query::build_id`] says (on btrfs and overlayfs, where the file opened can show
+    /// `fstat()` another device and inode than `vma`'s: an overlay's before Linux 6.8). For
     /// maps opened through a thread (the main one exited), through the directory of one of
     /// the process's threads that still runs.
     ///
     /// `None` for anonymous memory, and for a file that cannot be opened so (one replaced
     /// at its path; a deleted one without the capability; a handle from
     /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file). The file is
-    /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may. On btrfs
-    /// and overlayfs, by path, a page of it is mapped for a moment by the calling process
-    /// to check it (see [`Query::build_id`]).
+    /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may. A file
+    /// whose `fstat()` device is anonymous and not `vma`'s (btrfs, overlayfs, tmpfs) has a
+    /// page mapped for a moment by the calling process to check it (see
+    /// [`Query::build_id`]).
     ///
     /// ```
     /// # use procmap::{ProcMaps, Query};
