@@ -1,11 +1,11 @@
 //! ELF build IDs of mapped files, for the text backend (kernels before 6.11, which have no
 //! `PROCMAP_QUERY` to ask for them): the file of a VMA is opened through
-//! `/proc/<pid>/map_files/<start>-<end>`, else by the VMA's path (as printed, then under
-//! `/proc/<pid>/root`), checked to be the VMA's (device, inode) (through `map_files`, the
-//! VMA's own file, its inode only; by path, the device and inode that `fstat()` gives, or,
-//! under `/proc/<pid>/root`, where `fstat()`'s device is an anonymous one that the maps text
-//! does not show, as on btrfs and on overlayfs before Linux 6.8, those the maps text shows
-//! for a mapping of the file made here), and its
+//! `/proc/<pid>/map_files/<start>-<end>`, else by the VMA's path under `/proc/<pid>/root`
+//! (without following a symlink, the root's own path taken off a chrooted process's
+//! paths), checked to be the one the maps text shows for the VMA (the device and inode that
+//! `fstat()` gives or, where `fstat()`'s device is an anonymous one that the maps text does
+//! not show, as on btrfs and on overlayfs before Linux 6.8, those the maps text shows for a
+//! mapping of the file made here), and its
 //! `NT_GNU_BUILD_ID` note parsed the way the kernel's `lib/buildid.c` parses it, so that
 //! both backends give the same build IDs.
 //!
@@ -260,8 +260,6 @@ pub(crate) struct BuildIds {
     dir: Option<PathBuf>,
     /// `map_files` may be opened (not refused with `EPERM` yet).
     map_files: bool,
-    /// Whether the process is in our mount namespace, once asked.
-    same_ns: Option<bool>,
     /// By (device, inode) as the maps text shows them, then by name: the build ID of each
     /// file parsed.
     found: HashMap<Identity, ByName>,
@@ -282,7 +280,6 @@ impl BuildIds {
         BuildIds {
             dir,
             map_files: true,
-            same_ns: None,
             found: HashMap::new(),
             shown: Shown::default(),
         }
@@ -306,42 +303,30 @@ impl BuildIds {
         build_id
     }
 
-    /// Whether the process is in our mount namespace (`<dir>/ns/mnt` is ours, or the kernel
-    /// has none: no `/proc/self/ns/mnt`); `false` if that cannot be told.
-    fn in_our_namespace(&mut self) -> bool {
-        let dir = self.dir.as_deref();
-        *self.same_ns.get_or_insert_with(|| {
-            let ns = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-            match ns(Path::new("/proc/self/ns/mnt")) {
-                Ok(ours) => dir.is_some_and(|d| ns(&d.join("ns/mnt")).ok() == Some(ours)),
-                Err(e) => e.kind() == io::ErrorKind::NotFound,
-            }
-        })
-    }
-
     /// The file of `vma`, checked to be the one the maps text shows ([`open_checked`]):
     /// through `map_files` (the file mapped at the VMA's range, also if deleted; needs
-    /// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path (whatever file is
-    /// at that path now: the check refuses another one): as printed first, since the maps
-    /// text prints it relative to the reader's root (for a target in a chroot, a path
-    /// outside its root, seen from ours), but only for a process in our mount namespace
-    /// (elsewhere the path is just a string to us, which could lead an automount or a dead
-    /// NFS server), then under the process's root (`/proc/<pid>/root`), for a target in
-    /// another mount namespace, without following a symlink ([`open_beneath`]).
+    /// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path under the
+    /// process's root (`/proc/<pid>/root`; whatever file is at that path now: the check
+    /// refuses another one).
     ///
-    /// Only through `map_files` and under the process's root may a file whose `fstat()`
-    /// device is not the one the maps text shows pass ([`Match::Shown`]): the path as
-    /// printed, and any symlink, resolve in our root, where another btrfs subvolume's file
-    /// that shows the same device and inode can be at that path.
+    /// The maps text prints the path as `d_path()` sees it from our root, and so does
+    /// `readlink()` of `/proc/<pid>/root` for the process's root: for a process in a chroot
+    /// (of our mount namespace or its own), the root's path is the start of the printed one,
+    /// and the rest is looked up under the root; for a process in another mount namespace,
+    /// whose root we cannot reach, both are seen from the root of its namespace (the root's
+    /// path is `/`). A file outside the process's root (mapped before a `chroot()`) is
+    /// found through `map_files` only. The lookup follows no symlink ([`open_beneath`]): it
+    /// stays in the process's mount namespace and root (the printed path resolved from our
+    /// root could reach another btrfs subvolume's file that shows the same device and inode,
+    /// an automount, or a dead NFS server of our namespace).
     pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
-        let same_ns = self.in_our_namespace();
         let dir = self.dir.as_deref()?;
         let shown = &mut self.shown;
         if self.map_files {
             // The file mapped at that range now: the VMA's, or one mapped over it since the
             // text was read, which the check refuses.
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
-            match open_path(&link).and_then(|f| open_checked(f, vma, Match::Shown, shown)) {
+            match open_path(&link).and_then(|f| open_checked(f, vma, shown)) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -351,19 +336,33 @@ impl BuildIds {
             }
         }
         let name = vma.name.as_deref()?;
-        // A path, not a label such as [heap] or an anonymous name.
-        let rel = name.strip_prefix(b"/")?;
-        if same_ns {
-            let printed = open_path(Path::new(std::ffi::OsStr::from_bytes(name)));
-            if let Ok(Some(f)) = printed.and_then(|f| open_checked(f, vma, Match::DevInode, shown))
-            {
-                return Some(f);
-            }
-        }
-        open_beneath(&dir.join("root"), rel)
-            .and_then(|f| open_checked(f, vma, Match::Shown, shown))
+        let root = dir.join("root");
+        let rel = beneath(&std::fs::read_link(&root).ok(), name)?;
+        open_beneath(&root, rel)
+            .and_then(|f| open_checked(f, vma, shown))
             .ok()
             .flatten()
+    }
+}
+
+/// The part of `name` (a path of the maps text) under a root whose path is `root`, without
+/// its leading `/`: `None` if `name` is no path (a label such as `[heap]`, an anonymous
+/// name) or is not under the root. Where the root's path is unknown (not a link), the whole
+/// path.
+fn beneath<'a>(root: &Option<PathBuf>, name: &'a [u8]) -> Option<&'a [u8]> {
+    let rel = name.strip_prefix(b"/")?;
+    let Some(root) = root else {
+        return Some(rel);
+    };
+    let root = root.as_os_str().as_bytes().strip_prefix(b"/")?;
+    let root = root.strip_suffix(b"/").unwrap_or(root);
+    if root.is_empty() {
+        return Some(rel);
+    }
+    match rel.strip_prefix(root)? {
+        [] => None,
+        [b'/', rest @ ..] => Some(rest),
+        _ => None,
     }
 }
 
@@ -404,19 +403,6 @@ fn fs_of(f: &File) -> Option<(u64, u64)> {
 /// `O_NONBLOCK`, which regular files ignore.
 fn safe_to_read(t: u64) -> bool {
     !UNSAFE_FS.contains(&t)
-}
-
-/// How a file found for a VMA is checked to be the one the maps text shows.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Match {
-    /// The device and inode that `fstat()` gives: for a path as printed.
-    DevInode,
-    /// The device and inode that `fstat()` gives or, for a file whose `fstat()` device is
-    /// anonymous (major 0: a btrfs subvolume's; an overlay's before Linux 6.8, where the
-    /// maps text shows the device and inode of the file in the layer below) and not the
-    /// VMA's, those that the maps text shows for it ([`Shown`]): for `map_files` and a path
-    /// under the process's root.
-    Shown,
 }
 
 /// `path` opened as `O_PATH` (no side effect, even for a device or a FIFO), following
@@ -463,8 +449,11 @@ fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
 
 /// Opens the file of `probe` (an `O_PATH` descriptor) for reading if it is a regular file on
 /// a file system safe to read ([`safe_to_read`]) that is the one the maps text shows for
-/// `vma`, as `how` checks it. `Ok(None)` if it is another file.
-fn open_checked(probe: File, vma: &Vma, how: Match, shown: &mut Shown) -> io::Result<Option<File>> {
+/// `vma`: the device and inode that `fstat()` gives or, for a file whose `fstat()` device is
+/// anonymous (major 0: a btrfs subvolume's; an overlay's before Linux 6.8, where the maps
+/// text shows the device and inode of the file in the layer below) and not the VMA's, those
+/// that the maps text shows for it ([`Shown`]). `Ok(None)` if it is another file.
+fn open_checked(probe: File, vma: &Vma, shown: &mut Shown) -> io::Result<Option<File>> {
     let m = probe.metadata()?;
     if !m.file_type().is_file() {
         return Ok(None);
@@ -475,7 +464,7 @@ fn open_checked(probe: File, vma: &Vma, how: Match, shown: &mut Shown) -> io::Re
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
-    let may_pass = same || (how == Match::Shown && anonymous);
+    let may_pass = same || anonymous;
     if !may_pass {
         return Ok(None);
     }
@@ -984,9 +973,6 @@ mod tests {
                 std::env::temp_dir().join(format!("procmap-buildid-{}-{what}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(dir.join("proc/map_files")).unwrap();
-            std::fs::create_dir_all(dir.join("proc/ns")).unwrap();
-            // Our mount namespace.
-            std::os::unix::fs::symlink("/proc/self/ns/mnt", dir.join("proc/ns/mnt")).unwrap();
             std::fs::create_dir_all(dir.join("chroot/lib")).unwrap();
             let elf = dir.join("chroot/lib/libx.so");
             std::fs::write(&elf, with_notes(true, &gnu(&ID))).unwrap();
@@ -997,9 +983,25 @@ mod tests {
         }
         /// `root` pointing at `target`.
         fn root(&self, target: &Path) -> &Self {
-            let _ = std::fs::remove_file(self.proc().join("root"));
+            self.no_root();
             std::os::unix::fs::symlink(target, self.proc().join("root")).unwrap();
             self
+        }
+        /// `root` a directory of its own, empty: as the root of another mount namespace,
+        /// whose path (not a link here) is the whole printed path. Its path.
+        fn root_dir(&self) -> PathBuf {
+            self.no_root();
+            let root = self.proc().join("root");
+            std::fs::create_dir(&root).unwrap();
+            root
+        }
+        fn no_root(&self) {
+            let root = self.proc().join("root");
+            if root.is_symlink() {
+                std::fs::remove_file(&root).unwrap();
+            } else if root.exists() {
+                std::fs::remove_dir_all(&root).unwrap();
+            }
         }
         /// `map_files/<start>-<end>` of `vma` pointing at the ELF file.
         fn map_file(&self, vma: &Vma) -> &Self {
@@ -1052,23 +1054,77 @@ mod tests {
     }
 
     #[test]
-    fn the_path_as_printed_then_under_the_process_root() {
-        // A target in a chroot: the maps text prints the path as our root sees it, which
-        // its /proc/<pid>/root does not hold.
+    fn paths_are_looked_up_under_the_process_root() {
+        // A process in a chroot (of our mount namespace or its own): the maps text prints
+        // the path from our root, and readlink() of its root gives the root's path from
+        // ours, the start of the printed one; the rest is looked up under the root.
         let p = FakeProc::new("paths");
         p.root(&p.dir.join("chroot"));
         let printed = p.vma(0x10000, &p.elf);
         let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]));
-        // A path that only the process's root holds (another mount namespace).
-        let rooted = p.vma(0x20000, Path::new("/lib/libx.so"));
+        assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]), "in a chroot");
+        // A file outside its root (mapped before the chroot()): not by path.
+        let outside = p.dir.join("outside.so");
+        std::fs::hard_link(&p.elf, &outside).unwrap();
+        let out = p.vma(0x20000, &outside);
         let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&rooted).as_deref(), Some(&ID[..]));
-        // Another file at the path: refused on each route.
-        let mut other = p.vma(0x30000, &p.elf);
+        assert_eq!(ids.of(&out), None, "outside the root");
+        // A process of another mount namespace: its root, like its paths, seen from the
+        // root of that namespace (`/`): the whole path under its root.
+        let root = p.root_dir();
+        std::fs::create_dir(root.join("lib")).unwrap();
+        std::fs::hard_link(&p.elf, root.join("lib/libx.so")).unwrap();
+        let rooted = p.vma(0x30000, Path::new("/lib/libx.so"));
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(
+            ids.of(&rooted).as_deref(),
+            Some(&ID[..]),
+            "another namespace"
+        );
+        // Another file at the path: refused.
+        let mut other = rooted.clone();
         other.inode += 1;
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&other), None);
+    }
+
+    #[test]
+    fn what_the_maps_show_is_cached_by_file_system_too() {
+        // An anonymous device number, freed with a subvolume or file system, goes to the next
+        // one mounted: entries of another f_fsid (or of none) are not this file's, and the
+        // per-subvolume device is only taken for btrfs.
+        let p = FakeProc::new("shown");
+        let file = File::open(&p.elf).unwrap();
+        let m = file.metadata().unwrap();
+        let (fs, fsid) = fs_of(&file).unwrap();
+        let bogus = (999, 999);
+        let mut shown = Shown::default();
+        for other in [0, fsid ^ 1] {
+            shown
+                .found
+                .insert((m.dev(), m.ino(), other), Some((bogus.0, bogus.1, 1)));
+            shown.btrfs.insert((m.dev(), other), bogus);
+        }
+        if fs != BTRFS {
+            shown.btrfs.insert((m.dev(), fsid), bogus);
+        }
+        let want = (libc::major(m.dev()), libc::minor(m.dev()), m.ino());
+        assert_eq!(shown.of(&file, &m, fs, fsid), Some(want));
+    }
+
+    #[test]
+    fn the_part_of_a_path_under_a_root() {
+        let root = |r: &str| Some(PathBuf::from(r));
+        let b = |s: &'static str| Some(s.as_bytes());
+        assert_eq!(beneath(&root("/"), b"/usr/lib/x.so"), b("usr/lib/x.so"));
+        assert_eq!(beneath(&root("/srv/c"), b"/srv/c/lib/x.so"), b("lib/x.so"));
+        assert_eq!(beneath(&root("/srv/c/"), b"/srv/c/lib/x.so"), b("lib/x.so"));
+        assert_eq!(beneath(&root("/srv/c"), b"/srv/cc/lib/x.so"), None);
+        assert_eq!(beneath(&root("/srv/c"), b"/srv/c"), None);
+        assert_eq!(beneath(&root("/srv/c"), b"/usr/lib/x.so"), None);
+        assert_eq!(beneath(&root("/srv/c"), b"[heap]"), None);
+        assert_eq!(beneath(&None, b"/usr/lib/x.so"), b("usr/lib/x.so"));
+        assert_eq!(beneath(&None, b"[anon:x]"), None);
     }
 
     #[test]
@@ -1108,26 +1164,6 @@ mod tests {
     }
 
     #[test]
-    fn the_path_as_printed_only_in_our_mount_namespace() {
-        // A target in a chroot of our namespace: its file found at the path as printed. In
-        // another namespace that path is not ours to resolve (an automount, a dead NFS
-        // server): only the process's root is tried, which does not hold it.
-        let p = FakeProc::new("namespaces");
-        p.root(&p.dir.join("chroot"));
-        let printed = p.vma(0x10000, &p.elf);
-        let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]));
-        let ns = p.proc().join("ns/mnt");
-        std::fs::remove_file(&ns).unwrap();
-        std::os::unix::fs::symlink("/proc/self/ns/net", &ns).unwrap();
-        let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&printed), None, "another namespace");
-        std::fs::remove_file(&ns).unwrap();
-        let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&printed), None, "a namespace that cannot be told");
-    }
-
-    #[test]
     fn files_of_tracefs_debugfs_sysfs_and_procfs_are_not_read() {
         // A file of our own file system is read; tracefs's README, where tracefs is mounted
         // (it can be mapped; its trace_pipe would be consumed by a read), is not, nor a file
@@ -1156,12 +1192,7 @@ mod tests {
                 ..Default::default()
             };
             let mut shown = Shown::default();
-            let got = open_checked(
-                open_path(Path::new(path)).unwrap(),
-                &vma,
-                Match::Shown,
-                &mut shown,
-            );
+            let got = open_checked(open_path(Path::new(path)).unwrap(), &vma, &mut shown);
             assert!(got.unwrap().is_none(), "{path}");
         }
         assert!(tried.contains(&"/proc/version"), "procfs is mounted");
@@ -1340,6 +1371,12 @@ mod tests {
         let p = FakeProc::new("btrfs-paths");
         p.root(Path::new("/"));
         let mut ids = BuildIds::new(Some(p.proc()));
+        // (Devices of other subvolumes or file systems with a's number: not taken.)
+        let a = std::fs::metadata(&files[0].0).unwrap();
+        let (_, fsid) = fs_of(&File::open(&files[0].0).unwrap()).unwrap();
+        for other in [0, fsid ^ 1] {
+            ids.shown.btrfs.insert((a.dev(), other), (999, 999));
+        }
         for (v, (path, id)) in vmas.iter().zip(&files) {
             assert_eq!(ids.of(v).as_deref(), Some(&id[..]), "{}", path.display());
         }
@@ -1348,12 +1385,11 @@ mod tests {
         // build ID, not that of the file at the printed path in our namespace, which
         // shows the same device and inode.
         let rel = files[0].0.strip_prefix("/").unwrap();
-        let other_root = p.dir.join("other-root");
+        let other_root = p.root_dir();
         let at = other_root.join(rel);
         std::fs::create_dir_all(at.parent().unwrap()).unwrap();
         std::fs::write(&at, b"").unwrap();
         let bound = BindMount::new(&files[1].0, &at);
-        p.root(&other_root);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(
             ids.of(&vmas[0]).as_deref(),
@@ -1385,12 +1421,21 @@ mod tests {
         assert_eq!(std::fs::metadata(&elsewhere).unwrap().ino(), vmas[0].inode);
         let link = format!("map_files/{:x}-{:x}", vmas[0].start, vmas[0].end);
         std::os::unix::fs::symlink(&elsewhere, p.proc().join(&link)).unwrap();
-        let mut ids = BuildIds::new(Some(p.proc()));
-        ids.same_ns = Some(false);
+        // (No path: the root is elsewhere.)
         p.root(Path::new("/nonexistent"));
+        let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vmas[0]), None, "another file at the VMA's range");
         std::fs::remove_file(p.proc().join(&link)).unwrap();
         drop(other_fs);
+        // The VMA's own file there: found through map_files, as the maps text shows it.
+        std::os::unix::fs::symlink(&files[0].0, p.proc().join(&link)).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(
+            ids.of(&vmas[0]).as_deref(),
+            Some(&ID[..]),
+            "through map_files"
+        );
+        std::fs::remove_file(p.proc().join(&link)).unwrap();
         // A file replaced at its path (another inode) is refused.
         p.root(Path::new("/"));
         let old = files[1].0.with_file_name("old.so");

@@ -360,14 +360,16 @@ impl Query {
     /// file it finds is the one the maps text shows for the VMA (by device and inode): a
     /// file replaced at its path gives none, not its own. It looks through
     /// `/proc/<pid>/map_files/<start>-<end>` (the file mapped at that range, also a deleted
-    /// one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path: as
-    /// printed, for a process in the caller's mount namespace, then under
+    /// one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path under
     /// `/proc/<pid>/root`, one component at a time with no symlink followed, so that the
-    /// path resolves in the process's mount namespace and root. Where `fstat()` shows an
+    /// path resolves in the process's mount namespace and root (for a process in a chroot,
+    /// the root's path, which starts each path the maps text prints, taken off; a file
+    /// outside its root is found through `map_files` only). Where `fstat()` shows an
     /// anonymous device that is not the one the maps text shows (btrfs, overlayfs before
-    /// Linux 6.8), a file found through `map_files` or under the process's root is compared
-    /// as the maps text shows a page of it mapped for the moment by the calling process:
-    /// once per file per walk (on btrfs once per subvolume); the caller's own `mmap` events,
+    /// Linux 6.8), the file is compared as the maps text shows a page of it mapped for the
+    /// moment by the calling process: once per file per walk (on btrfs once per subvolume;
+    /// as precise as the maps text, which can show two btrfs subvolumes' files alike); the
+    /// caller's own `mmap` events,
     /// if it records them, show it, and it keeps one descriptor of its own maps open for
     /// that. For maps opened through a thread (the main one exited), through the directory
     /// of one of the process's threads that still runs. It parses the note as the kernel's
@@ -376,8 +378,8 @@ impl Query {
     /// file (a deleted file without the capability, a handle from [`ProcMaps::from_fd`] on
     /// a descriptor that is not a `/proc` maps file), it gives none. Files of tracefs,
     /// debugfs, FUSE, sysfs and procfs are not read (a read may consume data, block or
-    /// reach a device); others may block too (NFS with its server gone), and a FUSE server
-    /// that lets the caller in can block the `fstat()` that tells.
+    /// reach a device); others may block too (NFS with its server gone; a FUSE mount that
+    /// lets the caller in, or one under an overlay, which `fstatfs()` shows as overlayfs).
     /// Linux 6.11's ioctl itself gave none where the note was not in the first page of the
     /// file, or that page not in the page cache; later kernels read the file, as this does.
     pub fn build_id(mut self, on: bool) -> Self {
@@ -1666,9 +1668,9 @@ impl ProcMaps {
     /// information there), as the text backend opens it for a build ID
     /// ([`Query::build_id`]): through `/proc/<pid>/map_files/<start>-<end>` (the file mapped
     /// at `vma`'s exact range, also a deleted one; needs `CAP_SYS_ADMIN` or
-    /// `CAP_CHECKPOINT_RESTORE`), else by its name (asked with [`Query::name`]) as printed
-    /// (a process in our mount namespace), then under `/proc/<pid>/root`, only if the file
-    /// found is the one the maps text shows for `vma`, by device and inode, checked as
+    /// `CAP_CHECKPOINT_RESTORE`), else by its name (asked with [`Query::name`]) under
+    /// `/proc/<pid>/root`, only if the file found is the one the maps text shows for `vma`,
+    /// by device and inode, checked as
     /// [`Query::build_id`] says (on btrfs and overlayfs, where the file opened can show
     /// `fstat()` another device and inode than `vma`'s: an overlay's before Linux 6.8). For
     /// maps opened through a thread (the main one exited), through the directory of one of
@@ -1678,8 +1680,8 @@ impl ProcMaps {
     /// at its path; a deleted one without the capability; a handle from
     /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file). The file is
     /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may. A file
-    /// whose `fstat()` device is anonymous and not `vma`'s (btrfs, overlayfs, tmpfs) has a
-    /// page mapped for a moment by the calling process to check it (see
+    /// whose `fstat()` device is anonymous and not `vma`'s (btrfs, overlayfs before 6.8) has
+    /// a page mapped for a moment by the calling process to check it (see
     /// [`Query::build_id`]).
     ///
     /// ```
