@@ -2,10 +2,10 @@
 //! `PROCMAP_QUERY` to ask for them): the file of a VMA is opened through
 //! `/proc/<pid>/map_files/<start>-<end>`, else by the VMA's path under `/proc/<pid>/root`
 //! (without following a symlink, the root's own path taken off a chrooted process's
-//! paths), checked to be the one the maps text shows for the VMA (the device and inode that
-//! `fstat()` gives or, where `fstat()`'s device is an anonymous one that the maps text does
-//! not show, as on btrfs and on overlayfs before Linux 6.8, those the maps text shows for a
-//! mapping of the file made here), and its
+//! paths), else as printed, checked to be the one the maps text shows for the VMA (the
+//! device and inode that `fstat()` gives or, except as printed, where `fstat()`'s device is
+//! an anonymous one that the maps text does not show, as on btrfs and on overlayfs before
+//! Linux 6.8, those the maps text shows for a mapping of the file made here), and its
 //! `NT_GNU_BUILD_ID` note parsed the way the kernel's `lib/buildid.c` parses it, so that
 //! both backends give the same build IDs.
 //!
@@ -305,20 +305,26 @@ impl BuildIds {
 
     /// The file of `vma`, checked to be the one the maps text shows ([`open_checked`]):
     /// through `map_files` (the file mapped at the VMA's range, also if deleted; needs
-    /// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path under the
-    /// process's root (`/proc/<pid>/root`; whatever file is at that path now: the check
-    /// refuses another one).
+    /// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path (whatever file is
+    /// at that path now: the check refuses another one): first under the process's root
+    /// (`/proc/<pid>/root`), then as printed, from our root.
     ///
-    /// The maps text prints the path as `d_path()` sees it from our root, and so does
-    /// `readlink()` of `/proc/<pid>/root` for the process's root: for a process in a chroot
-    /// (of our mount namespace or its own), the root's path is the start of the printed one,
-    /// and the rest is looked up under the root; for a process in another mount namespace,
-    /// whose root we cannot reach, both are seen from the root of its namespace (the root's
-    /// path is `/`). A file outside the process's root (mapped before a `chroot()`) is
-    /// found through `map_files` only. The lookup follows no symlink ([`open_beneath`]): it
-    /// stays in the process's mount namespace and root (the printed path resolved from our
-    /// root could reach another btrfs subvolume's file that shows the same device and inode,
-    /// an automount, or a dead NFS server of our namespace).
+    /// Under the process's root, the lookup follows no symlink ([`open_beneath`]), so that
+    /// it stays in the process's mount namespace and root; the maps text prints a path as
+    /// `d_path()` sees it from our root where it can, and `readlink()` of the root likewise:
+    /// for a process in a chroot of our namespace, or one of its own that we see as the
+    /// same tree, the root's path starts the path of each file under the root, and is
+    /// taken off ([`beneath`]); for one in another mount namespace whose tree we cannot
+    /// reach, both read from its top (the root's as `/`). Where they do not agree (a file
+    /// mapped before a `chroot()`, which the maps text prints from our root; a root
+    /// deleted), nothing is found there.
+    ///
+    /// As printed, from our root (as up to 0.3.4), symlinks followed: only a file whose
+    /// `fstat()` device and inode are the VMA's passes, never one compared through the
+    /// maps text, since another btrfs subvolume's file that shows the same device and
+    /// inode could be at that path in our namespace. For a process of another mount
+    /// namespace the path is only a string to us, which can lead an automount or a dead NFS
+    /// server of ours.
     pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
         let dir = self.dir.as_deref()?;
         let shown = &mut self.shown;
@@ -326,7 +332,7 @@ impl BuildIds {
             // The file mapped at that range now: the VMA's, or one mapped over it since the
             // text was read, which the check refuses.
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
-            match open_path(&link).and_then(|f| open_checked(f, vma, shown)) {
+            match open_path(&link).and_then(|f| open_checked(f, vma, Some(&mut *shown))) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -337,9 +343,22 @@ impl BuildIds {
         }
         let name = vma.name.as_deref()?;
         let root = dir.join("root");
-        let rel = beneath(&std::fs::read_link(&root).ok(), name)?;
-        open_beneath(&root, rel)
-            .and_then(|f| open_checked(f, vma, shown))
+        let root_path = match std::fs::read_link(&root) {
+            Ok(path) => Some(Some(path)),
+            // Not a link: a directory standing for a root whose path is unknown (tests).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Some(None),
+            Err(_) => None,
+        };
+        if let Some(rel) = root_path.and_then(|r| beneath(&r, name)) {
+            let found = open_beneath(&root, rel).and_then(|f| open_checked(f, vma, Some(shown)));
+            if let Ok(Some(f)) = found {
+                return Some(f);
+            }
+        }
+        // A path, not a label such as [heap] or an anonymous name.
+        name.strip_prefix(b"/")?;
+        open_path(Path::new(std::ffi::OsStr::from_bytes(name)))
+            .and_then(|f| open_checked(f, vma, None))
             .ok()
             .flatten()
     }
@@ -347,7 +366,7 @@ impl BuildIds {
 
 /// The part of `name` (a path of the maps text) under a root whose path is `root`, without
 /// its leading `/`: `None` if `name` is no path (a label such as `[heap]`, an anonymous
-/// name) or is not under the root. Where the root's path is unknown (not a link), the whole
+/// name) or is not under the root. Where the root's path is unknown (`None`), the whole
 /// path.
 fn beneath<'a>(root: &Option<PathBuf>, name: &'a [u8]) -> Option<&'a [u8]> {
     let rel = name.strip_prefix(b"/")?;
@@ -449,11 +468,12 @@ fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
 
 /// Opens the file of `probe` (an `O_PATH` descriptor) for reading if it is a regular file on
 /// a file system safe to read ([`safe_to_read`]) that is the one the maps text shows for
-/// `vma`: the device and inode that `fstat()` gives or, for a file whose `fstat()` device is
-/// anonymous (major 0: a btrfs subvolume's; an overlay's before Linux 6.8, where the maps
-/// text shows the device and inode of the file in the layer below) and not the VMA's, those
-/// that the maps text shows for it ([`Shown`]). `Ok(None)` if it is another file.
-fn open_checked(probe: File, vma: &Vma, shown: &mut Shown) -> io::Result<Option<File>> {
+/// `vma`: the device and inode that `fstat()` gives or, with `shown`, for a file whose
+/// `fstat()` device is anonymous (major 0: a btrfs subvolume's; an overlay's before Linux
+/// 6.8, where the maps text shows the device and inode of the file in the layer below) and
+/// not the VMA's, those that the maps text shows for it ([`Shown`]). `Ok(None)` if it is
+/// another file.
+fn open_checked(probe: File, vma: &Vma, shown: Option<&mut Shown>) -> io::Result<Option<File>> {
     let m = probe.metadata()?;
     if !m.file_type().is_file() {
         return Ok(None);
@@ -464,7 +484,7 @@ fn open_checked(probe: File, vma: &Vma, shown: &mut Shown) -> io::Result<Option<
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
-    let may_pass = same || anonymous;
+    let may_pass = same || (anonymous && shown.is_some());
     if !may_pass {
         return Ok(None);
     }
@@ -477,9 +497,9 @@ fn open_checked(probe: File, vma: &Vma, shown: &mut Shown) -> io::Result<Option<
     if (again.dev(), again.ino()) != (m.dev(), m.ino()) {
         return Ok(None);
     }
-    if same {
+    let Some(shown) = shown.filter(|_| !same) else {
         return Ok(Some(file));
-    }
+    };
     let key = (vma.dev_major, vma.dev_minor, vma.inode);
     Ok((shown.of(&file, &m, fs, fsid) == Some(key)).then_some(file))
 }
@@ -1063,12 +1083,14 @@ mod tests {
         let printed = p.vma(0x10000, &p.elf);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]), "in a chroot");
-        // A file outside its root (mapped before the chroot()): not by path.
+        // A file outside its root (mapped before the chroot()), printed from our root: found
+        // as printed, fstat() showing the VMA's device and inode (on that route only those:
+        // the btrfs test below has a file there that the maps text would show alike).
         let outside = p.dir.join("outside.so");
         std::fs::hard_link(&p.elf, &outside).unwrap();
         let out = p.vma(0x20000, &outside);
         let mut ids = BuildIds::new(Some(p.proc()));
-        assert_eq!(ids.of(&out), None, "outside the root");
+        assert_eq!(ids.of(&out).as_deref(), Some(&ID[..]), "outside the root");
         // A process of another mount namespace: its root, like its paths, seen from the
         // root of that namespace (`/`): the whole path under its root.
         let root = p.root_dir();
@@ -1192,7 +1214,7 @@ mod tests {
                 ..Default::default()
             };
             let mut shown = Shown::default();
-            let got = open_checked(open_path(Path::new(path)).unwrap(), &vma, &mut shown);
+            let got = open_checked(open_path(Path::new(path)).unwrap(), &vma, Some(&mut shown));
             assert!(got.unwrap().is_none(), "{path}");
         }
         assert!(tried.contains(&"/proc/version"), "procfs is mounted");

@@ -360,13 +360,14 @@ impl Query {
     /// file it finds is the one the maps text shows for the VMA (by device and inode): a
     /// file replaced at its path gives none, not its own. It looks through
     /// `/proc/<pid>/map_files/<start>-<end>` (the file mapped at that range, also a deleted
-    /// one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path under
-    /// `/proc/<pid>/root`, one component at a time with no symlink followed, so that the
-    /// path resolves in the process's mount namespace and root (for a process in a chroot,
-    /// the root's path, which starts each path the maps text prints, taken off; a file
-    /// outside its root is found through `map_files` only). Where `fstat()` shows an
-    /// anonymous device that is not the one the maps text shows (btrfs, overlayfs before
-    /// Linux 6.8), the file is compared as the maps text shows a page of it mapped for the
+    /// one; needs `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE`), else by the VMA's path:
+    /// under `/proc/<pid>/root`, one component at a time with no symlink followed, so that
+    /// the path resolves in the process's mount namespace and root (for a process in a
+    /// chroot, the root's path taken off where it starts the printed one), then as printed,
+    /// from the caller's root (a file mapped before a `chroot()`), where only a file whose
+    /// `fstat()` device and inode are the VMA's passes. Where `fstat()` shows an anonymous
+    /// device that is not the one the maps text shows (btrfs, overlayfs before Linux 6.8),
+    /// a file found through `map_files` or under the process's root is compared as the maps text shows a page of it mapped for the
     /// moment by the calling process: once per file per walk (on btrfs once per subvolume;
     /// as precise as the maps text, which can show two btrfs subvolumes' files alike); the
     /// caller's own `mmap` events,
@@ -1677,7 +1678,8 @@ impl ProcMaps {
     /// the process's threads that still runs.
     ///
     /// `None` for anonymous memory, and for a file that cannot be opened so (one replaced
-    /// at its path; a deleted one without the capability; a handle from
+    /// at its path; without the capability, a deleted one, and on btrfs one outside a
+    /// chrooted process's root; a handle from
     /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file). The file is
     /// opened read-only, `O_CLOEXEC`; reading it may block as reading any file may. A file
     /// whose `fstat()` device is anonymous and not `vma`'s (btrfs, overlayfs before 6.8) has
