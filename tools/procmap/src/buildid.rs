@@ -263,6 +263,12 @@ pub(crate) struct BuildIds {
     /// By (device, inode) as the maps text shows them, then by name: the build ID of each
     /// file parsed.
     found: HashMap<Identity, ByName>,
+    /// By the `fstat()` device and inode of the file opened: its build ID, so that a file is
+    /// parsed once per walk however many names (hard links) lead to it.
+    parsed: HashMap<(u64, u64), Option<Vec<u8>>>,
+    /// How many files were parsed.
+    #[cfg(test)]
+    parses: u32,
     shown: Shown,
 }
 
@@ -281,6 +287,9 @@ impl BuildIds {
             dir,
             map_files: true,
             found: HashMap::new(),
+            parsed: HashMap::new(),
+            #[cfg(test)]
+            parses: 0,
             shown: Shown::default(),
         }
     }
@@ -297,7 +306,20 @@ impl BuildIds {
         }
         // Only a file opened and parsed is remembered.
         let file = self.open(vma)?;
-        let build_id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
+        let m = file.metadata().ok()?;
+        let opened = (m.dev(), m.ino());
+        let build_id = match self.parsed.get(&opened) {
+            Some(id) => id.clone(),
+            None => {
+                #[cfg(test)]
+                {
+                    self.parses += 1;
+                }
+                let id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
+                self.parsed.insert(opened, id.clone());
+                id
+            }
+        };
         let names = self.found.entry(key).or_default();
         names.insert(vma.name.clone(), build_id.clone());
         build_id
@@ -332,7 +354,8 @@ impl BuildIds {
             // The file mapped at that range now: the VMA's, or one mapped over it since the
             // text was read, which the check refuses.
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
-            match open_path(&link).and_then(|f| open_checked(f, vma, Some(&mut *shown))) {
+            let opened = open_path(&link);
+            match opened.and_then(|f| open_checked(f, vma, Some(&mut *shown), false)) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -350,7 +373,10 @@ impl BuildIds {
             Err(_) => None,
         };
         if let Some(rel) = root_path.and_then(|r| beneath(&r, name)) {
-            let found = open_beneath(&root, rel).and_then(|f| open_checked(f, vma, Some(shown)));
+            // (A file that passes there only as the maps text shows it must be readable by
+            // anyone: see open_checked().)
+            let found = open_beneath(&root, rel);
+            let found = found.and_then(|f| open_checked(f, vma, Some(&mut *shown), true));
             if let Ok(Some(f)) = found {
                 return Some(f);
             }
@@ -358,7 +384,7 @@ impl BuildIds {
         // A path, not a label such as [heap] or an anonymous name.
         name.strip_prefix(b"/")?;
         open_path(Path::new(std::ffi::OsStr::from_bytes(name)))
-            .and_then(|f| open_checked(f, vma, None))
+            .and_then(|f| open_checked(f, vma, None, true))
             .ok()
             .flatten()
     }
@@ -473,7 +499,20 @@ fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
 /// 6.8, where the maps text shows the device and inode of the file in the layer below) and
 /// not the VMA's, those that the maps text shows for it ([`Shown`]). `Ok(None)` if it is
 /// another file.
-fn open_checked(probe: File, vma: &Vma, shown: Option<&mut Shown>) -> io::Result<Option<File>> {
+///
+/// Found `by_path`, a file that passes only as the maps text shows it must be readable by
+/// anyone: the maps
+/// text can show two btrfs subvolumes' files alike, so a target could mount a file that it
+/// cannot read over one of its own with the same inode number (a bind mount needs no read
+/// permission), and a profiler running as root would read it (and, through
+/// `ProcMaps::open_mapped_file()`, hand it out). Through `map_files` the target mapped the
+/// file, so it could read it; by path it may not have.
+fn open_checked(
+    probe: File,
+    vma: &Vma,
+    shown: Option<&mut Shown>,
+    by_path: bool,
+) -> io::Result<Option<File>> {
     let m = probe.metadata()?;
     if !m.file_type().is_file() {
         return Ok(None);
@@ -484,7 +523,8 @@ fn open_checked(probe: File, vma: &Vma, shown: Option<&mut Shown>) -> io::Result
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
-    let may_pass = same || (anonymous && shown.is_some());
+    let public = m.mode() & 0o004 != 0;
+    let may_pass = same || (anonymous && shown.is_some() && (public || !by_path));
     if !may_pass {
         return Ok(None);
     }
@@ -521,8 +561,9 @@ type Identity = (u32, u32, u64);
 /// freed (a subvolume deleted, a file system unmounted) is given to the next one mounted,
 /// and btrfs's `f_fsid` is its UUID mixed with the subvolume's ID. As precise as the maps
 /// text: on btrfs, two subvolumes' files can show the same device and inode, so a file of
-/// another subvolume, put at the same path of the process's root since (a snapshot rolled
-/// back), with the same inode number, passes.
+/// another subvolume with the same inode number, put at the path under the process's root
+/// since (a snapshot rolled back, a bind mount) or mapped over the VMA's range, passes (by
+/// path, only if readable by anyone: see [`open_checked`]).
 #[derive(Debug, Default)]
 struct Shown {
     /// By `fstat()`'s device and inode and the `f_fsid`: what the maps text shows, if that
@@ -979,7 +1020,8 @@ mod tests {
         }
     }
 
-    /// A directory in the place of `/proc/<pid>`: `root` a symlink to `root`, and
+    /// A directory in the place of `/proc/<pid>`: `root` (a symlink to the directory given
+    /// to `root()`, or a directory of its own), and
     /// `map_files/<start>-<end>` a symlink to each file given; and an ELF file with [`ID`]
     /// in a directory of its own, its path and its VMA.
     struct FakeProc {
@@ -1135,6 +1177,22 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_parsed_once_whatever_its_names() {
+        // Hard links: each name is looked up (the maps text shows the same device and
+        // inode), the file parsed once.
+        let p = FakeProc::new("links");
+        p.root(Path::new("/"));
+        let mut ids = BuildIds::new(Some(p.proc()));
+        for i in 0..20u64 {
+            let name = p.dir.join(format!("link{i}.so"));
+            std::fs::hard_link(&p.elf, &name).unwrap();
+            let v = p.vma(0x10000 + i * 0x1000, &name);
+            assert_eq!(ids.of(&v).as_deref(), Some(&ID[..]));
+        }
+        assert_eq!(ids.parses, 1);
+    }
+
+    #[test]
     fn the_part_of_a_path_under_a_root() {
         let root = |r: &str| Some(PathBuf::from(r));
         let b = |s: &'static str| Some(s.as_bytes());
@@ -1214,7 +1272,12 @@ mod tests {
                 ..Default::default()
             };
             let mut shown = Shown::default();
-            let got = open_checked(open_path(Path::new(path)).unwrap(), &vma, Some(&mut shown));
+            let got = open_checked(
+                open_path(Path::new(path)).unwrap(),
+                &vma,
+                Some(&mut shown),
+                true,
+            );
             assert!(got.unwrap().is_none(), "{path}");
         }
         assert!(tried.contains(&"/proc/version"), "procfs is mounted");
@@ -1387,9 +1450,9 @@ mod tests {
         let stat = (libc::major(st.dev()), libc::minor(st.dev()), st.ino());
         assert_ne!(stat, shown(&vmas[0]), "fstat() shows the maps' device");
 
-        // By path (no map_files), in one walk's cache: the path as printed is refused
-        // (fstat() shows another device); under the process's root, the maps text of a
-        // mapping of the file says.
+        // By path (no map_files), in one walk's cache: under the process's root, the maps
+        // text of a mapping of the file says (as printed, where fstat() shows another
+        // device, it would be refused).
         let p = FakeProc::new("btrfs-paths");
         p.root(Path::new("/"));
         let mut ids = BuildIds::new(Some(p.proc()));
@@ -1418,6 +1481,16 @@ mod tests {
             Some(&OTHER[..]),
             "b's, at a's path"
         );
+        // Unless b's file is not readable by anyone: a target could mount a file it cannot
+        // read there, and have us read it.
+        let mode = |path: &Path, m: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        mode(&files[1].0, 0o640);
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vmas[0]), None, "a private file by path");
+        mode(&files[1].0, 0o644);
         drop(bound);
         // A symlink under the target's root resolves in our mount namespace: refused, at
         // the file (to a's file) and at a directory on the path (to our /tmp).
@@ -1449,14 +1522,17 @@ mod tests {
         assert_eq!(ids.of(&vmas[0]), None, "another file at the VMA's range");
         std::fs::remove_file(p.proc().join(&link)).unwrap();
         drop(other_fs);
-        // The VMA's own file there: found through map_files, as the maps text shows it.
+        // The VMA's own file there: found through map_files, as the maps text shows it,
+        // private or not (the target mapped it).
         std::os::unix::fs::symlink(&files[0].0, p.proc().join(&link)).unwrap();
+        mode(&files[0].0, 0o600);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(
             ids.of(&vmas[0]).as_deref(),
             Some(&ID[..]),
             "through map_files"
         );
+        mode(&files[0].0, 0o644);
         std::fs::remove_file(p.proc().join(&link)).unwrap();
         // A file replaced at its path (another inode) is refused.
         p.root(Path::new("/"));

@@ -367,12 +367,13 @@ impl Query {
     /// from the caller's root (a file mapped before a `chroot()`), where only a file whose
     /// `fstat()` device and inode are the VMA's passes. Where `fstat()` shows an anonymous
     /// device that is not the one the maps text shows (btrfs, overlayfs before Linux 6.8),
-    /// a file found through `map_files` or under the process's root is compared as the maps text shows a page of it mapped for the
-    /// moment by the calling process: once per file per walk (on btrfs once per subvolume;
-    /// as precise as the maps text, which can show two btrfs subvolumes' files alike); the
-    /// caller's own `mmap` events,
-    /// if it records them, show it, and it keeps one descriptor of its own maps open for
-    /// that. For maps opened through a thread (the main one exited), through the directory
+    /// a file found through `map_files` or under the process's root is compared as the
+    /// maps text shows a page of it mapped for the moment by the calling process, once per
+    /// file per walk (on btrfs once per subvolume); the caller's own `mmap` events, if it
+    /// records them, show it, and it keeps one descriptor of its own maps open for that.
+    /// That is as precise as the maps text, which can show two btrfs subvolumes' files
+    /// alike: a file found by path that passes only so must be readable by anyone (a
+    /// target could mount a file it cannot read over one of its own). For maps opened through a thread (the main one exited), through the directory
     /// of one of the process's threads that still runs. It parses the note as the kernel's
     /// `lib/buildid.c` does, so that both give the same build IDs, but scans at most 1 MiB of
     /// notes per file (a hostile file could take hours otherwise); where it cannot open the
@@ -1670,8 +1671,8 @@ impl ProcMaps {
     /// ([`Query::build_id`]): through `/proc/<pid>/map_files/<start>-<end>` (the file mapped
     /// at `vma`'s exact range, also a deleted one; needs `CAP_SYS_ADMIN` or
     /// `CAP_CHECKPOINT_RESTORE`), else by its name (asked with [`Query::name`]) under
-    /// `/proc/<pid>/root`, only if the file found is the one the maps text shows for `vma`,
-    /// by device and inode, checked as
+    /// `/proc/<pid>/root`, then as printed, only if the file found is the one the maps text
+    /// shows for `vma`, by device and inode, checked as
     /// [`Query::build_id`] says (on btrfs and overlayfs, where the file opened can show
     /// `fstat()` another device and inode than `vma`'s: an overlay's before Linux 6.8). For
     /// maps opened through a thread (the main one exited), through the directory of one of
