@@ -249,7 +249,8 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32, budget: &mut u64) -> Option<Ve
 }
 
 /// The build IDs found during one walk, lookup or `resolve()` of the text backend: each
-/// file, by (device, inode) and name, parsed once. The name too: on btrfs the maps text
+/// file, looked up by (device, inode) as the maps text shows them and name, opened once and
+/// parsed once. The name too: on btrfs the maps text
 /// shows the device of the file system, not of the subvolume, and each subvolume numbers
 /// its inodes from 256, so two files of two subvolumes often show the same (device, inode).
 /// A file that could not be opened for one VMA is tried again for the next (`map_files`
@@ -263,14 +264,20 @@ pub(crate) struct BuildIds {
     /// By (device, inode) as the maps text shows them, then by name: the build ID of each
     /// file parsed.
     found: HashMap<Identity, ByName>,
-    /// By the `fstat()` device and inode of the file opened: its build ID, so that a file is
-    /// parsed once per walk however many names (hard links) lead to it.
-    parsed: HashMap<(u64, u64), Option<Vec<u8>>>,
+    /// By the `fstat()` device, inode, size and modification time of the file opened: its
+    /// build ID, so that a file is parsed once per walk however many names (hard links) lead
+    /// to it. Not by device and inode alone: two files can show the same ones (overlayfs
+    /// over two btrfs subvolumes, NFS exports of btrfs).
+    parsed: HashMap<Opened, Option<Vec<u8>>>,
     /// How many files were parsed.
     #[cfg(test)]
     parses: u32,
     shown: Shown,
 }
+
+/// A file opened, as `fstat()` shows it: device, inode, size, modification time (seconds,
+/// nanoseconds).
+type Opened = (u64, u64, u64, i64, i64);
 
 /// Files of one (device, inode) as the maps text shows them: the build ID of each, by name.
 type ByName = HashMap<Option<Vec<u8>>, Option<Vec<u8>>>;
@@ -307,7 +314,7 @@ impl BuildIds {
         // Only a file opened and parsed is remembered.
         let file = self.open(vma)?;
         let m = file.metadata().ok()?;
-        let opened = (m.dev(), m.ino());
+        let opened = (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec());
         let build_id = match self.parsed.get(&opened) {
             Some(id) => id.clone(),
             None => {
@@ -500,13 +507,15 @@ fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
 /// not the VMA's, those that the maps text shows for it ([`Shown`]). `Ok(None)` if it is
 /// another file.
 ///
-/// Found `by_path`, a file that passes only as the maps text shows it must be readable by
-/// anyone: the maps
+/// Found `by_path`, a file that passes only as the maps text shows it must have the
+/// others-read permission bit: the maps
 /// text can show two btrfs subvolumes' files alike, so a target could mount a file that it
 /// cannot read over one of its own with the same inode number (a bind mount needs no read
 /// permission), and a profiler running as root would read it (and, through
-/// `ProcMaps::open_mapped_file()`, hand it out). Through `map_files` the target mapped the
-/// file, so it could read it; by path it may not have.
+/// `ProcMaps::open_mapped_file()`, hand it out). Through `map_files` the file was mapped by
+/// the target or for it (at `execve()`, also an execute-only one); by path it need not be
+/// its own. (A private file of the target, 0600, 0640 or 0711, then has no build ID by
+/// path there: the target's credentials are not asked.)
 fn open_checked(
     probe: File,
     vma: &Vma,
@@ -1125,6 +1134,14 @@ mod tests {
         let printed = p.vma(0x10000, &p.elf);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]), "in a chroot");
+        // Private, where fstat() shows the VMA's device and inode: found all the same.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&p.elf, private).unwrap();
+        }
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]), "private");
         // A file outside its root (mapped before the chroot()), printed from our root: found
         // as printed, fstat() showing the VMA's device and inode (on that route only those:
         // the btrfs test below has a file there that the maps text would show alike).
@@ -1190,6 +1207,15 @@ mod tests {
             assert_eq!(ids.of(&v).as_deref(), Some(&ID[..]));
         }
         assert_eq!(ids.parses, 1);
+        // Another content at the same device and inode (as two files can show them, on
+        // overlayfs over two btrfs subvolumes): parsed again, not taken from the first.
+        const NEW: [u8; 20] = *b"NEWNEWNEWNEWNEWNEW!!";
+        std::fs::write(&p.elf, with_notes(true, &gnu(&NEW))).unwrap();
+        let name = p.dir.join("rewritten.so");
+        std::fs::hard_link(&p.elf, &name).unwrap();
+        let v = p.vma(0x40000, &name);
+        assert_eq!(ids.of(&v).as_deref(), Some(&NEW[..]));
+        assert_eq!(ids.parses, 2);
     }
 
     #[test]
