@@ -250,9 +250,9 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32, budget: &mut u64) -> Option<Ve
 
 /// The build IDs found during one walk, lookup or `resolve()` of the text backend: each
 /// file, looked up by (device, inode) as the maps text shows them and name, opened once and
-/// parsed once. The name too: on btrfs the maps text
-/// shows the device of the file system, not of the subvolume, and each subvolume numbers
-/// its inodes from 256, so two files of two subvolumes often show the same (device, inode).
+/// parsed once. The name too: on btrfs the maps text shows the device of the file system,
+/// not of the subvolume, and each subvolume numbers its inodes from 256, so two files of
+/// two subvolumes often show the same (device, inode).
 /// A file that could not be opened for one VMA is tried again for the next (`map_files`
 /// needs the VMA's exact range, which a VMA split since the text was read no longer has).
 #[derive(Debug)]

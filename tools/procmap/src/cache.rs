@@ -78,10 +78,10 @@ pub enum UntrackedPolicy {
     /// [`VmaCache::resolve`], any of the addresses: a miss) reads them again, once, and
     /// answers from that read, if a VMA covers a missed address now. Where a query can tell
     /// (the ioctl backends), each missed address is asked about first, one query each (while
-    /// that makes fewer system calls than a walk: with single queries, up to one per VMA;
-    /// with more, it reads without asking), and an address that nothing maps
-    /// costs that query, not a walk; on the text backend, where a query reads the whole
-    /// text, a miss reads again at once. At most one walk per [`VmaCache::get`],
+    /// that makes at most the system calls of a walk: with single queries, one per VMA;
+    /// with more, it reads without asking), and an address that nothing maps costs that
+    /// query, not a walk; on the text backend, where a query reads the whole text, a miss
+    /// reads again at once. At most one walk per [`VmaCache::get`],
     /// [`VmaCache::get_many`] or [`VmaCache::resolve`], none for a hit:
     /// [`VmaCache::reads`] counts them. A hit is not checked for the process's exit or
     /// `execve()`: see [`UntrackedPolicy`] for what [`VmaCache::refresh`] does about it.
@@ -134,11 +134,12 @@ pub(crate) trait Source {
     /// the start of the text).
     fn alive(&self) -> Result<bool>;
     /// Whether a VMA that `query` (a covering query, neither name nor build ID asked) lets
-    /// through covers `addr` now, where one query can tell (an ioctl); `None` where a query
-    /// reads as much as a walk (the text backend).
-    fn covered(&self, addr: u64, query: Query) -> Result<Option<bool>>;
+    /// through covers `addr` now: one query. Asked only where [`Source::probe_limit`] is not
+    /// 0.
+    fn covered(&self, addr: u64, query: Query) -> Result<bool>;
     /// How many queries ([`Source::covered`]) cost less than a walk of about `vmas` VMAs:
-    /// the system calls such a walk makes (0 where a query reads as much as a walk).
+    /// the system calls such a walk makes (0 where a query reads as much as a walk: the text
+    /// backend).
     fn probe_limit(&self, vmas: usize) -> usize;
 }
 
@@ -173,11 +174,8 @@ impl Source for ProcMaps {
         self.still_there()
     }
 
-    fn covered(&self, addr: u64, query: Query) -> Result<Option<bool>> {
-        if self.backend() == Backend::Text {
-            return Ok(None);
-        }
-        Ok(Some(self.query(addr, query)?.is_some()))
+    fn covered(&self, addr: u64, query: Query) -> Result<bool> {
+        Ok(self.query(addr, query)?.is_some())
     }
 
     fn probe_limit(&self, vmas: usize) -> usize {
@@ -293,8 +291,8 @@ impl Core {
         let query = self.query.or_next(false).name(false).build_id(false);
         for a in misses {
             match src.covered(a, query) {
-                Ok(Some(false)) => {}
-                Ok(Some(true) | None) => {
+                Ok(false) => {}
+                Ok(true) => {
                     self.read(src)?;
                     return Ok(true);
                 }
@@ -833,10 +831,8 @@ mod tests {
             self.asked_alive.set(self.asked_alive.get() + 1);
             Ok(self.alive.get())
         }
-        fn covered(&self, addr: u64, query: Query) -> Result<Option<bool>> {
-            if !self.probes.get() {
-                return Ok(None);
-            }
+        fn covered(&self, addr: u64, query: Query) -> Result<bool> {
+            assert!(self.probes.get(), "asked though its probe limit is 0");
             assert_eq!(
                 query.flags() & abi::COVERING_OR_NEXT_VMA,
                 0,
@@ -851,9 +847,7 @@ mod tests {
                 return Err(crate::Error::gone("Fake"));
             }
             let vmas = self.vmas.borrow();
-            Ok(Some(
-                vmas.iter().any(|v| v.contains(addr) && passes(v, query)),
-            ))
+            Ok(vmas.iter().any(|v| v.contains(addr) && passes(v, query)))
         }
         fn probe_limit(&self, _vmas: usize) -> usize {
             if self.probes.get() {
