@@ -269,6 +269,9 @@ pub(crate) struct BuildIds {
     /// to it. Not by device and inode alone: two files can show the same ones (overlayfs
     /// over two btrfs subvolumes, NFS exports of btrfs).
     parsed: HashMap<Opened, Option<Vec<u8>>>,
+    /// The process's root and user IDs, read at the first lookup by path of the walk
+    /// (`None` until then).
+    target: Option<Target>,
     /// How many files were parsed.
     #[cfg(test)]
     parses: u32,
@@ -295,6 +298,7 @@ impl BuildIds {
             map_files: true,
             found: HashMap::new(),
             parsed: HashMap::new(),
+            target: None,
             #[cfg(test)]
             parses: 0,
             shown: Shown::default(),
@@ -312,8 +316,7 @@ impl BuildIds {
             return id.clone();
         }
         // Only a file opened and parsed is remembered.
-        let file = self.open(vma)?;
-        let m = file.metadata().ok()?;
+        let (file, m) = self.open_with(vma)?;
         let opened = (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec());
         let build_id = match self.parsed.get(&opened) {
             Some(id) => id.clone(),
@@ -355,6 +358,11 @@ impl BuildIds {
     /// namespace the path is only a string to us, which can lead an automount or a dead NFS
     /// server of ours.
     pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
+        self.open_with(vma).map(|(file, _)| file)
+    }
+
+    /// [`BuildIds::open`], and what `fstat()` said of the file opened.
+    fn open_with(&mut self, vma: &Vma) -> Option<(File, std::fs::Metadata)> {
         let dir = self.dir.as_deref()?;
         let shown = &mut self.shown;
         if self.map_files {
@@ -362,7 +370,7 @@ impl BuildIds {
             // text was read, which the check refuses.
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
             let opened = open_path(&link);
-            match opened.and_then(|f| open_checked(f, vma, Some(&mut *shown), false)) {
+            match opened.and_then(|f| open_checked(f, vma, Some(&mut *shown), None)) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -372,29 +380,84 @@ impl BuildIds {
             }
         }
         let name = vma.name.as_deref()?;
-        let root = dir.join("root");
-        let root_path = match std::fs::read_link(&root) {
-            Ok(path) => Some(Some(path)),
-            // Not a link: a directory standing for a root whose path is unknown (tests).
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Some(None),
-            Err(_) => None,
-        };
-        if let Some(rel) = root_path.and_then(|r| beneath(&r, name)) {
-            // (A file that passes there only as the maps text shows it must be readable by
-            // anyone: see open_checked().)
-            let found = open_beneath(&root, rel);
-            let found = found.and_then(|f| open_checked(f, vma, Some(&mut *shown), true));
-            if let Ok(Some(f)) = found {
-                return Some(f);
+        let target = self.target.get_or_insert_with(|| Target::read(dir));
+        if let Some((root, root_path)) = &target.root {
+            if let Some(rel) = beneath(root_path, name) {
+                // (A file that passes there only as the maps text shows it must be readable
+                // by the target: see open_checked().)
+                let found = open_beneath(root, rel);
+                let owners = Some(&target.uids[..]);
+                if let Ok(Some(f)) = found.and_then(|f| open_checked(f, vma, Some(shown), owners)) {
+                    return Some(f);
+                }
             }
         }
         // A path, not a label such as [heap] or an anonymous name.
         name.strip_prefix(b"/")?;
         open_path(Path::new(std::ffi::OsStr::from_bytes(name)))
-            .and_then(|f| open_checked(f, vma, None, true))
+            .and_then(|f| open_checked(f, vma, None, Some(&[])))
             .ok()
             .flatten()
     }
+}
+
+/// What a walk's lookups by path need of the process, read once per walk: its root, and the
+/// user IDs it could read a file as.
+#[derive(Debug)]
+struct Target {
+    /// `/proc/<pid>/root` opened (`O_PATH`), and its path as `readlink()` of that descriptor
+    /// gives it (`None`: unknown, where `root` is no symlink, as in tests); `None` where it
+    /// cannot be opened (a process that exited, a kernel thread, no permission). Opened
+    /// first, the path read of the descriptor: the two agree even if the process calls
+    /// `chroot()` meanwhile.
+    root: Option<(File, Option<PathBuf>)>,
+    /// The real, effective, saved and file-system user IDs of the process (the `Uid:` line of
+    /// `/proc/<pid>/status`, in our user namespace), as far as they could be read and are
+    /// mapped there.
+    uids: Vec<u32>,
+}
+
+impl Target {
+    fn read(dir: &Path) -> Self {
+        let at = dir.join("root");
+        let link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_symlink());
+        let root = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&at)
+            .ok()
+            .and_then(|root| {
+                if !link {
+                    return Some((root, None));
+                }
+                // Unread, no root to look under: the whole path would be taken for one
+                // under it.
+                let path = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()));
+                Some((root, Some(path.ok()?)))
+            });
+        let status = std::fs::read(dir.join("status")).unwrap_or_default();
+        let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid");
+        let overflow = overflow.ok().and_then(|s| s.trim().parse().ok());
+        Target {
+            root,
+            uids: uids_of(&status, overflow.unwrap_or(65534)),
+        }
+    }
+}
+
+/// The user IDs of the `Uid:` line of a `/proc/<pid>/status` text, but `overflow` (the ID
+/// shown for one not mapped into our user namespace, which would stand for any other).
+fn uids_of(status: &[u8], overflow: u32) -> Vec<u32> {
+    let Some(line) = status
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"Uid:"))
+    else {
+        return Vec::new();
+    };
+    line.split(|b| b.is_ascii_whitespace())
+        .filter_map(|w| std::str::from_utf8(w).ok()?.parse::<u32>().ok())
+        .filter(|&uid| uid != overflow)
+        .collect()
 }
 
 /// The part of `name` (a path of the maps text) under a root whose path is `root`, without
@@ -467,17 +530,14 @@ fn open_path(path: &Path) -> io::Result<File> {
 }
 
 /// `rel`, a path of the maps text without its leading `/`, opened as `O_PATH` under the
-/// directory `root` (a process's `/proc/<pid>/root`) one component at a time, none of them a
+/// directory `root` (a process's `/proc/<pid>/root`, opened) one component at a time, none of them a
 /// symlink, `.` or `..`: so that it resolves in that process's mount namespace and under
 /// its root. (The kernel follows the magic link to the process's root, but a symlink met
 /// after it resolves in ours: an absolute one from our root, `..` above a chroot's root.)
 /// The maps text's paths (`d_path()`) have none; a path that has one now changed since.
-fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
+fn open_beneath(root: &File, rel: &[u8]) -> io::Result<File> {
     let refused = || io::Error::from_raw_os_error(libc::ELOOP);
-    let mut at = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(root)?;
+    let mut at: Option<File> = None;
     for name in rel.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
         if name == b"." || name == b".." {
             return Err(refused());
@@ -485,18 +545,21 @@ fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
         let name = std::ffi::CString::new(name).map_err(|_| refused())?;
         let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         // SAFETY: a valid directory descriptor and C string; the result is checked.
-        let fd = unsafe { libc::openat(at.as_raw_fd(), name.as_ptr(), flags) };
+        let dir = at.as_ref().unwrap_or(root);
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just opened and is owned by nobody else.
-        at = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let opened = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         // With O_NOFOLLOW and O_PATH, a symlink is opened itself.
-        if at.metadata()?.file_type().is_symlink() {
+        if opened.metadata()?.file_type().is_symlink() {
             return Err(refused());
         }
+        at = Some(opened);
     }
-    Ok(at)
+    // (An empty path names the root: no file.)
+    at.ok_or_else(refused)
 }
 
 /// Opens the file of `probe` (an `O_PATH` descriptor) for reading if it is a regular file on
@@ -507,21 +570,24 @@ fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
 /// not the VMA's, those that the maps text shows for it ([`Shown`]). `Ok(None)` if it is
 /// another file.
 ///
-/// Found `by_path`, a file that passes only as the maps text shows it must have the
-/// others-read permission bit: the maps
-/// text can show two btrfs subvolumes' files alike, so a target could mount a file that it
-/// cannot read over one of its own with the same inode number (a bind mount needs no read
-/// permission), and a profiler running as root would read it (and, through
-/// `ProcMaps::open_mapped_file()`, hand it out). Through `map_files` the file was mapped by
-/// the target or for it (at `execve()`, also an execute-only one); by path it need not be
-/// its own. (A private file of the target, 0600, 0640 or 0711, then has no build ID by
-/// path there: the target's credentials are not asked.)
+/// Found by path (`owners` given), a file that passes only as the maps text shows it must be
+/// one the target can read: readable by anyone, or owned by one of the target's user IDs
+/// (`owners`: its owner can give itself the right to read it). The maps text can show two
+/// btrfs subvolumes' files alike, so a target could mount a file that it cannot read over
+/// one of its own with the same inode number (a bind mount needs no read permission), and a
+/// profiler running as root would read it (and, through `ProcMaps::open_mapped_file()`,
+/// hand it out). Through `map_files` (`owners` `None`) the file was mapped by the target or
+/// for it (at `execve()`, also an execute-only one); by path it need not be its own. (A file
+/// of another owner that the target may read through its group or an ACL only, 0640 say,
+/// has no build ID by path there: group membership and ACLs are not checked.)
+///
+/// Returned with what `fstat()` says of the file opened.
 fn open_checked(
     probe: File,
     vma: &Vma,
     shown: Option<&mut Shown>,
-    by_path: bool,
-) -> io::Result<Option<File>> {
+    owners: Option<&[u32]>,
+) -> io::Result<Option<(File, std::fs::Metadata)>> {
     let m = probe.metadata()?;
     if !m.file_type().is_file() {
         return Ok(None);
@@ -532,8 +598,8 @@ fn open_checked(
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
-    let public = m.mode() & 0o004 != 0;
-    let may_pass = same || (anonymous && shown.is_some() && (public || !by_path));
+    let readable = owners.is_none_or(|o| m.mode() & 0o004 != 0 || o.contains(&m.uid()));
+    let may_pass = same || (anonymous && shown.is_some() && readable);
     if !may_pass {
         return Ok(None);
     }
@@ -547,10 +613,10 @@ fn open_checked(
         return Ok(None);
     }
     let Some(shown) = shown.filter(|_| !same) else {
-        return Ok(Some(file));
+        return Ok(Some((file, again)));
     };
     let key = (vma.dev_major, vma.dev_minor, vma.inode);
-    Ok((shown.of(&file, &m, fs, fsid) == Some(key)).then_some(file))
+    Ok((shown.of(&file, &m, fs, fsid) == Some(key)).then_some((file, again)))
 }
 
 /// A device (major, minor) and inode, as the maps text shows them.
@@ -1162,6 +1228,21 @@ mod tests {
             Some(&ID[..]),
             "another namespace"
         );
+        // The root is read once per walk: a chroot() after the walk's first lookup by path
+        // (here, the root replaced) does not move the rest of the walk's lookups; the next
+        // walk's are under the new root. (Another name for the file, so that it is opened
+        // again.)
+        std::fs::hard_link(&p.elf, root.join("lib/liby.so")).unwrap();
+        let again = p.vma(0x38000, Path::new("/lib/liby.so"));
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&rooted).as_deref(), Some(&ID[..]));
+        std::fs::rename(&root, p.dir.join("old-root")).unwrap();
+        p.root_dir();
+        assert_eq!(ids.of(&again).as_deref(), Some(&ID[..]), "the walk's root");
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&again), None, "the next walk's");
+        std::fs::remove_dir(p.proc().join("root")).unwrap();
+        std::fs::rename(p.dir.join("old-root"), &root).unwrap();
         // Another file at the path: refused.
         let mut other = rooted.clone();
         other.inode += 1;
@@ -1216,6 +1297,19 @@ mod tests {
         let v = p.vma(0x40000, &name);
         assert_eq!(ids.of(&v).as_deref(), Some(&NEW[..]));
         assert_eq!(ids.parses, 2);
+    }
+
+    #[test]
+    fn the_user_ids_of_a_process_status() {
+        let status = b"Name:\tx\nUmask:\t0022\nUid:\t1000\t0\t65534\t7\nGid:\t5\t5\t5\t5\n";
+        assert_eq!(uids_of(status, 65534), [1000, 0, 7]);
+        assert_eq!(uids_of(status, 7), [1000, 0, 65534]);
+        assert_eq!(
+            uids_of(b"Name:\tx\nGid:\t5\t5\t5\t5\n", 65534),
+            [] as [u32; 0]
+        );
+        assert_eq!(uids_of(b"", 65534), [] as [u32; 0]);
+        assert_eq!(uids_of(b"Uid:\tx\t-1\t99999999999\t3", 65534), [3]);
     }
 
     #[test]
@@ -1302,7 +1396,7 @@ mod tests {
                 open_path(Path::new(path)).unwrap(),
                 &vma,
                 Some(&mut shown),
-                true,
+                Some(&[]),
             );
             assert!(got.unwrap().is_none(), "{path}");
         }
@@ -1516,6 +1610,27 @@ mod tests {
         mode(&files[1].0, 0o640);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vmas[0]), None, "a private file by path");
+        // Unless the target runs as its owner (ours, root), as /proc/<pid>/status says
+        // with any of its user IDs (not with the overflow ID, 65534, that of any not mapped
+        // into our user namespace).
+        let status = |uids: &str| {
+            let text = format!("Name:\tx\nUid:\t{uids}\nGid:\t0\t0\t0\t0\n");
+            std::fs::write(p.proc().join("status"), text).unwrap();
+            BuildIds::new(Some(p.proc())).of(&vmas[0])
+        };
+        assert_eq!(status("1000\t0\t1000\t1000").as_deref(), Some(&OTHER[..]));
+        assert_eq!(status("1000\t1000\t1000\t0").as_deref(), Some(&OTHER[..]));
+        assert_eq!(status("1000\t1000\t1000\t1000"), None, "another owner's");
+        let chown = |uid: u32| std::os::unix::fs::chown(&files[1].0, Some(uid), Some(0)).unwrap();
+        chown(1000);
+        assert_eq!(
+            status("1000\t1000\t1000\t1000").as_deref(),
+            Some(&OTHER[..])
+        );
+        chown(65534);
+        assert_eq!(status("65534\t65534\t65534\t65534"), None, "unmapped IDs");
+        chown(0);
+        std::fs::remove_file(p.proc().join("status")).unwrap();
         mode(&files[1].0, 0o644);
         drop(bound);
         // A symlink under the target's root resolves in our mount namespace: refused, at
