@@ -264,13 +264,19 @@ impl Core {
     fn refresh_for(&mut self, src: &impl Source, addrs: &[u64]) -> Result<()> {
         let read = self.refresh(src)?;
         if self.rereads_on_miss(read) {
-            self.read_for_misses(src, addrs)?;
+            let misses: Vec<u64> = addrs
+                .iter()
+                .copied()
+                .filter(|&a| !self.answers(a))
+                .collect();
+            self.read_for_misses(src, &misses)?;
         }
         self.not_gone()
     }
 
     /// Under [`UntrackedPolicy::RereadOnMiss`]: reads the VMAs again if a VMA now covers one
-    /// of the addresses (`addrs`) that they do not answer; whether it read them. Where the
+    /// of `misses`, addresses that they do not answer (none: nothing to do); whether it
+    /// read them. Where the
     /// source can tell with one query ([`Source::covered`]), it asks about each such
     /// address in turn, as long as that costs at most the system calls of a walk
     /// ([`Source::probe_limit`]), and reads at the first covered one; an address that
@@ -280,7 +286,7 @@ impl Core {
         let limit = src.probe_limit(self.vmas.len());
         let mut misses = std::collections::HashSet::new();
         for &a in addrs {
-            if !self.answers(a) && misses.insert(a) && misses.len() > limit {
+            if misses.insert(a) && misses.len() > limit {
                 self.read(src)?;
                 return Ok(true);
             }
@@ -335,11 +341,16 @@ impl Core {
     ) -> Result<Vec<Option<&Vma>>> {
         let read = self.refresh(src)?;
         let mut found: Vec<Option<usize>> = addrs.iter().map(|&a| self.position(a)).collect();
-        let miss = |(f, &a): (&Option<usize>, &u64)| f.is_none() && !never_mapped(a);
-        if self.rereads_on_miss(read)
-            && found.iter().zip(addrs).any(miss)
-            && self.read_for_misses(src, addrs)?
-        {
+        let misses = |found: &[Option<usize>]| -> Vec<u64> {
+            let miss = |(f, &a): (&Option<usize>, &u64)| f.is_none() && !never_mapped(a);
+            found
+                .iter()
+                .zip(addrs)
+                .filter(|&p| miss(p))
+                .map(|(_, &a)| a)
+                .collect()
+        };
+        if self.rereads_on_miss(read) && self.read_for_misses(src, &misses(&found))? {
             for (f, &a) in found.iter_mut().zip(addrs) {
                 *f = self.position(a);
             }
