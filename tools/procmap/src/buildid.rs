@@ -144,6 +144,89 @@ impl Fetch for FileReader<'_> {
     }
 }
 
+/// A mapped file read through the memory of the process that maps it (`/proc/<pid>/mem`),
+/// at file offsets: the bytes at offset `off` are those its VMAs of that file (`segments`)
+/// show at `start + off - offset`, where one of them covers the whole range asked. Only
+/// pages present in the process's memory are read, as `/proc/<pid>/pagemap` says, so that
+/// a read never faults a page in (which could wait on a FUSE server or a dead NFS one).
+struct MemReader<'a> {
+    mem: &'a Memory,
+    /// (file offset, start, end) of each read-only VMA of the file.
+    segments: Vec<(u64, u64, u64)>,
+    /// The bytes last read, and their file offset.
+    chunk: Vec<u8>,
+    chunk_off: u64,
+}
+
+impl Fetch for MemReader<'_> {
+    fn fetch(&mut self, off: u64, len: usize) -> Option<&[u8]> {
+        let end = off.checked_add(len as u64)?;
+        let chunk_end = self.chunk_off.checked_add(self.chunk.len() as u64)?;
+        if off < self.chunk_off || end > chunk_end {
+            let &(offset, start, vma_end) = self
+                .segments
+                .iter()
+                .find(|&&(o, s, e)| o <= off && end.checked_sub(o).is_some_and(|n| n <= e - s))?;
+            let addr = start + (off - offset);
+            // As [`FileReader`] reads (the head, then chunks), within the VMA and its pages
+            // present from `addr` on.
+            let size = if off < HEAD as u64 { HEAD } else { CHUNK };
+            let want = (size.max(len) as u64).min(vma_end - addr);
+            let present = self.mem.present(addr, want)?;
+            if present < len as u64 {
+                return None;
+            }
+            self.chunk.resize(usize::try_from(present).ok()?, 0);
+            let n = read_full(&self.mem.mem, &mut self.chunk, addr).unwrap_or(0);
+            self.chunk.truncate(n);
+            self.chunk_off = off;
+        }
+        slice_at(&self.chunk, off - self.chunk_off, len)
+    }
+}
+
+/// `/proc/<pid>/mem` and `/proc/<pid>/pagemap` of a process, opened.
+#[derive(Debug)]
+struct Memory {
+    mem: File,
+    pagemap: File,
+    page: u64,
+}
+
+impl Memory {
+    fn open(dir: &Path) -> Option<Self> {
+        let open = |name| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(dir.join(name))
+        };
+        // SAFETY: sysconf() has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        Some(Memory {
+            mem: open("mem").ok()?,
+            pagemap: open("pagemap").ok()?,
+            page: u64::try_from(page).ok().filter(|p| p.is_power_of_two())?,
+        })
+    }
+
+    /// How many of the `len` bytes from `addr` on lie in pages present in memory (bit 63 of
+    /// each page's `pagemap` entry), counted from `addr` up to the first page that is not.
+    fn present(&self, addr: u64, len: u64) -> Option<u64> {
+        let first = addr / self.page;
+        let last = (addr + len.max(1) - 1) / self.page;
+        let mut entries = vec![0u8; usize::try_from(last - first + 1).ok()? * 8];
+        let n = read_full(&self.pagemap, &mut entries, first.checked_mul(8)?)?;
+        entries.truncate(n);
+        let pages = entries
+            .chunks_exact(8)
+            .take_while(|e| u64_at(e, 0).is_some_and(|e| e >> 63 == 1))
+            .count() as u64;
+        let end = (first + pages) * self.page;
+        Some(end.saturating_sub(addr).min(len))
+    }
+}
+
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
@@ -272,6 +355,9 @@ pub(crate) struct BuildIds {
     /// The process's root and user IDs, read at the first lookup by path of the walk
     /// (`None` until then).
     target: Option<Target>,
+    /// The process's memory, opened at the first file of the walk that could not be
+    /// (`None` until then, `Some(None)` if it cannot be read).
+    memory: Option<Option<Memory>>,
     /// How many files were parsed.
     #[cfg(test)]
     parses: u32,
@@ -299,6 +385,7 @@ impl BuildIds {
             found: HashMap::new(),
             parsed: HashMap::new(),
             target: None,
+            memory: None,
             #[cfg(test)]
             parses: 0,
             shown: Shown::default(),
@@ -306,8 +393,17 @@ impl BuildIds {
     }
 
     /// The build ID of the file `vma` maps (`None` for anonymous memory, a file that is not
-    /// ELF or has none, or one that cannot be opened and checked).
+    /// ELF or has none, or one that cannot be opened and checked, nor read in memory).
+    #[cfg(test)]
     pub(crate) fn of(&mut self, vma: &Vma) -> Option<Vec<u8>> {
+        self.of_in(vma, std::slice::from_ref(vma))
+    }
+
+    /// [`BuildIds::of`] `vma`, one of `all`, the process's VMAs in address order: a file that
+    /// cannot be opened (deleted, without `map_files`; or not found by path) is read in the
+    /// process's memory where its VMAs next to `vma` show its headers and notes
+    /// ([`BuildIds::in_memory`]).
+    pub(crate) fn of_in(&mut self, vma: &Vma, all: &[Vma]) -> Option<Vec<u8>> {
         if !vma.file_backed() {
             return None;
         }
@@ -315,8 +411,13 @@ impl BuildIds {
         if let Some(id) = self.found.get(&key).and_then(|names| names.get(&vma.name)) {
             return id.clone();
         }
-        // Only a file opened and parsed is remembered.
-        let (file, m) = self.open_with(vma)?;
+        // Only a file opened and parsed, or found in memory, is remembered.
+        let Some((file, m)) = self.open_with(vma) else {
+            let id = self.in_memory(vma, all)?;
+            let names = self.found.entry(key).or_default();
+            names.insert(vma.name.clone(), Some(id.clone()));
+            return Some(id);
+        };
         let opened = (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec());
         let build_id = match self.parsed.get(&opened) {
             Some(id) => id.clone(),
@@ -333,6 +434,42 @@ impl BuildIds {
         let names = self.found.entry(key).or_default();
         names.insert(vma.name.clone(), build_id.clone());
         build_id
+    }
+
+    /// The build ID of the file `vma` maps, read in the memory of the process
+    /// (`/proc/<pid>/mem`, which needs the right to `ptrace()` it: the same user and, under
+    /// Yama's `ptrace_scope` 1, a descendant; or `CAP_SYS_PTRACE`) through the VMAs of `all`
+    /// next to `vma` that map the same file (device, inode and name) read-only: the
+    /// dynamic loader and the kernel map an ELF file's segments side by side, the first,
+    /// at offset 0, holding the headers and the notes. Only pages present in memory are
+    /// read (none is faulted in); a page not present, or written by the process, gives
+    /// none or what it holds: the process can mislead only its own profile. What Linux
+    /// 6.11's `PROCMAP_QUERY` did too, from the page cache.
+    fn in_memory(&mut self, vma: &Vma, all: &[Vma]) -> Option<Vec<u8>> {
+        let dir = self.dir.as_deref()?;
+        let mem = self
+            .memory
+            .get_or_insert_with(|| Memory::open(dir))
+            .as_ref()?;
+        let same = |v: &&Vma| {
+            (v.dev_major, v.dev_minor, v.inode, &v.name)
+                == (vma.dev_major, vma.dev_minor, vma.inode, &vma.name)
+        };
+        let at = all.partition_point(|v| v.end <= vma.start);
+        let before = all.get(..at)?.iter().rev().take_while(same);
+        let from = all.get(at..)?.iter().take_while(same);
+        let segments: Vec<(u64, u64, u64)> = before
+            .chain(from)
+            .filter(|v| !v.perms.write && v.end > v.start)
+            .map(|v| (v.offset, v.start, v.end))
+            .collect();
+        let mut r = MemReader {
+            mem,
+            segments,
+            chunk: Vec::new(),
+            chunk_off: 0,
+        };
+        parse(&mut r)
     }
 
     /// The file of `vma`, checked to be the one the maps text shows ([`open_checked`]):
@@ -1526,6 +1663,89 @@ mod tests {
             // SAFETY: the mapping made in `new()`, of one page; nothing refers to it.
             unsafe { libc::munmap(self.0, 4096) };
         }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_read_in_memory() {
+        // A file of three pages, mapped here and deleted: its headers on the first, its build
+        // ID note on the second, another note on the third, the first PT_NOTE. The second
+        // page a VMA of its own (MADV_DONTFORK splits it off), the third writable.
+        const WRONG: [u8; 20] = *b"written-by-a-process";
+        let bytes = Elf::new(true)
+            .phdr(PT_NOTE, 0x2000, gnu(&WRONG).len() as u64)
+            .phdr(PT_NOTE, 0x1000, gnu(&ID).len() as u64)
+            .at(0x1000, &gnu(&ID))
+            .at(0x2000, &gnu(&WRONG))
+            .at(0x2fff, &[0])
+            .build();
+        let p = FakeProc::new("memory");
+        let path = p.dir.join("gone.so");
+        std::fs::write(&path, &bytes).unwrap();
+        let f = File::open(&path).unwrap();
+        // SAFETY: a new private read-only mapping of three pages at an address the kernel
+        // chooses, then advice and protections of its own pages.
+        let at = unsafe {
+            let at = libc::mmap(
+                std::ptr::null_mut(),
+                0x3000,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                f.as_raw_fd(),
+                0,
+            );
+            assert_ne!(at, libc::MAP_FAILED);
+            let at = at as *mut u8;
+            assert_eq!(
+                libc::madvise(at.add(0x1000).cast(), 0x1000, libc::MADV_DONTFORK),
+                0
+            );
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            assert_eq!(libc::mprotect(at.add(0x2000).cast(), 0x1000, rw), 0);
+            at
+        };
+        drop(f);
+        std::fs::remove_file(&path).unwrap();
+        let touch = |page: usize| {
+            // SAFETY: a page of the mapping above, readable.
+            unsafe { std::ptr::read_volatile(at.add(page * 0x1000)) }
+        };
+        let text = crate::Options::new()
+            .backend(crate::Backend::Text)
+            .open_self()
+            .unwrap();
+        let all: Vec<Vma> = text
+            .iter(crate::Query::new().name(true))
+            .collect::<crate::Result<_>>()
+            .unwrap();
+        let ours: Vec<&Vma> = all
+            .iter()
+            .filter(|v| v.start >= at as u64 && v.end <= at as u64 + 0x3000)
+            .collect();
+        assert_eq!(ours.len(), 3, "{ours:?}");
+        assert!(ours[0].name_lossy().ends_with("gone.so (deleted)"));
+        // No map_files, no path: its memory, where it can be read.
+        p.root(Path::new("/nonexistent"));
+        let of = |v: &Vma| BuildIds::new(Some(p.proc())).of_in(v, &all);
+        assert_eq!(of(ours[1]), None, "no /proc/<pid>/mem");
+        std::os::unix::fs::symlink("/proc/self/mem", p.proc().join("mem")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/pagemap", p.proc().join("pagemap")).unwrap();
+        // Pages not present are not read (the note's page is a VMA of its own, which the
+        // kernel's fault-around does not map with the first).
+        assert_eq!(of(ours[1]), None, "not present");
+        touch(0);
+        assert_eq!(of(ours[1]), None, "the note's page not present");
+        touch(1);
+        touch(2);
+        // Not the writable VMA's note, present but which the process may have written.
+        for v in &ours {
+            assert_eq!(of(v).as_deref(), Some(&ID[..]), "{v:?}");
+        }
+        // Nor a VMA of another file, or of the file under another name.
+        let mut other = ours[1].clone();
+        other.name = Some(b"/elsewhere.so".to_vec());
+        assert_eq!(of(&other), None);
+        // SAFETY: the mapping made above; nothing refers to it any more.
+        unsafe { libc::munmap(at.cast(), 0x3000) };
     }
 
     #[test]

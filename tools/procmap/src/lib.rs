@@ -1441,7 +1441,7 @@ impl ProcMaps {
                 Ok(snap
                     .query(0, addr, query)
                     .and_then(|i| snap.get(i))
-                    .map(|v| text::answer(v, query, &mut ids)))
+                    .map(|v| text::answer(&snap, v, query, &mut ids)))
             }
         }
     }
@@ -1577,7 +1577,7 @@ impl ProcMaps {
                 let next = match &mut text {
                     Some((snap, pos)) => snap.query(*pos, addr, query).and_then(|j| {
                         *pos = j + 1;
-                        snap.get(j).map(|v| text::answer(v, query, &mut ids))
+                        snap.get(j).map(|v| text::answer(snap, v, query, &mut ids))
                     }),
                     None => self.single(addr, query, &mut cache)?,
                 };
@@ -2018,7 +2018,7 @@ enum Mode {
     /// The text backend's snapshot, read at the first step, the position in it, and
     /// whether the address space went away during the reads (then the snapshot holds the
     /// VMAs read before, and the walk ends with an error after them); the build IDs found.
-    Text(text::Snapshot, usize, bool, buildid::BuildIds),
+    Text(text::Snapshot, usize, bool, Box<buildid::BuildIds>),
 }
 
 impl fmt::Debug for TextCache {
@@ -2041,7 +2041,7 @@ impl Vmas<'_> {
                 Backend::Ioctl => Mode::Single,
                 Backend::Text => {
                     let (snap, cut) = self.maps.read_text_prefix()?;
-                    Mode::Text(snap, 0, cut, self.maps.build_ids())
+                    Mode::Text(snap, 0, cut, Box::new(self.maps.build_ids()))
                 }
             };
         }
@@ -2070,7 +2070,7 @@ impl Vmas<'_> {
                     };
                 };
                 *pos = i + 1;
-                Ok(snap.get(i).map(|v| text::answer(v, self.query, ids)))
+                Ok(snap.get(i).map(|v| text::answer(snap, v, self.query, ids)))
             }
         }
     }

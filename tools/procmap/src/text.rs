@@ -229,8 +229,8 @@ impl Snapshot {
     }
 }
 
-/// A parsed VMA as a query answers it: the name and build ID only if asked for.
-pub(crate) fn answer(v: &Vma, q: Query, ids: &mut BuildIds) -> Vma {
+/// A parsed VMA of `snap` as a query answers it: the name and build ID only if asked for.
+pub(crate) fn answer(snap: &Snapshot, v: &Vma, q: Query, ids: &mut BuildIds) -> Vma {
     Vma {
         start: v.start,
         end: v.end,
@@ -245,7 +245,11 @@ pub(crate) fn answer(v: &Vma, q: Query, ids: &mut BuildIds) -> Vma {
         } else {
             None
         },
-        build_id: if q.build_id_wanted() { ids.of(v) } else { None },
+        build_id: if q.build_id_wanted() {
+            ids.of_in(v, &snap.vmas)
+        } else {
+            None
+        },
     }
 }
 

@@ -179,7 +179,8 @@ impl Child {
         child
     }
 
-    /// A child that maps each of `files` (existing files) whole, read-only and private.
+    /// A child that maps each of `files` (existing files) whole, read-only and private, and
+    /// reads its first page.
     pub fn spawn_mapping_files(files: &[CString]) -> Child {
         let (pid, b) = fork_with(|| {
             for f in files {
@@ -202,6 +203,7 @@ impl Child {
                     if len <= 0 || p == libc::MAP_FAILED {
                         return b'e';
                     }
+                    std::ptr::read_volatile(p as *const u8);
                 }
             }
             b'r'
