@@ -7,7 +7,9 @@
 //! an anonymous one that the maps text does not show, as on btrfs and on overlayfs before
 //! Linux 6.8, those the maps text shows for a mapping of the file made here), and its
 //! `NT_GNU_BUILD_ID` note parsed the way the kernel's `lib/buildid.c` parses it, so that
-//! both backends give the same build IDs.
+//! both backends give the same build IDs. A file that cannot be opened (deleted, without
+//! `map_files`) is read in the process's memory, where its pages are present
+//! ([`BuildIds::of_in`]).
 //!
 //! What is matched, from `lib/buildid.c` (Linux 6.12 and later, whose `PROCMAP_QUERY` reads the
 //! file with `__kernel_read()`, faulting pages in as needed):
@@ -392,15 +394,16 @@ impl BuildIds {
         }
     }
 
-    /// The build ID of the file `vma` maps (`None` for anonymous memory, a file that is not
-    /// ELF or has none, or one that cannot be opened and checked, nor read in memory).
+    /// [`BuildIds::of_in`] with no other VMA known.
     #[cfg(test)]
     pub(crate) fn of(&mut self, vma: &Vma) -> Option<Vec<u8>> {
         self.of_in(vma, std::slice::from_ref(vma))
     }
 
-    /// [`BuildIds::of`] `vma`, one of `all`, the process's VMAs in address order: a file that
-    /// cannot be opened (deleted, without `map_files`; or not found by path) is read in the
+    /// The build ID of the file `vma` maps (`None` for anonymous memory, a file that is not
+    /// ELF or has none, or one that cannot be opened and checked, nor read in memory).
+    /// `vma` is one of `all`, the process's VMAs in address order: a file that cannot be
+    /// opened (deleted, without `map_files`; or not found by path) is read in the
     /// process's memory where its VMAs next to `vma` show its headers and notes
     /// ([`BuildIds::in_memory`]).
     pub(crate) fn of_in(&mut self, vma: &Vma, all: &[Vma]) -> Option<Vec<u8>> {
