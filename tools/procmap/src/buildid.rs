@@ -510,7 +510,7 @@ impl BuildIds {
             // text was read, which the check refuses.
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
             let opened = open_path(&link);
-            match opened.and_then(|f| open_checked(f, vma, Some(&mut *shown), None)) {
+            match opened.and_then(|f| open_checked(f, vma, Some(&mut *shown), false)) {
                 Ok(Some(f)) => return Some(f),
                 Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -524,10 +524,9 @@ impl BuildIds {
         if let Some((root, root_path)) = &target.root {
             if let Some(rel) = beneath(root_path, name) {
                 // (A file that passes there only as the maps text shows it must be readable
-                // by the target: see open_checked().)
+                // by anyone, or ours: see open_checked().)
                 let found = open_beneath(root, rel);
-                let owners = Some(&target.uids[..]);
-                if let Ok(Some(f)) = found.and_then(|f| open_checked(f, vma, Some(shown), owners)) {
+                if let Ok(Some(f)) = found.and_then(|f| open_checked(f, vma, Some(shown), true)) {
                     return Some(f);
                 }
             }
@@ -535,14 +534,13 @@ impl BuildIds {
         // A path, not a label such as [heap] or an anonymous name.
         name.strip_prefix(b"/")?;
         open_path(Path::new(std::ffi::OsStr::from_bytes(name)))
-            .and_then(|f| open_checked(f, vma, None, Some(&[])))
+            .and_then(|f| open_checked(f, vma, None, true))
             .ok()
             .flatten()
     }
 }
 
-/// What a walk's lookups by path need of the process, read once per walk: its root, and the
-/// user IDs it could read a file as.
+/// What a walk's lookups by path need of the process, read once per walk.
 #[derive(Debug)]
 struct Target {
     /// `/proc/<pid>/root` opened (`O_PATH`), and its path as `readlink()` of that descriptor
@@ -551,10 +549,6 @@ struct Target {
     /// first, the path read of the descriptor: the two agree even if the process calls
     /// `chroot()` meanwhile.
     root: Option<(File, Option<PathBuf>)>,
-    /// The real, effective, saved and file-system user IDs of the process (the `Uid:` line of
-    /// `/proc/<pid>/status`, in our user namespace), as far as they could be read and are
-    /// mapped there.
-    uids: Vec<u32>,
 }
 
 impl Target {
@@ -575,29 +569,8 @@ impl Target {
                 let path = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()));
                 Some((root, Some(path.ok()?)))
             });
-        let status = std::fs::read(dir.join("status")).unwrap_or_default();
-        let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid");
-        let overflow = overflow.ok().and_then(|s| s.trim().parse().ok());
-        Target {
-            root,
-            uids: uids_of(&status, overflow.unwrap_or(65534)),
-        }
+        Target { root }
     }
-}
-
-/// The user IDs of the `Uid:` line of a `/proc/<pid>/status` text, but `overflow` (the ID
-/// shown for one not mapped into our user namespace, which would stand for any other).
-fn uids_of(status: &[u8], overflow: u32) -> Vec<u32> {
-    let Some(line) = status
-        .split(|&b| b == b'\n')
-        .find_map(|l| l.strip_prefix(b"Uid:"))
-    else {
-        return Vec::new();
-    };
-    line.split(|b| b.is_ascii_whitespace())
-        .filter_map(|w| std::str::from_utf8(w).ok()?.parse::<u32>().ok())
-        .filter(|&uid| uid != overflow)
-        .collect()
 }
 
 /// The part of `name` (a path of the maps text) under a root whose path is `root`, without
@@ -710,23 +683,23 @@ fn open_beneath(root: &File, rel: &[u8]) -> io::Result<File> {
 /// not the VMA's, those that the maps text shows for it ([`Shown`]). `Ok(None)` if it is
 /// another file.
 ///
-/// Found by path (`owners` given), a file that passes only as the maps text shows it must be
-/// one the target can read: readable by anyone, or owned by one of the target's user IDs
-/// (`owners`: its owner can give itself the right to read it). The maps text can show two
-/// btrfs subvolumes' files alike, so a target could mount a file that it cannot read over
-/// one of its own with the same inode number (a bind mount needs no read permission), and a
-/// profiler running as root would read it (and, through `ProcMaps::open_mapped_file()`,
-/// hand it out). Through `map_files` (`owners` `None`) the file was mapped by the target or
-/// for it (at `execve()`, also an execute-only one); by path it need not be its own. (A file
-/// of another owner that the target may read through its group or an ACL only, 0640 say,
-/// has no build ID by path there: group membership and ACLs are not checked.)
+/// Found `by_path`, a file that passes only as the maps text shows it must be readable by
+/// anyone, or be ours (owned by our file-system user ID, not root's), which the kernel's
+/// check of our open then decides: the maps text can show two btrfs subvolumes' files
+/// alike, so a target, or whoever controls a path a process maps, could put a file it
+/// cannot read there with the same inode number (a bind mount or a rename of another
+/// subvolume's), and a profiler running as root would read it (and, through
+/// `ProcMaps::open_mapped_file()`, hand it out). Through `map_files` the file was mapped by
+/// the target or for it (at `execve()`, also an execute-only one); by path it need not be
+/// its own. (A root profiler without `map_files`, then, finds no build ID by path there for
+/// a file readable by its owner or group only; [`BuildIds::in_memory`] may.)
 ///
 /// Returned with what `fstat()` says of the file opened.
 fn open_checked(
     probe: File,
     vma: &Vma,
     shown: Option<&mut Shown>,
-    owners: Option<&[u32]>,
+    by_path: bool,
 ) -> io::Result<Option<(File, std::fs::Metadata)>> {
     let m = probe.metadata()?;
     if !m.file_type().is_file() {
@@ -738,7 +711,7 @@ fn open_checked(
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
-    let readable = owners.is_none_or(|o| m.mode() & 0o004 != 0 || o.contains(&m.uid()));
+    let readable = !by_path || m.mode() & 0o004 != 0 || (m.uid() != 0 && m.uid() == fsuid());
     let may_pass = same || (anonymous && shown.is_some() && readable);
     if !may_pass {
         return Ok(None);
@@ -757,6 +730,12 @@ fn open_checked(
     };
     let key = (vma.dev_major, vma.dev_minor, vma.inode);
     Ok((shown.of(&file, &m, fs, fsid) == Some(key)).then_some((file, again)))
+}
+
+/// The file-system user ID of the calling thread, which the kernel checks our opens with.
+fn fsuid() -> u32 {
+    // SAFETY: setfsuid() with an invalid ID (-1) changes nothing and returns the current one.
+    unsafe { libc::setfsuid(u32::MAX) as u32 }
 }
 
 /// A device (major, minor) and inode, as the maps text shows them.
@@ -1340,6 +1319,17 @@ mod tests {
         let printed = p.vma(0x10000, &p.elf);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]), "in a chroot");
+        // The root's path is that of the directory opened, not the text of the link (as
+        // the kernel gives it, where the link text is the one path d_path() prints).
+        let alias = p.dir.join("alias");
+        std::os::unix::fs::symlink(p.dir.join("chroot"), &alias).unwrap();
+        p.root(&alias);
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&printed).as_deref(), Some(&ID[..]), "through a link");
+        let root = ids.target.as_ref().and_then(|t| t.root.as_ref());
+        let chroot = std::fs::canonicalize(p.dir.join("chroot")).unwrap();
+        assert_eq!(root.and_then(|(_, path)| path.as_deref()), Some(&*chroot));
+        p.root(&p.dir.join("chroot"));
         // Private, where fstat() shows the VMA's device and inode: found all the same.
         {
             use std::os::unix::fs::PermissionsExt;
@@ -1440,19 +1430,6 @@ mod tests {
     }
 
     #[test]
-    fn the_user_ids_of_a_process_status() {
-        let status = b"Name:\tx\nUmask:\t0022\nUid:\t1000\t0\t65534\t7\nGid:\t5\t5\t5\t5\n";
-        assert_eq!(uids_of(status, 65534), [1000, 0, 7]);
-        assert_eq!(uids_of(status, 7), [1000, 0, 65534]);
-        assert_eq!(
-            uids_of(b"Name:\tx\nGid:\t5\t5\t5\t5\n", 65534),
-            [] as [u32; 0]
-        );
-        assert_eq!(uids_of(b"", 65534), [] as [u32; 0]);
-        assert_eq!(uids_of(b"Uid:\tx\t-1\t99999999999\t3", 65534), [3]);
-    }
-
-    #[test]
     fn the_part_of_a_path_under_a_root() {
         let root = |r: &str| Some(PathBuf::from(r));
         let b = |s: &'static str| Some(s.as_bytes());
@@ -1536,7 +1513,7 @@ mod tests {
                 open_path(Path::new(path)).unwrap(),
                 &vma,
                 Some(&mut shown),
-                Some(&[]),
+                true,
             );
             assert!(got.unwrap().is_none(), "{path}");
         }
@@ -1833,27 +1810,29 @@ mod tests {
         mode(&files[1].0, 0o640);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vmas[0]), None, "a private file by path");
-        // Unless the target runs as its owner (ours, root), as /proc/<pid>/status says
-        // with any of its user IDs (not with the overflow ID, 65534, that of any not mapped
-        // into our user namespace).
-        let status = |uids: &str| {
-            let text = format!("Name:\tx\nUid:\t{uids}\nGid:\t0\t0\t0\t0\n");
-            std::fs::write(p.proc().join("status"), text).unwrap();
-            BuildIds::new(Some(p.proc())).of(&vmas[0])
+        // Unless it is ours (not root's): the kernel's check of our open decides then. A
+        // thread of ours with another file-system user ID (setfsuid() is per thread, and
+        // takes the file capabilities away) stands for a profiler running as that user.
+        let as_user = |uid: u32| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    // SAFETY: changes this thread's file-system user ID, which it ends with.
+                    unsafe { libc::setfsuid(uid) };
+                    assert_eq!(fsuid(), uid);
+                    BuildIds::new(Some(p.proc())).of(&vmas[0])
+                })
+                .join()
+                .unwrap()
+            })
         };
-        assert_eq!(status("1000\t0\t1000\t1000").as_deref(), Some(&OTHER[..]));
-        assert_eq!(status("1000\t1000\t1000\t0").as_deref(), Some(&OTHER[..]));
-        assert_eq!(status("1000\t1000\t1000\t1000"), None, "another owner's");
         let chown = |uid: u32| std::os::unix::fs::chown(&files[1].0, Some(uid), Some(0)).unwrap();
+        assert_eq!(as_user(1000), None, "another owner's, to a user");
         chown(1000);
-        assert_eq!(
-            status("1000\t1000\t1000\t1000").as_deref(),
-            Some(&OTHER[..])
-        );
-        chown(65534);
-        assert_eq!(status("65534\t65534\t65534\t65534"), None, "unmapped IDs");
+        assert_eq!(as_user(1000).as_deref(), Some(&OTHER[..]), "the user's own");
+        assert_eq!(as_user(1001), None, "another user's");
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of(&vmas[0]), None, "a user's, to root");
         chown(0);
-        std::fs::remove_file(p.proc().join("status")).unwrap();
         mode(&files[1].0, 0o644);
         drop(bound);
         // A symlink under the target's root resolves in our mount namespace: refused, at
