@@ -187,33 +187,64 @@ impl Fetch for MemReader<'_> {
     }
 }
 
-/// `/proc/<pid>/mem` and `/proc/<pid>/pagemap` of a process, opened.
+/// `/proc/<pid>/mem` and `/proc/<pid>/pagemap` of a process, opened, and its VMAs when they
+/// were.
 #[derive(Debug)]
 struct Memory {
     mem: File,
     pagemap: File,
     page: u64,
+    /// The VMAs, read after `mem` and `pagemap` were opened through a maps file opened
+    /// before them: a file opened through `/proc/<pid>` is the memory of the program the
+    /// process runs then (an `execve()` or a reuse of the PID between the walk's text and
+    /// these opens gives another one), and the maps file's text is empty if that program
+    /// ended before the last of them. Only VMAs also here are read.
+    now: Vec<Vma>,
 }
 
 impl Memory {
+    /// Opens the memory of the process whose `/proc` directory is `dir`, if it runs as us:
+    /// the directory's owner (the process's effective user ID, root's if it is not
+    /// dumpable) is our file-system user ID. Reading a process's memory needs the right to
+    /// `ptrace()` it too (`PTRACE_MODE_ATTACH`: not under Yama's `ptrace_scope` 1 unless it
+    /// is a descendant or named us with `PR_SET_PTRACER`, 2 only with `CAP_SYS_PTRACE`, 3
+    /// never); and a process of another user is not read, so that none can make a
+    /// profiler that is more privileged wait (see [`BuildIds::in_memory`]).
     fn open(dir: &Path) -> Option<Self> {
+        if std::fs::metadata(dir).ok()?.uid() != fsuid() {
+            return None;
+        }
         let open = |name| {
             std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_CLOEXEC)
                 .open(dir.join(name))
+                .ok()
         };
+        let maps = open("maps")?;
+        let mem = open("mem")?;
+        let pagemap = open("pagemap")?;
+        let (text, _) = crate::text::read_whole(|buf, off| maps.read_at(buf, off)).ok()?;
         // SAFETY: sysconf() has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         Some(Memory {
-            mem: open("mem").ok()?,
-            pagemap: open("pagemap").ok()?,
+            mem,
+            pagemap,
             page: u64::try_from(page).ok().filter(|p| p.is_power_of_two())?,
+            now: crate::text::parse_maps(&text).ok()?,
         })
     }
 
-    /// How many of the `len` bytes from `addr` on lie in pages present in memory (bit 63 of
-    /// each page's `pagemap` entry), counted from `addr` up to the first page that is not.
+    /// Whether `v` is one of the VMAs now, as it is.
+    fn maps(&self, v: &Vma) -> bool {
+        let at = self.now.partition_point(|n| n.start < v.start);
+        self.now.get(at).is_some_and(|n| n == v)
+    }
+
+    /// How many of the `len` bytes from `addr` on lie in pages of a file present in memory
+    /// (bits 63, present, and 61, a page of a file or shared, of each page's `pagemap`
+    /// entry; a page the process wrote to in a private mapping is its own copy, not the
+    /// file's), counted from `addr` up to the first page that is not.
     fn present(&self, addr: u64, len: u64) -> Option<u64> {
         let first = addr / self.page;
         let last = (addr + len.max(1) - 1) / self.page;
@@ -222,7 +253,7 @@ impl Memory {
         entries.truncate(n);
         let pages = entries
             .chunks_exact(8)
-            .take_while(|e| u64_at(e, 0).is_some_and(|e| e >> 63 == 1))
+            .take_while(|e| u64_at(e, 0).is_some_and(|e| e >> 61 & 0b101 == 0b101))
             .count() as u64;
         let end = (first + pages) * self.page;
         Some(end.saturating_sub(addr).min(len))
@@ -360,6 +391,12 @@ pub(crate) struct BuildIds {
     /// The process's memory, opened at the first file of the walk that could not be
     /// (`None` until then, `Some(None)` if it cannot be read).
     memory: Option<Option<Memory>>,
+    /// As `found`, for the files read in memory: the build ID, or `None` if it was not
+    /// found there.
+    from_memory: HashMap<Identity, ByName>,
+    /// How many files were parsed in memory.
+    #[cfg(test)]
+    memory_parses: u32,
     /// How many files were parsed.
     #[cfg(test)]
     parses: u32,
@@ -388,6 +425,9 @@ impl BuildIds {
             parsed: HashMap::new(),
             target: None,
             memory: None,
+            from_memory: HashMap::new(),
+            #[cfg(test)]
+            memory_parses: 0,
             #[cfg(test)]
             parses: 0,
             shown: Shown::default(),
@@ -414,12 +454,23 @@ impl BuildIds {
         if let Some(id) = self.found.get(&key).and_then(|names| names.get(&vma.name)) {
             return id.clone();
         }
-        // Only a file opened and parsed, or found in memory, is remembered.
-        let Some((file, m)) = self.open_with(vma) else {
-            let id = self.in_memory(vma, all)?;
-            let names = self.found.entry(key).or_default();
-            names.insert(vma.name.clone(), Some(id.clone()));
-            return Some(id);
+        // Only a file opened and parsed is remembered (one that could not be opened for one
+        // VMA may be for the next, through its own map_files link); and what the memory
+        // gave, for each VMA of the file the same.
+        let (file, m) = match self.open_with(vma) {
+            Ok(f) => f,
+            // A file found that is not to be read: nor is the memory for it.
+            Err(true) => return None,
+            Err(false) => {
+                let names = self.from_memory.get(&key);
+                if let Some(id) = names.and_then(|names| names.get(&vma.name)) {
+                    return id.clone();
+                }
+                let id = self.in_memory(vma, all);
+                let names = self.from_memory.entry(key).or_default();
+                names.insert(vma.name.clone(), id.clone());
+                return id;
+            }
         };
         let opened = (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec());
         let build_id = match self.parsed.get(&opened) {
@@ -440,14 +491,19 @@ impl BuildIds {
     }
 
     /// The build ID of the file `vma` maps, read in the memory of the process
-    /// (`/proc/<pid>/mem`, which needs the right to `ptrace()` it: the same user and, under
-    /// Yama's `ptrace_scope` 1, a descendant; or `CAP_SYS_PTRACE`) through the VMAs of `all`
-    /// next to `vma` that map the same file (device, inode and name) read-only: the
-    /// dynamic loader and the kernel map an ELF file's segments side by side, the first,
-    /// at offset 0, holding the headers and the notes. Only pages present in memory are
-    /// read (none is faulted in); a page not present, or written by the process, gives
-    /// none or what it holds: the process can mislead only its own profile. What Linux
-    /// 6.11's `PROCMAP_QUERY` did too, from the page cache.
+    /// (`/proc/<pid>/mem`) through the VMAs of `all` next to `vma` that map the same file
+    /// (device, inode and name) read-only, and map it still: the dynamic loader and the
+    /// kernel map an ELF file's segments side by side, the first, at offset 0, holding the
+    /// headers and the notes. Only for a process running as us ([`Memory::open`]), and only
+    /// pages of the file that are present in its page tables ([`Memory::present`]): none is
+    /// faulted in, none the process wrote (a copy of its own) is read.
+    ///
+    /// What is read is the file's pages as the page cache holds them, as Linux 6.11's
+    /// `PROCMAP_QUERY` read them, but only those the process has mapped now (a page
+    /// reclaimed from its page tables gives none, where the page cache may hold it still).
+    /// A process that replaces a VMA of a file between the check of its pages and their
+    /// read (with a file of a FUSE server of its own that does not answer, say) can make
+    /// the read wait: only one running as us.
     fn in_memory(&mut self, vma: &Vma, all: &[Vma]) -> Option<Vec<u8>> {
         let dir = self.dir.as_deref()?;
         let mem = self
@@ -463,9 +519,13 @@ impl BuildIds {
         let from = all.get(at..)?.iter().take_while(same);
         let segments: Vec<(u64, u64, u64)> = before
             .chain(from)
-            .filter(|v| !v.perms.write && v.end > v.start)
+            .filter(|v| !v.perms.write && v.end > v.start && mem.maps(v))
             .map(|v| (v.offset, v.start, v.end))
             .collect();
+        #[cfg(test)]
+        {
+            self.memory_parses += 1;
+        }
         let mut r = MemReader {
             mem,
             segments,
@@ -498,12 +558,24 @@ impl BuildIds {
     /// namespace the path is only a string to us, which can lead an automount or a dead NFS
     /// server of ours.
     pub(crate) fn open(&mut self, vma: &Vma) -> Option<File> {
-        self.open_with(vma).map(|(file, _)| file)
+        self.open_with(vma).ok().map(|(file, _)| file)
     }
 
-    /// [`BuildIds::open`], and what `fstat()` said of the file opened.
-    fn open_with(&mut self, vma: &Vma) -> Option<(File, std::fs::Metadata)> {
-        let dir = self.dir.as_deref()?;
+    /// [`BuildIds::open`], and what `fstat()` said of the file opened; if none was, whether
+    /// a file was found not to be read ([`Checked::Unsafe`]).
+    fn open_with(&mut self, vma: &Vma) -> Result<(File, std::fs::Metadata), bool> {
+        let mut unsafe_found = false;
+        let mut take = |c: io::Result<Checked>| match c {
+            Ok(Checked::Unsafe) => {
+                unsafe_found = true;
+                None
+            }
+            Ok(c) => c.file(),
+            Err(_) => None,
+        };
+        let Some(dir) = self.dir.as_deref() else {
+            return Err(false);
+        };
         let shown = &mut self.shown;
         if self.map_files {
             // The file mapped at that range now: the VMA's, or one mapped over it since the
@@ -511,32 +583,38 @@ impl BuildIds {
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
             let opened = open_path(&link);
             match opened.and_then(|f| open_checked(f, vma, Some(&mut *shown), false)) {
-                Ok(Some(f)) => return Some(f),
-                Ok(None) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
                     self.map_files = false;
                 }
-                Err(_) => {}
+                c => {
+                    if let Some(f) = take(c) {
+                        return Ok(f);
+                    }
+                }
             }
         }
-        let name = vma.name.as_deref()?;
+        let Some(name) = vma.name.as_deref() else {
+            return Err(unsafe_found);
+        };
         let target = self.target.get_or_insert_with(|| Target::read(dir));
         if let Some((root, root_path)) = &target.root {
             if let Some(rel) = beneath(root_path, name) {
                 // (A file that passes there only as the maps text shows it must be readable
                 // by anyone, or ours: see open_checked().)
                 let found = open_beneath(root, rel);
-                if let Ok(Some(f)) = found.and_then(|f| open_checked(f, vma, Some(shown), true)) {
-                    return Some(f);
+                if let Some(f) = take(found.and_then(|f| open_checked(f, vma, Some(shown), true))) {
+                    return Ok(f);
                 }
             }
         }
         // A path, not a label such as [heap] or an anonymous name.
-        name.strip_prefix(b"/")?;
-        open_path(Path::new(std::ffi::OsStr::from_bytes(name)))
-            .and_then(|f| open_checked(f, vma, None, true))
-            .ok()
-            .flatten()
+        if name.starts_with(b"/") {
+            let path = Path::new(std::ffi::OsStr::from_bytes(name));
+            if let Some(f) = take(open_path(path).and_then(|f| open_checked(f, vma, None, true))) {
+                return Ok(f);
+            }
+        }
+        Err(unsafe_found)
     }
 }
 
@@ -694,19 +772,20 @@ fn open_beneath(root: &File, rel: &[u8]) -> io::Result<File> {
 /// its own. (A root profiler without `map_files`, then, finds no build ID by path there for
 /// a file readable by its owner or group only; [`BuildIds::in_memory`] may.)
 ///
-/// Returned with what `fstat()` says of the file opened.
+/// Returned with what `fstat()` says of the file opened; [`Checked::Unsafe`] for one that is
+/// not a regular file or not on a file system safe to read, whichever it is.
 fn open_checked(
     probe: File,
     vma: &Vma,
     shown: Option<&mut Shown>,
     by_path: bool,
-) -> io::Result<Option<(File, std::fs::Metadata)>> {
+) -> io::Result<Checked> {
     let m = probe.metadata()?;
     if !m.file_type().is_file() {
-        return Ok(None);
+        return Ok(Checked::Unsafe);
     }
     let Some((fs, fsid)) = fs_of(&probe).filter(|&(t, _)| safe_to_read(t)) else {
-        return Ok(None);
+        return Ok(Checked::Unsafe);
     };
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
@@ -714,7 +793,7 @@ fn open_checked(
     let readable = !by_path || m.mode() & 0o004 != 0 || (m.uid() != 0 && m.uid() == fsuid());
     let may_pass = same || (anonymous && shown.is_some() && readable);
     if !may_pass {
-        return Ok(None);
+        return Ok(Checked::Other);
     }
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -723,13 +802,38 @@ fn open_checked(
     // The same file again (the descriptor cannot change, but be sure).
     let again = file.metadata()?;
     if (again.dev(), again.ino()) != (m.dev(), m.ino()) {
-        return Ok(None);
+        return Ok(Checked::Other);
     }
     let Some(shown) = shown.filter(|_| !same) else {
-        return Ok(Some((file, again)));
+        return Ok(Checked::File(file, again));
     };
     let key = (vma.dev_major, vma.dev_minor, vma.inode);
-    Ok((shown.of(&file, &m, fs, fsid) == Some(key)).then_some((file, again)))
+    if shown.of(&file, &m, fs, fsid) != Some(key) {
+        return Ok(Checked::Other);
+    }
+    Ok(Checked::File(file, again))
+}
+
+/// What [`open_checked`] found.
+#[derive(Debug)]
+enum Checked {
+    /// The VMA's file, opened for reading, and what `fstat()` says of it.
+    File(File, std::fs::Metadata),
+    /// Another file.
+    Other,
+    /// Not a regular file, or one on a file system not to be read ([`safe_to_read`]): the
+    /// VMA's or not, it is not read, nor is the process's memory for it.
+    Unsafe,
+}
+
+impl Checked {
+    /// The file and its metadata, if it is the VMA's.
+    fn file(self) -> Option<(File, std::fs::Metadata)> {
+        match self {
+            Checked::File(f, m) => Some((f, m)),
+            Checked::Other | Checked::Unsafe => None,
+        }
+    }
 }
 
 /// The file-system user ID of the calling thread, which the kernel checks our opens with.
@@ -1515,7 +1619,7 @@ mod tests {
                 Some(&mut shown),
                 true,
             );
-            assert!(got.unwrap().is_none(), "{path}");
+            assert!(matches!(got.unwrap(), Checked::Unsafe), "{path}");
         }
         assert!(tried.contains(&"/proc/version"), "procfs is mounted");
         if !tried.iter().any(|p| p.contains("tracing")) {
@@ -1645,22 +1749,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_file_that_cannot_be_opened_is_read_in_memory() {
-        // A file of three pages, mapped here and deleted: its headers on the first, its build
-        // ID note on the second, another note on the third, the first PT_NOTE. The second
-        // page a VMA of its own (MADV_DONTFORK splits it off), the third writable.
-        const WRONG: [u8; 20] = *b"written-by-a-process";
-        let bytes = Elf::new(true)
-            .phdr(PT_NOTE, 0x2000, gnu(&WRONG).len() as u64)
-            .phdr(PT_NOTE, 0x1000, gnu(&ID).len() as u64)
-            .at(0x1000, &gnu(&ID))
-            .at(0x2000, &gnu(&WRONG))
-            .at(0x2fff, &[0])
-            .build();
-        let p = FakeProc::new("memory");
-        let path = p.dir.join("gone.so");
-        std::fs::write(&path, &bytes).unwrap();
+    /// An ELF file of three pages with [`ID`], in `dir`: its headers on the first, its build
+    /// ID note on the second, a note with `wrong` on the third, the first PT_NOTE. Mapped
+    /// here read-only and deleted: the second page a VMA of its own (MADV_DONTFORK splits it
+    /// off), the third writable. The mapping's address.
+    fn map_deleted(dir: &Path, name: &str, wrong: &[u8]) -> *mut u8 {
+        let path = dir.join(name);
+        std::fs::write(&path, three_pages(&ID, wrong)).unwrap();
         let f = File::open(&path).unwrap();
         // SAFETY: a new private read-only mapping of three pages at an address the kernel
         // chooses, then advice and protections of its own pages.
@@ -1683,20 +1778,42 @@ mod tests {
             assert_eq!(libc::mprotect(at.add(0x2000).cast(), 0x1000, rw), 0);
             at
         };
-        drop(f);
         std::fs::remove_file(&path).unwrap();
-        let touch = |page: usize| {
-            // SAFETY: a page of the mapping above, readable.
-            unsafe { std::ptr::read_volatile(at.add(page * 0x1000)) }
-        };
+        at
+    }
+
+    /// The file [`map_deleted`] maps, with `id` for [`ID`].
+    fn three_pages(id: &[u8], wrong: &[u8]) -> Vec<u8> {
+        Elf::new(true)
+            .phdr(PT_NOTE, 0x2000, gnu(wrong).len() as u64)
+            .phdr(PT_NOTE, 0x1000, gnu(id).len() as u64)
+            .at(0x1000, &gnu(id))
+            .at(0x2000, &gnu(wrong))
+            .at(0x2fff, &[0])
+            .build()
+    }
+
+    /// This process's VMAs, as the maps text shows them, with names.
+    fn own_vmas() -> Vec<Vma> {
         let text = crate::Options::new()
             .backend(crate::Backend::Text)
             .open_self()
             .unwrap();
-        let all: Vec<Vma> = text
-            .iter(crate::Query::new().name(true))
+        text.iter(crate::Query::new().name(true))
             .collect::<crate::Result<_>>()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_read_in_memory() {
+        const WRONG: [u8; 20] = *b"written-by-a-process";
+        let p = FakeProc::new("memory");
+        let at = map_deleted(&p.dir, "gone.so", &WRONG);
+        let touch = |page: usize| {
+            // SAFETY: a page of the mapping, readable.
+            unsafe { std::ptr::read_volatile(at.add(page * 0x1000)) }
+        };
+        let all = own_vmas();
         let ours: Vec<&Vma> = all
             .iter()
             .filter(|v| v.start >= at as u64 && v.end <= at as u64 + 0x3000)
@@ -1707,8 +1824,10 @@ mod tests {
         p.root(Path::new("/nonexistent"));
         let of = |v: &Vma| BuildIds::new(Some(p.proc())).of_in(v, &all);
         assert_eq!(of(ours[1]), None, "no /proc/<pid>/mem");
-        std::os::unix::fs::symlink("/proc/self/mem", p.proc().join("mem")).unwrap();
-        std::os::unix::fs::symlink("/proc/self/pagemap", p.proc().join("pagemap")).unwrap();
+        for name in ["maps", "mem", "pagemap"] {
+            let ours = Path::new("/proc/self").join(name);
+            std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
+        }
         // Pages not present are not read (the note's page is a VMA of its own, which the
         // kernel's fault-around does not map with the first).
         assert_eq!(of(ours[1]), None, "not present");
@@ -1720,10 +1839,89 @@ mod tests {
         for v in &ours {
             assert_eq!(of(v).as_deref(), Some(&ID[..]), "{v:?}");
         }
+        // Once per file per walk, found or not.
+        let mut ids = BuildIds::new(Some(p.proc()));
+        for v in ours.iter().chain(&ours) {
+            assert_eq!(ids.of_in(v, &all).as_deref(), Some(&ID[..]));
+        }
+        assert_eq!(ids.memory_parses, 1);
         // Nor a VMA of another file, or of the file under another name.
         let mut other = ours[1].clone();
         other.name = Some(b"/elsewhere.so".to_vec());
         assert_eq!(of(&other), None);
+        // Nor where a file was found at the range or path that is not to be read (here
+        // procfs's /proc/version through map_files): its memory may be that file's too.
+        let link = format!("map_files/{:x}-{:x}", ours[1].start, ours[1].end);
+        std::os::unix::fs::symlink("/proc/version", p.proc().join(&link)).unwrap();
+        assert_eq!(of(ours[1]), None, "a file of procfs");
+        std::fs::remove_file(p.proc().join(&link)).unwrap();
+        // Nor a process of another user (the owner of its /proc directory).
+        std::os::unix::fs::chown(p.proc(), Some(1000), None).unwrap();
+        assert_eq!(of(ours[1]), None, "another user's");
+        std::os::unix::fs::chown(p.proc(), Some(0), None).unwrap();
+        assert_eq!(of(ours[1]).as_deref(), Some(&ID[..]));
+        // Nor a page the process wrote (its own copy, not the file's), even made read-only
+        // again: here the note's page, given the other note.
+        // SAFETY: the note's page of the mapping, made writable, written within, made
+        // read-only again.
+        unsafe {
+            let page = at.add(0x1000);
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            assert_eq!(libc::mprotect(page.cast(), 0x1000, rw), 0);
+            let note = gnu(&WRONG);
+            std::ptr::copy_nonoverlapping(note.as_ptr(), page, note.len());
+            assert_eq!(libc::mprotect(page.cast(), 0x1000, libc::PROT_READ), 0);
+        }
+        let all = own_vmas();
+        let v = all.iter().find(|v| v.start == ours[1].start).unwrap();
+        assert_eq!(of(v), None, "written");
+        // SAFETY: the mapping made above; nothing refers to it any more.
+        unsafe { libc::munmap(at.cast(), 0x3000) };
+    }
+
+    #[test]
+    fn memory_is_read_only_where_the_vmas_are_as_the_walk_saw_them() {
+        // A walk's text shows a deleted file; before its memory is read, another file is
+        // mapped over the same range (an execve() or a reused PID would do the same): its
+        // notes are not taken for the first file's.
+        const OTHER: [u8; 20] = *b"another-file-mapped!";
+        let p = FakeProc::new("memory-moved");
+        p.root(Path::new("/nonexistent"));
+        for name in ["maps", "mem", "pagemap"] {
+            let ours = Path::new("/proc/self").join(name);
+            std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
+        }
+        let at = map_deleted(&p.dir, "first.so", &OTHER);
+        let touch = || {
+            for i in 0..3 {
+                // SAFETY: a page of the mapping, readable.
+                let _ = unsafe { std::ptr::read_volatile(at.add(i * 0x1000)) };
+            }
+        };
+        touch();
+        let all = own_vmas();
+        let first = all.iter().find(|v| v.start == at as u64).unwrap().clone();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of_in(&first, &all).as_deref(), Some(&ID[..]));
+        // Another ELF file, with the build ID OTHER, mapped over the same range.
+        let second = p.dir.join("second.so");
+        std::fs::write(&second, three_pages(&OTHER, &OTHER)).unwrap();
+        let f = File::open(&second).unwrap();
+        // SAFETY: a private read-only mapping of the file over our own mapping at `at`.
+        let over = unsafe {
+            let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;
+            libc::mmap(at.cast(), 0x3000, libc::PROT_READ, flags, f.as_raw_fd(), 0)
+        };
+        assert_eq!(over, at.cast());
+        touch();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of_in(&first, &all), None);
+        // With the text as it is now: the second file's.
+        let all = own_vmas();
+        let now = all.iter().find(|v| v.start == at as u64).unwrap();
+        assert!(now.name_lossy().ends_with("second.so"), "{now:?}");
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of_in(now, &all).as_deref(), Some(&OTHER[..]));
         // SAFETY: the mapping made above; nothing refers to it any more.
         unsafe { libc::munmap(at.cast(), 0x3000) };
     }
