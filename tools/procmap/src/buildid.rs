@@ -149,8 +149,9 @@ impl Fetch for FileReader<'_> {
 /// A mapped file read through the memory of the process that maps it (`/proc/<pid>/mem`),
 /// at file offsets: the bytes at offset `off` are those its VMAs of that file (`segments`)
 /// show at `start + off - offset`, where one of them covers the whole range asked. Only
-/// pages present in the process's memory are read, as `/proc/<pid>/pagemap` says, so that
-/// a read never faults a page in (which could wait on a FUSE server or a dead NFS one).
+/// pages of the file present in the process's memory are read, as `/proc/<pid>/pagemap`
+/// says, so that a read does not fault a page in (which could wait on a FUSE server or a
+/// dead NFS one), unless the process replaced the VMA in between ([`BuildIds::in_memory`]).
 struct MemReader<'a> {
     mem: &'a Memory,
     /// (file offset, start, end) of each read-only VMA of the file.
