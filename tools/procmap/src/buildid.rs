@@ -626,7 +626,8 @@ struct Target {
     /// gives it (`None`: unknown, where `root` is no symlink, as in tests); `None` where it
     /// cannot be opened (a process that exited, a kernel thread, no permission). Opened
     /// first, the path read of the descriptor: the two agree even if the process calls
-    /// `chroot()` meanwhile.
+    /// `chroot()` meanwhile. (Held until the walk ends, it keeps the root's mount busy:
+    /// an unmount of it meanwhile fails with `EBUSY`, or is lazy.)
     root: Option<(File, Option<PathBuf>)>,
 }
 
