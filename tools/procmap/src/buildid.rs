@@ -195,51 +195,84 @@ struct Memory {
     mem: File,
     pagemap: File,
     page: u64,
-    /// The VMAs, read after `mem` and `pagemap` were opened through a maps file opened
-    /// before them: a file opened through `/proc/<pid>` is the memory of the program the
-    /// process runs then (an `execve()` or a reuse of the PID between the walk's text and
-    /// these opens gives another one), and the maps file's text is empty if that program
-    /// ended before the last of them. Only VMAs also here are read.
-    now: Vec<Vma>,
+    /// The VMAs, read after `mem` and `pagemap` were opened, through a maps file opened
+    /// before them and one opened after them. A file opened through `/proc/<pid>` is the
+    /// memory of the program the process runs then (an `execve()` between the walk's text
+    /// and these opens gives another one): the first maps file's text is empty if its
+    /// program ended before it is read, but not if another process shares that memory
+    /// (`CLONE_VM`, as a `vfork()` parent), where the second shows the new program's.
+    /// Only VMAs that both show as the walk saw them are read.
+    now: [Vec<Vma>; 2],
 }
 
 impl Memory {
     /// Opens the memory of the process whose `/proc` directory is `dir`, if it runs as us:
-    /// the directory's owner (the process's effective user ID, root's if it is not
-    /// dumpable) is our file-system user ID. Reading a process's memory needs the right to
-    /// `ptrace()` it too (`PTRACE_MODE_ATTACH`: not under Yama's `ptrace_scope` 1 unless it
-    /// is a descendant or named us with `PR_SET_PTRACER`, 2 only with `CAP_SYS_PTRACE`, 3
-    /// never); and a process of another user is not read, so that none can make a
-    /// profiler that is more privileged wait (see [`BuildIds::in_memory`]).
+    /// the directory's owner (the process's effective user ID) and its real, effective,
+    /// saved and file-system user IDs (the `Uid:` line of its `status`) are our file-system
+    /// user ID. Reading a process's memory needs the right to `ptrace()` it too
+    /// (`PTRACE_MODE_ATTACH`: not under Yama's `ptrace_scope` 1 unless it is a descendant
+    /// or named us with `PR_SET_PTRACER`, 2 only with `CAP_SYS_PTRACE`, 3 never); and a
+    /// process of another user is not read, so that none can make a profiler that is more
+    /// privileged wait (see [`BuildIds::in_memory`]). All through one descriptor of the
+    /// directory: a PID reused meanwhile is another directory, whose files cannot be
+    /// opened through the first.
+    ///
+    /// The VMAs are read twice, through a maps file opened before `mem` and `pagemap` and
+    /// one opened after them, and only a VMA that both show alike is read (see
+    /// [`Memory::now`]).
     fn open(dir: &Path) -> Option<Self> {
-        if std::fs::metadata(dir).ok()?.uid() != fsuid() {
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .ok()?;
+        let us = fsuid();
+        if dir.metadata().ok()?.uid() != us {
             return None;
         }
-        let open = |name| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(dir.join(name))
-                .ok()
+        let open = |name: &std::ffi::CStr| {
+            let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+            // SAFETY: a valid directory descriptor and C string; the result is checked.
+            let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+            // SAFETY: `fd` was just opened and is owned by nobody else.
+            (fd >= 0).then(|| unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
         };
-        let maps = open("maps")?;
-        let mem = open("mem")?;
-        let pagemap = open("pagemap")?;
-        let (text, _) = crate::text::read_whole(|buf, off| maps.read_at(buf, off)).ok()?;
+        let before = open(c"maps")?;
+        let mem = open(c"mem")?;
+        let pagemap = open(c"pagemap")?;
+        let after = open(c"maps")?;
+        let mut status = Vec::new();
+        std::io::Read::read_to_end(&mut open(c"status")?, &mut status).ok()?;
+        let uids = status
+            .split(|&b| b == b'\n')
+            .find_map(|l| l.strip_prefix(b"Uid:"))?
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .map(|w| std::str::from_utf8(w).ok()?.parse::<u32>().ok())
+            .collect::<Option<Vec<u32>>>()?;
+        if uids.len() != 4 || uids.iter().any(|&u| u != us) {
+            return None;
+        }
+        let vmas = |maps: &File| {
+            let (text, _) = crate::text::read_whole(|buf, off| maps.read_at(buf, off)).ok()?;
+            crate::text::parse_maps(&text).ok()
+        };
         // SAFETY: sysconf() has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         Some(Memory {
             mem,
             pagemap,
             page: u64::try_from(page).ok().filter(|p| p.is_power_of_two())?,
-            now: crate::text::parse_maps(&text).ok()?,
+            now: [vmas(&before)?, vmas(&after)?],
         })
     }
 
-    /// Whether `v` is one of the VMAs now, as it is.
+    /// Whether `v` is one of the VMAs now, as it is, in both readings.
     fn maps(&self, v: &Vma) -> bool {
-        let at = self.now.partition_point(|n| n.start < v.start);
-        self.now.get(at).is_some_and(|n| n == v)
+        self.now.iter().all(|now| {
+            let at = now.partition_point(|n| n.start < v.start);
+            now.get(at).is_some_and(|n| n == v)
+        })
     }
 
     /// How many of the `len` bytes from `addr` on lie in pages of a file present in memory
@@ -563,16 +596,21 @@ impl BuildIds {
     }
 
     /// [`BuildIds::open`], and what `fstat()` said of the file opened; if none was, whether
-    /// a file was found not to be read ([`Checked::Unsafe`]).
+    /// the memory must not be read for it either: a file was found not to be read
+    /// ([`Checked::Unsafe`]), or a lookup failed otherwise than for a name not there
+    /// ([`unknown`]).
     fn open_with(&mut self, vma: &Vma) -> Result<(File, std::fs::Metadata), bool> {
-        let mut unsafe_found = false;
+        let mut doubt = false;
         let mut take = |c: io::Result<Checked>| match c {
             Ok(Checked::Unsafe) => {
-                unsafe_found = true;
+                doubt = true;
                 None
             }
             Ok(c) => c.file(),
-            Err(_) => None,
+            Err(e) => {
+                doubt |= unknown(&e);
+                None
+            }
         };
         let Some(dir) = self.dir.as_deref() else {
             return Err(false);
@@ -582,20 +620,23 @@ impl BuildIds {
             // The file mapped at that range now: the VMA's, or one mapped over it since the
             // text was read, which the check refuses.
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
-            let opened = open_path(&link);
-            match opened.and_then(|f| open_checked(f, vma, Some(&mut *shown), false)) {
+            match open_path(&link) {
+                // Refused to us (no CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE): not asked again
+                // in this walk.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
                     self.map_files = false;
                 }
-                c => {
-                    if let Some(f) = take(c) {
+                // No such range now (split or unmapped since the text was read).
+                Err(_) => {}
+                Ok(f) => {
+                    if let Some(f) = take(open_checked(f, vma, Some(&mut *shown), false)) {
                         return Ok(f);
                     }
                 }
             }
         }
         let Some(name) = vma.name.as_deref() else {
-            return Err(unsafe_found);
+            return Err(doubt);
         };
         let target = self.target.get_or_insert_with(|| Target::read(dir));
         if let Some((root, root_path)) = &target.root {
@@ -615,8 +656,20 @@ impl BuildIds {
                 return Ok(f);
             }
         }
-        Err(unsafe_found)
+        Err(doubt)
     }
+}
+
+/// Whether `e`, from a lookup of a mapped file, leaves unknown what the file is: not a name
+/// that is not there (`ENOENT`, `ENOTDIR`: deleted, renamed) or a symlink refused
+/// (`ELOOP`, [`open_beneath`]). `EACCES` among them: a FUSE file system refuses `fstat()`,
+/// and lookups, to processes other than its user's, and its files must not be read in
+/// memory either.
+fn unknown(e: &io::Error) -> bool {
+    !matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+    )
 }
 
 /// What a walk's lookups by path need of the process, read once per walk.
@@ -782,13 +835,15 @@ fn open_checked(
     shown: Option<&mut Shown>,
     by_path: bool,
 ) -> io::Result<Checked> {
+    // The file system first: FUSE refuses fstat() to a process other than the mount's
+    // user's (unless allow_other), but answers fstatfs() with its type.
+    let Some((fs, fsid)) = fs_of(&probe).filter(|&(t, _)| safe_to_read(t)) else {
+        return Ok(Checked::Unsafe);
+    };
     let m = probe.metadata()?;
     if !m.file_type().is_file() {
         return Ok(Checked::Unsafe);
     }
-    let Some((fs, fsid)) = fs_of(&probe).filter(|&(t, _)| safe_to_read(t)) else {
-        return Ok(Checked::Unsafe);
-    };
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
@@ -1784,6 +1839,43 @@ mod tests {
         at
     }
 
+    /// Takes `caps` out of the calling thread's effective capabilities (they are per
+    /// thread).
+    fn drop_effective_caps(caps: &[u32]) {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: libc::c_int,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let mut h = Header {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
+        };
+        let mut d = [Data::default(); 2];
+        // SAFETY: capget()/capset() of the calling thread, with a version-3 header and two
+        // data structs.
+        unsafe {
+            assert_eq!(
+                libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()),
+                0
+            );
+            for &c in caps {
+                d[(c / 32) as usize].effective &= !(1 << (c % 32));
+            }
+            assert_eq!(
+                libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()),
+                0
+            );
+        }
+    }
+
     /// The file [`map_deleted`] maps, with `id` for [`ID`].
     fn three_pages(id: &[u8], wrong: &[u8]) -> Vec<u8> {
         Elf::new(true)
@@ -1826,7 +1918,7 @@ mod tests {
         p.root(Path::new("/nonexistent"));
         let of = |v: &Vma| BuildIds::new(Some(p.proc())).of_in(v, &all);
         assert_eq!(of(ours[1]), None, "no /proc/<pid>/mem");
-        for name in ["maps", "mem", "pagemap"] {
+        for name in ["maps", "mem", "pagemap", "status"] {
             let ours = Path::new("/proc/self").join(name);
             std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
         }
@@ -1857,11 +1949,52 @@ mod tests {
         std::os::unix::fs::symlink("/proc/version", p.proc().join(&link)).unwrap();
         assert_eq!(of(ours[1]), None, "a file of procfs");
         std::fs::remove_file(p.proc().join(&link)).unwrap();
-        // Nor a process of another user (the owner of its /proc directory).
+        // Nor a process of another user (the owner of its /proc directory, and all four
+        // user IDs of its status).
         std::os::unix::fs::chown(p.proc(), Some(1000), None).unwrap();
         assert_eq!(of(ours[1]), None, "another user's");
         std::os::unix::fs::chown(p.proc(), Some(0), None).unwrap();
+        let status = |uids: &str| {
+            let _ = std::fs::remove_file(p.proc().join("status"));
+            let text = format!("Name:\tx\nUid:\t{uids}\nGid:\t0\t0\t0\t0\n");
+            std::fs::write(p.proc().join("status"), text).unwrap();
+        };
+        for uids in ["1000\t0\t0\t0", "0\t0\t0\t1000", "0\t0\t0", "0\t0\tx\t0"] {
+            status(uids);
+            assert_eq!(of(ours[1]), None, "{uids:?}");
+        }
+        status("0\t0\t0\t0");
         assert_eq!(of(ours[1]).as_deref(), Some(&ID[..]));
+        // Nor where a lookup of the file failed otherwise than for a name not there: here a
+        // directory on the path that we cannot search (as a FUSE file system answers
+        // processes other than its user's), for a thread of ours without the capabilities
+        // that let root search it anyway.
+        let root = p.root_dir();
+        let name = ours[1].name.clone().unwrap();
+        let first = name.split(|&b| b == b'/').find(|c| !c.is_empty()).unwrap();
+        let locked = root.join(std::ffi::OsStr::from_bytes(first));
+        std::fs::create_dir(&locked).unwrap();
+        std::os::unix::fs::chown(&locked, Some(1000), None).unwrap();
+        let mode = |m| std::os::unix::fs::PermissionsExt::from_mode(m);
+        std::fs::set_permissions(&locked, mode(0o700)).unwrap();
+        let without_dac = || {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    drop_effective_caps(&[1, 2]); // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+                    BuildIds::new(Some(p.proc())).of_in(ours[1], &all)
+                })
+                .join()
+                .unwrap()
+            })
+        };
+        assert_eq!(without_dac(), None, "EACCES on the path");
+        std::fs::set_permissions(&locked, mode(0o755)).unwrap();
+        assert_eq!(
+            without_dac().as_deref(),
+            Some(&ID[..]),
+            "ENOENT on the path"
+        );
+        p.root(Path::new("/nonexistent"));
         // Nor a page the process wrote (its own copy, not the file's), even made read-only
         // again: here the note's page, given the other note.
         // SAFETY: the note's page of the mapping, made writable, written within, made
@@ -1889,7 +2022,7 @@ mod tests {
         const OTHER: [u8; 20] = *b"another-file-mapped!";
         let p = FakeProc::new("memory-moved");
         p.root(Path::new("/nonexistent"));
-        for name in ["maps", "mem", "pagemap"] {
+        for name in ["maps", "mem", "pagemap", "status"] {
             let ours = Path::new("/proc/self").join(name);
             std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
         }
