@@ -203,6 +203,60 @@ struct Memory {
     /// (`CLONE_VM`, as a `vfork()` parent), where the second shows the new program's.
     /// Only VMAs that both show as the walk saw them are read.
     now: [Vec<Vma>; 2],
+    /// The devices (major, minor) of the file systems whose files may be read in memory:
+    /// those that the process's mount table or ours (`mountinfo`) shows with a type of
+    /// [`MEMORY_FS`].
+    devices: std::collections::HashSet<(u32, u32)>,
+}
+
+/// The file systems whose files' pages are read in a process's memory: local ones, whose
+/// reads do not wait on a server. Not FUSE (its server can leave a read unanswered, and
+/// drop a page between the check that it is present and its read), network file systems,
+/// nor the pseudo file systems of [`UNSAFE_FS`] and devices (`devtmpfs`); nor one that
+/// neither mount table shows (a FUSE mount unmounted lazily, or one of another mount
+/// namespace: the lookups of its paths fail as for a deleted file).
+const MEMORY_FS: [&[u8]; 24] = [
+    b"ext2",
+    b"ext3",
+    b"ext4",
+    b"xfs",
+    b"btrfs",
+    b"bcachefs",
+    b"f2fs",
+    b"jfs",
+    b"reiserfs",
+    b"nilfs2",
+    b"zfs",
+    b"tmpfs",
+    b"ramfs",
+    b"rootfs",
+    b"overlay",
+    b"squashfs",
+    b"erofs",
+    b"iso9660",
+    b"udf",
+    b"vfat",
+    b"msdos",
+    b"exfat",
+    b"ntfs3",
+    b"hfsplus",
+];
+
+/// The devices of the mounts of a `mountinfo` text whose file system type is one of
+/// [`MEMORY_FS`]: each line's third field (`major:minor`, decimal), and the first after
+/// its ` - `.
+fn memory_devices(mountinfo: &[u8]) -> impl Iterator<Item = (u32, u32)> + '_ {
+    mountinfo.split(|&b| b == b'\n').filter_map(|line| {
+        let mut fields = line.split(|&b| b == b' ');
+        let dev = fields.nth(2)?;
+        let fs = fields.skip_while(|&f| f != b"-").nth(1)?;
+        if !MEMORY_FS.contains(&fs) {
+            return None;
+        }
+        let colon = dev.iter().position(|&b| b == b':')?;
+        let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
+        Some((num(dev.get(..colon)?)?, num(dev.get(colon + 1..)?)?))
+    })
 }
 
 impl Memory {
@@ -220,7 +274,7 @@ impl Memory {
     /// The VMAs are read twice, through a maps file opened before `mem` and `pagemap` and
     /// one opened after them, and only a VMA that both show alike is read (see
     /// [`Memory::now`]).
-    fn open(dir: &Path) -> Option<Self> {
+    fn open(dir: &Path, own_mounts: &Path) -> Option<Self> {
         let dir = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -253,6 +307,13 @@ impl Memory {
         if uids.len() != 4 || uids.iter().any(|&u| u != us) {
             return None;
         }
+        let mut devices = std::collections::HashSet::new();
+        let ours = std::fs::read(own_mounts).unwrap_or_default();
+        let mut theirs = Vec::new();
+        if let Some(mut f) = open(c"mountinfo") {
+            let _ = std::io::Read::read_to_end(&mut f, &mut theirs);
+        }
+        devices.extend(memory_devices(&ours).chain(memory_devices(&theirs)));
         let vmas = |maps: &File| {
             let (text, _) = crate::text::read_whole(|buf, off| maps.read_at(buf, off)).ok()?;
             crate::text::parse_maps(&text).ok()
@@ -264,6 +325,7 @@ impl Memory {
             pagemap,
             page: u64::try_from(page).ok().filter(|p| p.is_power_of_two())?,
             now: [vmas(&before)?, vmas(&after)?],
+            devices,
         })
     }
 
@@ -425,6 +487,8 @@ pub(crate) struct BuildIds {
     /// The process's memory, opened at the first file of the walk that could not be
     /// (`None` until then, `Some(None)` if it cannot be read).
     memory: Option<Option<Memory>>,
+    /// Our own mount table (`/proc/self/mountinfo`; another file in tests).
+    own_mounts: PathBuf,
     /// As `found`, for the files read in memory: the build ID, or `None` if it was not
     /// found there.
     from_memory: HashMap<Identity, ByName>,
@@ -459,6 +523,7 @@ impl BuildIds {
             parsed: HashMap::new(),
             target: None,
             memory: None,
+            own_mounts: PathBuf::from("/proc/self/mountinfo"),
             from_memory: HashMap::new(),
             #[cfg(test)]
             memory_parses: 0,
@@ -526,11 +591,13 @@ impl BuildIds {
 
     /// The build ID of the file `vma` maps, read in the memory of the process
     /// (`/proc/<pid>/mem`) through the VMAs of `all` next to `vma` that map the same file
-    /// (device, inode and name) read-only, and map it still: the dynamic loader and the
-    /// kernel map an ELF file's segments side by side, the first, at offset 0, holding the
-    /// headers and the notes. Only for a process running as us ([`Memory::open`]), and only
-    /// pages of the file that are present in its page tables ([`Memory::present`]): none is
-    /// faulted in, none the process wrote (a copy of its own) is read.
+    /// (device, inode and name) read-only, and mapped it still when the walk first read its
+    /// memory ([`Memory::now`]): the dynamic loader and the kernel map an ELF file's
+    /// segments side by side, the first, at offset 0, holding the headers and the notes.
+    /// Only for a process running as us ([`Memory::open`]), a file of a local file system
+    /// ([`MEMORY_FS`]), and only pages of the file that are present in its page tables
+    /// ([`Memory::present`]): none is faulted in, none the process wrote (a copy of its
+    /// own) is read.
     ///
     /// What is read is the file's pages as the page cache holds them, as Linux 6.11's
     /// `PROCMAP_QUERY` read them, but only those the process has mapped now (a page
@@ -542,8 +609,11 @@ impl BuildIds {
         let dir = self.dir.as_deref()?;
         let mem = self
             .memory
-            .get_or_insert_with(|| Memory::open(dir))
+            .get_or_insert_with(|| Memory::open(dir, &self.own_mounts))
             .as_ref()?;
+        if !mem.devices.contains(&(vma.dev_major, vma.dev_minor)) {
+            return None;
+        }
         let same = |v: &&Vma| {
             (v.dev_major, v.dev_minor, v.inode, &v.name)
                 == (vma.dev_major, vma.dev_minor, vma.inode, &vma.name)
@@ -1591,6 +1661,21 @@ mod tests {
     }
 
     #[test]
+    fn the_devices_of_local_file_systems_in_a_mount_table() {
+        let text = b"22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+            27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+            28 27 0:23 / /tmp rw master:2 shared:3 - tmpfs tmpfs rw\n\
+            29 27 0:55 / /mnt/f rw,nosuid - fuse.sshfs host:/ rw,user_id=1000\n\
+            30 27 0:56 /sub /srv rw - btrfs /dev/sdb rw\n\
+            31 27 0:6 / /dev rw - devtmpfs devtmpfs rw\n\
+            32 27 x:1 / /bad rw - ext4 /dev/bad rw\n\
+            33 27 8:1 / /odd - ext4\n";
+        let mut got: Vec<(u32, u32)> = memory_devices(text).collect();
+        got.sort();
+        assert_eq!(got, [(0, 23), (0, 56), (8, 1), (254, 0)]);
+    }
+
+    #[test]
     fn the_part_of_a_path_under_a_root() {
         let root = |r: &str| Some(PathBuf::from(r));
         let b = |s: &'static str| Some(s.as_bytes());
@@ -1918,7 +2003,7 @@ mod tests {
         p.root(Path::new("/nonexistent"));
         let of = |v: &Vma| BuildIds::new(Some(p.proc())).of_in(v, &all);
         assert_eq!(of(ours[1]), None, "no /proc/<pid>/mem");
-        for name in ["maps", "mem", "pagemap", "status"] {
+        for name in ["maps", "mem", "pagemap", "status", "mountinfo"] {
             let ours = Path::new("/proc/self").join(name);
             std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
         }
@@ -1995,6 +2080,28 @@ mod tests {
             "ENOENT on the path"
         );
         p.root(Path::new("/nonexistent"));
+        // Nor a file of a file system that is not local, or that no mount table shows.
+        std::fs::remove_file(p.proc().join("mountinfo")).unwrap();
+        let empty = p.dir.join("no-mounts");
+        std::fs::write(&empty, b"").unwrap();
+        let (major, minor) = (ours[1].dev_major, ours[1].dev_minor);
+        for (fs, found) in [
+            ("fuse", false),
+            ("fuseblk", false),
+            ("nfs4", false),
+            ("ext4", true),
+        ] {
+            let line = format!("36 25 {major}:{minor} / /x rw shared:1 - {fs} /dev/x rw\n");
+            std::fs::write(p.proc().join("mountinfo"), line).unwrap();
+            let mut ids = BuildIds::new(Some(p.proc()));
+            ids.own_mounts = empty.clone();
+            assert_eq!(ids.of_in(ours[1], &all).is_some(), found, "{fs}");
+        }
+        std::fs::remove_file(p.proc().join("mountinfo")).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        ids.own_mounts = empty.clone();
+        assert_eq!(ids.of_in(ours[1], &all), None, "in no mount table");
+        assert_eq!(of(ours[1]).as_deref(), Some(&ID[..]), "in ours");
         // Nor a page the process wrote (its own copy, not the file's), even made read-only
         // again: here the note's page, given the other note.
         // SAFETY: the note's page of the mapping, made writable, written within, made
@@ -2022,7 +2129,7 @@ mod tests {
         const OTHER: [u8; 20] = *b"another-file-mapped!";
         let p = FakeProc::new("memory-moved");
         p.root(Path::new("/nonexistent"));
-        for name in ["maps", "mem", "pagemap", "status"] {
+        for name in ["maps", "mem", "pagemap", "status", "mountinfo"] {
             let ours = Path::new("/proc/self").join(name);
             std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
         }
