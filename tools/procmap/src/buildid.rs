@@ -210,11 +210,14 @@ struct Memory {
 }
 
 /// The file systems whose files' pages are read in a process's memory: local ones, whose
-/// reads do not wait on a server. Not FUSE (its server can leave a read unanswered, and
-/// drop a page between the check that it is present and its read), network file systems,
-/// nor the pseudo file systems of [`UNSAFE_FS`] and devices (`devtmpfs`); nor one that
-/// neither mount table shows (a FUSE mount unmounted lazily, or one of another mount
-/// namespace: the lookups of its paths fail as for a deleted file).
+/// reads do not wait on a server of their own. Not FUSE (its server can leave a read
+/// unanswered, and drop a page between the check that it is present and its read), network
+/// file systems, nor the pseudo file systems of [`UNSAFE_FS`] and devices (`devtmpfs`); nor
+/// one that neither mount table shows (a FUSE mount unmounted lazily, or one of another
+/// mount namespace: the lookups of its paths fail as for a deleted file). What lies under
+/// them is not looked at: an overlay's layers (the maps text shows the overlay's device
+/// since Linux 6.8), or the file behind a loop device, may be on FUSE or NFS; mounting
+/// them took privilege in a mount table that one of the two shows.
 const MEMORY_FS: [&[u8]; 24] = [
     b"ext2",
     b"ext3",
@@ -280,7 +283,7 @@ impl Memory {
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(dir)
             .ok()?;
-        let us = fsuid();
+        let us = fsuid()?;
         if dir.metadata().ok()?.uid() != us {
             return None;
         }
@@ -297,14 +300,7 @@ impl Memory {
         let after = open(c"maps")?;
         let mut status = Vec::new();
         std::io::Read::read_to_end(&mut open(c"status")?, &mut status).ok()?;
-        let uids = status
-            .split(|&b| b == b'\n')
-            .find_map(|l| l.strip_prefix(b"Uid:"))?
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|w| !w.is_empty())
-            .map(|w| std::str::from_utf8(w).ok()?.parse::<u32>().ok())
-            .collect::<Option<Vec<u32>>>()?;
-        if uids.len() != 4 || uids.iter().any(|&u| u != us) {
+        if uids(&status)?.iter().any(|&u| u != us) {
             return None;
         }
         let mut devices = std::collections::HashSet::new();
@@ -596,8 +592,10 @@ impl BuildIds {
     /// segments side by side, the first, at offset 0, holding the headers and the notes.
     /// Only for a process running as us ([`Memory::open`]), a file of a local file system
     /// ([`MEMORY_FS`]), and only pages of the file that are present in its page tables
-    /// ([`Memory::present`]): none is faulted in, none the process wrote (a copy of its
-    /// own) is read.
+    /// ([`Memory::present`]), read right after the check (a page leaves them in between
+    /// only if the process unmaps or replaces it, `madvise()`s it away or memory is
+    /// reclaimed: then the read faults it in); none the process wrote (a copy of its own)
+    /// is read.
     ///
     /// What is read is the file's pages as the page cache holds them, as Linux 6.11's
     /// `PROCMAP_QUERY` read them, but only those the process has mapped now (a page
@@ -917,7 +915,8 @@ fn open_checked(
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
-    let readable = !by_path || m.mode() & 0o004 != 0 || (m.uid() != 0 && m.uid() == fsuid());
+    let ours = || m.uid() != 0 && fsuid() == Some(m.uid());
+    let readable = !by_path || m.mode() & 0o004 != 0 || ours();
     let may_pass = same || (anonymous && shown.is_some() && readable);
     if !may_pass {
         return Ok(Checked::Other);
@@ -963,10 +962,25 @@ impl Checked {
     }
 }
 
-/// The file-system user ID of the calling thread, which the kernel checks our opens with.
-fn fsuid() -> u32 {
-    // SAFETY: setfsuid() with an invalid ID (-1) changes nothing and returns the current one.
-    unsafe { libc::setfsuid(u32::MAX) as u32 }
+/// The file-system user ID of the calling thread, which the kernel checks our opens with:
+/// the fourth of the `Uid:` line of `/proc/thread-self/status` (not `setfsuid(-1)`, which
+/// sandboxes deny: systemd's `@privileged`, Android's), if it can be read.
+fn fsuid() -> Option<u32> {
+    let status = std::fs::read("/proc/thread-self/status").ok()?;
+    uids(&status)?.get(3).copied()
+}
+
+/// The user IDs of the `Uid:` line of a `/proc/<pid>/status` text (real, effective, saved,
+/// file-system), if it has four.
+fn uids(status: &[u8]) -> Option<[u32; 4]> {
+    let ids = status
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"Uid:"))?
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| std::str::from_utf8(w).ok()?.parse::<u32>().ok())
+        .collect::<Option<Vec<u32>>>()?;
+    ids.try_into().ok()
 }
 
 /// A device (major, minor) and inode, as the maps text shows them.
@@ -2258,7 +2272,7 @@ mod tests {
                 s.spawn(|| {
                     // SAFETY: changes this thread's file-system user ID, which it ends with.
                     unsafe { libc::setfsuid(uid) };
-                    assert_eq!(fsuid(), uid);
+                    assert_eq!(fsuid(), Some(uid));
                     BuildIds::new(Some(p.proc())).of(&vmas[0])
                 })
                 .join()

@@ -372,13 +372,22 @@ impl Query {
     /// file per walk (on btrfs once per subvolume); the caller's own `mmap` events, if it
     /// records them, show it, and it keeps one descriptor of its own maps open for that.
     /// That is as precise as the maps text, which can show two btrfs subvolumes' files
-    /// alike: a file found by path that passes only so must be readable by anyone (a
-    /// target could mount a file it cannot read over one of its own). For maps opened through a thread (the main one exited), through the directory
-    /// of one of the process's threads that still runs. It parses the note as the kernel's
-    /// `lib/buildid.c` does, so that both give the same build IDs, but scans at most 1 MiB of
-    /// notes per file (a hostile file could take hours otherwise); where it cannot open the
-    /// file (a deleted file without the capability, a handle from [`ProcMaps::from_fd`] on
-    /// a descriptor that is not a `/proc` maps file), it gives none. Files of tracefs,
+    /// alike: a file found by path that passes only so must be readable by anyone, or be
+    /// the caller's own (owned by its file-system user ID, not root's; a target could mount
+    /// a file it cannot read over one of its own). For maps opened through a thread (the
+    /// main one exited), through the directory of one of the process's threads that still
+    /// runs. It parses the note as the kernel's `lib/buildid.c` does, so that both give the
+    /// same build IDs, but scans at most 1 MiB of notes per file (a hostile file could take
+    /// hours otherwise). Where it cannot open the file (a deleted file without the
+    /// capability), it reads the note in the memory of a process running as the caller's
+    /// user (`/proc/<pid>/mem`, where `/proc/<pid>/pagemap` shows the pages of the file
+    /// present; only files of local file systems that a mount table shows, never where a
+    /// file was found that is not to be read or a lookup failed otherwise than for a name
+    /// not there; see the crate's README); else (another user's process, a handle from
+    /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file) it gives
+    /// none. A walk keeps the process's root (`/proc/<pid>/root`) open from its first
+    /// lookup by path, and its `mem` and `pagemap` from its first read in memory, until it
+    /// is dropped (an unmount of that root meanwhile fails with `EBUSY`). Files of tracefs,
     /// debugfs, FUSE, sysfs and procfs are not read (a read may consume data, block or
     /// reach a device); others may block too (NFS with its server gone; a FUSE mount that
     /// lets the caller in, or one under an overlay, which `fstatfs()` shows as overlayfs).
