@@ -964,10 +964,18 @@ impl Checked {
 
 /// The file-system user ID of the calling thread, which the kernel checks our opens with:
 /// the fourth of the `Uid:` line of `/proc/thread-self/status` (not `setfsuid(-1)`, which
-/// sandboxes deny: systemd's `@privileged`, Android's), if it can be read.
+/// sandboxes deny: a filter of systemd's `@privileged`, Android's), if it can be read
+/// (`None` before Linux 3.17, or with a `/proc` of another PID namespace). `None` too for
+/// the overflow ID (`/proc/sys/kernel/overflowuid`, 65534 by default), shown for an ID not
+/// mapped into our user namespace, and for any other so, a file's owner or a process's.
 fn fsuid() -> Option<u32> {
     let status = std::fs::read("/proc/thread-self/status").ok()?;
-    uids(&status)?.get(3).copied()
+    let id = uids(&status)?.get(3).copied()?;
+    let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok();
+    let overflow = overflow
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65534);
+    (id != overflow).then_some(id)
 }
 
 /// The user IDs of the `Uid:` line of a `/proc/<pid>/status` text (real, effective, saved,

@@ -380,12 +380,15 @@ impl Query {
     /// same build IDs, but scans at most 1 MiB of notes per file (a hostile file could take
     /// hours otherwise). Where it cannot open the file (a deleted file without the
     /// capability), it reads the note in the memory of a process running as the caller's
-    /// user (`/proc/<pid>/mem`, where `/proc/<pid>/pagemap` shows the pages of the file
-    /// present; only files of local file systems that a mount table shows, never where a
-    /// file was found that is not to be read or a lookup failed otherwise than for a name
-    /// not there; see the crate's README); else (another user's process, a handle from
-    /// [`ProcMaps::from_fd`] on a descriptor that is not a `/proc` maps file) it gives
-    /// none. A walk keeps the process's root (`/proc/<pid>/root`) open from its first
+    /// user, through `/proc/<pid>/mem` where `/proc/<pid>/pagemap` shows the pages of the
+    /// file present: only files of local file systems that a mount table shows, never
+    /// where a file was found that is not to be read or a lookup failed otherwise than for
+    /// a name not there (see the crate's README). "As the caller's user": the owner of its
+    /// `/proc` directory and its four user IDs are the calling thread's file-system user
+    /// ID, read from `/proc/thread-self/status` (none where that cannot be read, or shows
+    /// the overflow ID); reading its memory needs the right to `ptrace()` it too. Else
+    /// (another user's process, a handle from [`ProcMaps::from_fd`] on a descriptor that
+    /// is not a `/proc` maps file) it gives none. A walk keeps the process's root (`/proc/<pid>/root`) open from its first
     /// lookup by path, and its `mem` and `pagemap` from its first read in memory, until it
     /// is dropped (an unmount of that root meanwhile fails with `EBUSY`). Files of tracefs,
     /// debugfs, FUSE, sysfs and procfs are not read (a read may consume data, block or
