@@ -1683,6 +1683,25 @@ mod tests {
     }
 
     #[test]
+    fn the_overflow_id_is_no_fsuid() {
+        // Each in a thread of its own (setfsuid() is per thread): the overflow ID stands
+        // for any ID not mapped into our user namespace, ours or another's.
+        let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid").unwrap();
+        let overflow: u32 = overflow.trim().parse().unwrap();
+        for (id, want) in [(1000, Some(1000)), (overflow, None)] {
+            let got = std::thread::spawn(move || {
+                // SAFETY: changes this thread's file-system user ID, which it ends with.
+                unsafe { libc::setfsuid(id) };
+                fsuid()
+            });
+            assert_eq!(got.join().unwrap(), want, "{id}");
+        }
+        assert_eq!(uids(b"Uid:\t1\t2\t3\t4\n"), Some([1, 2, 3, 4]));
+        assert_eq!(uids(b"Uid:\t1\t2\t3\n"), None);
+        assert_eq!(uids(b"Gid:\t1\t2\t3\t4\n"), None);
+    }
+
+    #[test]
     fn the_devices_of_local_file_systems_in_a_mount_table() {
         let text = b"22 27 0:21 / /proc rw,relatime - proc proc rw\n\
             27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
