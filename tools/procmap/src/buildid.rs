@@ -287,13 +287,7 @@ impl Memory {
         if dir.metadata().ok()?.uid() != us {
             return None;
         }
-        let open = |name: &std::ffi::CStr| {
-            let flags = libc::O_RDONLY | libc::O_CLOEXEC;
-            // SAFETY: a valid directory descriptor and C string; the result is checked.
-            let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-            // SAFETY: `fd` was just opened and is owned by nobody else.
-            (fd >= 0).then(|| unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-        };
+        let open = |name: &std::ffi::CStr| openat(&dir, name, libc::O_RDONLY).ok();
         let before = open(c"maps")?;
         let mem = open(c"mem")?;
         let pagemap = open(c"pagemap")?;
@@ -843,6 +837,17 @@ fn open_path(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// `name` opened relative to the directory `dir` with `flags` and `O_CLOEXEC`.
+fn openat(dir: &File, name: &std::ffi::CStr, flags: libc::c_int) -> io::Result<File> {
+    // SAFETY: a valid directory descriptor and C string; the result is checked.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
 /// `rel`, a path of the maps text without its leading `/`, opened as `O_PATH` under the
 /// directory `root` (a process's `/proc/<pid>/root`, opened) one component at a time, none of them a
 /// symlink, `.` or `..`: so that it resolves in that process's mount namespace and under
@@ -857,15 +862,8 @@ fn open_beneath(root: &File, rel: &[u8]) -> io::Result<File> {
             return Err(refused());
         }
         let name = std::ffi::CString::new(name).map_err(|_| refused())?;
-        let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: a valid directory descriptor and C string; the result is checked.
         let dir = at.as_ref().unwrap_or(root);
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        let opened = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let opened = openat(dir, &name, libc::O_PATH | libc::O_NOFOLLOW)?;
         // With O_NOFOLLOW and O_PATH, a symlink is opened itself.
         if opened.metadata()?.file_type().is_symlink() {
             return Err(refused());
