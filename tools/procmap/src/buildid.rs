@@ -1106,6 +1106,10 @@ fn mapped_identity(file: &File) -> Option<Identity> {
 }
 
 #[cfg(test)]
+#[path = "../tests/common/caps.rs"]
+mod caps;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -1963,43 +1967,6 @@ mod tests {
         at
     }
 
-    /// Takes `caps` out of the calling thread's effective capabilities (they are per
-    /// thread).
-    fn drop_effective_caps(caps: &[u32]) {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: libc::c_int,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy, Default)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        let mut h = Header {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
-        };
-        let mut d = [Data::default(); 2];
-        // SAFETY: capget()/capset() of the calling thread, with a version-3 header and two
-        // data structs.
-        unsafe {
-            assert_eq!(
-                libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()),
-                0
-            );
-            for &c in caps {
-                d[(c / 32) as usize].effective &= !(1 << (c % 32));
-            }
-            assert_eq!(
-                libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()),
-                0
-            );
-        }
-    }
-
     /// The file [`map_deleted`] maps, with `id` for [`ID`].
     fn three_pages(id: &[u8], wrong: &[u8]) -> Vec<u8> {
         Elf::new(true)
@@ -2104,7 +2071,8 @@ mod tests {
         let without_dac = || {
             std::thread::scope(|s| {
                 s.spawn(|| {
-                    drop_effective_caps(&[1, 2]); // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+                    // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+                    caps::drop_effective_caps(&[1, 2]).unwrap();
                     BuildIds::new(Some(p.proc())).of_in(ours[1], &all)
                 })
                 .join()

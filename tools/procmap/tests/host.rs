@@ -1438,37 +1438,10 @@ fn one_handle_serves_many_threads() {
 /// backend then opens mapped files by their path under `/proc/PID/root`. `None` if this
 /// thread could not be made so.
 fn without_map_files<T: Send>(pid: libc::pid_t, f: impl FnOnce() -> T + Send) -> Option<T> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut h = Header {
-                version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-                pid: 0,
-            };
-            let mut d = [Data::default(); 2];
-            // SAFETY: capget()/capset() of the calling thread, with a version-3 header and
-            // two data structs.
-            unsafe {
-                if libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) != 0 {
-                    return None;
-                }
-                d[0].effective &= !(1 << 21); // CAP_SYS_ADMIN
-                d[1].effective &= !(1 << (40 - 32)); // CAP_CHECKPOINT_RESTORE
-                if libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) != 0 {
-                    return None;
-                }
-            }
+            // CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE
+            common::caps::drop_effective_caps(&[21, 40]).ok()?;
             // Check that map_files is closed to this thread now.
             let first = text_of(&pid.to_string())
                 .into_iter()

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod caps;
+
 use std::ffi::CString;
 
 pub const PAGE: usize = 4096;
