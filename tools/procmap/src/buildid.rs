@@ -43,7 +43,7 @@ use crate::Vma;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -205,7 +205,7 @@ struct Memory {
     now: [Vec<Vma>; 2],
     /// The devices (major, minor) of the file systems whose files may be read in memory:
     /// those that the process's mount table or ours (`mountinfo`) shows with a type of
-    /// [`MEMORY_FS`].
+    /// [`MEMORY_FS`], and the kernel's own tmpfs mount ([`shmem_device`]).
     devices: std::collections::HashSet<(u32, u32)>,
 }
 
@@ -214,7 +214,8 @@ struct Memory {
 /// unanswered, and drop a page between the check that it is present and its read), network
 /// file systems, nor the pseudo file systems of [`UNSAFE_FS`] and devices (`devtmpfs`); nor
 /// one that neither mount table shows (a FUSE mount unmounted lazily, or one of another
-/// mount namespace: the lookups of its paths fail as for a deleted file). What lies under
+/// mount namespace: the lookups of its paths fail as for a deleted file), but for the
+/// kernel's own tmpfs mount of memfds ([`shmem_device`]). What lies under
 /// them is not looked at: an overlay's layers (the maps text shows the overlay's device
 /// since Linux 6.8), or the file behind a loop device, may be on FUSE or NFS; mounting
 /// them took privilege in a mount table that one of the two shows.
@@ -244,6 +245,24 @@ const MEMORY_FS: [&[u8]; 24] = [
     b"ntfs3",
     b"hfsplus",
 ];
+
+/// The device of the kernel's own tmpfs mount, which no mount table shows, and whose files
+/// are those of `memfd_create()` (a program run from one with `fexecve()`, as container
+/// runtimes run themselves), System V shared memory and shared anonymous mappings: found
+/// as the device of a memfd of ours. Its pages are memory, as those of a mounted tmpfs.
+fn shmem_device() -> Option<(u32, u32)> {
+    // SAFETY: memfd_create() with a NUL-terminated name; the descriptor it returns, if
+    // any, is owned by nothing else.
+    let fd = unsafe {
+        let fd = libc::memfd_create(c"procmap".as_ptr(), libc::MFD_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        OwnedFd::from_raw_fd(fd)
+    };
+    let dev = File::from(fd).metadata().ok()?.dev();
+    Some((libc::major(dev), libc::minor(dev)))
+}
 
 /// The devices of the mounts of a `mountinfo` text whose file system type is one of
 /// [`MEMORY_FS`]: each line's third field (`major:minor`, decimal), and the first after
@@ -304,6 +323,7 @@ impl Memory {
             let _ = std::io::Read::read_to_end(&mut f, &mut theirs);
         }
         devices.extend(memory_devices(&ours).chain(memory_devices(&theirs)));
+        devices.extend(shmem_device());
         let vmas = |maps: &File| {
             let (text, _) = crate::text::read_whole(|buf, off| maps.read_at(buf, off)).ok()?;
             crate::text::parse_maps(&text).ok()
@@ -1941,10 +1961,16 @@ mod tests {
     fn map_deleted(dir: &Path, name: &str, wrong: &[u8]) -> *mut u8 {
         let path = dir.join(name);
         std::fs::write(&path, three_pages(&ID, wrong)).unwrap();
-        let f = File::open(&path).unwrap();
+        let at = map_three(&File::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        at
+    }
+
+    /// Maps the three pages of `f` as [`map_deleted`] does.
+    fn map_three(f: &File) -> *mut u8 {
         // SAFETY: a new private read-only mapping of three pages at an address the kernel
         // chooses, then advice and protections of its own pages.
-        let at = unsafe {
+        unsafe {
             let at = libc::mmap(
                 std::ptr::null_mut(),
                 0x3000,
@@ -1962,9 +1988,7 @@ mod tests {
             let rw = libc::PROT_READ | libc::PROT_WRITE;
             assert_eq!(libc::mprotect(at.add(0x2000).cast(), 0x1000, rw), 0);
             at
-        };
-        std::fs::remove_file(&path).unwrap();
-        at
+        }
     }
 
     /// The file [`map_deleted`] maps, with `id` for [`ID`].
@@ -2124,6 +2148,39 @@ mod tests {
         let all = own_vmas();
         let v = all.iter().find(|v| v.start == ours[1].start).unwrap();
         assert_eq!(of(v), None, "written");
+        // SAFETY: the mapping made above; nothing refers to it any more.
+        unsafe { libc::munmap(at.cast(), 0x3000) };
+    }
+
+    #[test]
+    fn a_memfd_is_read_in_memory() {
+        // A program run from a memfd (fexecve(), as container runtimes run themselves):
+        // its file is on the kernel's own tmpfs mount, which no mount table shows, and its
+        // path cannot be opened.
+        let p = FakeProc::new("memfd");
+        // SAFETY: memfd_create() with a NUL-terminated name; the descriptor is ours.
+        let memfd = unsafe {
+            let fd = libc::memfd_create(c"procmap-test".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            File::from(OwnedFd::from_raw_fd(fd))
+        };
+        std::io::Write::write_all(&mut &memfd, &three_pages(&ID, &ID)).unwrap();
+        let at = map_three(&memfd);
+        drop(memfd);
+        for page in 0..3 {
+            // SAFETY: a page of the mapping, readable.
+            unsafe { std::ptr::read_volatile(at.add(page * 0x1000)) };
+        }
+        let all = own_vmas();
+        let v = all.iter().find(|v| v.start == at as u64 + 0x1000).unwrap();
+        assert!(v.name_lossy().starts_with("/memfd:procmap-test"), "{v:?}");
+        p.root(Path::new("/nonexistent"));
+        for name in ["maps", "mem", "pagemap", "status", "mountinfo"] {
+            let ours = Path::new("/proc/self").join(name);
+            std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
+        }
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of_in(v, &all).as_deref(), Some(&ID[..]));
         // SAFETY: the mapping made above; nothing refers to it any more.
         unsafe { libc::munmap(at.cast(), 0x3000) };
     }
