@@ -90,14 +90,16 @@ pub const GENERATION_UNKNOWN: u64 = abi::GENERATION_UNKNOWN;
 #[non_exhaustive]
 pub enum Error {
     /// Opening the maps file failed (`ENOENT` for a process that does not exist, `ESRCH` for
-    /// one that exited and is being reaped as it is opened ([`Error::is_gone`]), `EACCES` when
-    /// not allowed, ...).
+    /// one that exited and is being reaped as it is opened: both [`Error::is_gone`] when
+    /// opened by PID; `EACCES` when not allowed, ...).
     #[non_exhaustive]
     Open {
         /// The file.
         path: PathBuf,
         /// The error, with its errno.
         source: io::Error,
+        /// The process, if opened by PID ([`ProcMaps::open`], [`ProcMaps::reopen`]).
+        pid: Option<u32>,
     },
     /// A system call on the open file failed.
     #[non_exhaustive]
@@ -155,7 +157,11 @@ impl Error {
     /// which never comes back), or never had one (a kernel thread). Open the maps again for
     /// the process's new program; answers received before are about the old one. An
     /// [`Error::Open`] with `ESRCH` is one too: the process exited and was being reaped while
-    /// its maps were opened (the kernel says `ENOENT` once it is reaped).
+    /// its maps were opened; and, for an open by PID ([`ProcMaps::open`]), one with `ENOENT`:
+    /// no such process (exited and reaped, or there never was one), so that a profiler
+    /// opening the maps of the PIDs of its samples can drop those that are gone on this one
+    /// test, whichever way they went. (An open by path with `ENOENT` is not: the path may
+    /// just be wrong.)
     ///
     /// Queries, walks and [`ProcMaps::resolve`] fail with such an error rather than answer
     /// that nothing is mapped: a symbolizer must not take the addresses of a process that
@@ -174,12 +180,19 @@ impl Error {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn is_gone(&self) -> bool {
-        matches!(self, Error::Os { .. } | Error::Open { .. }) && self.errno() == Some(libc::ESRCH)
+        match self {
+            Error::Os { .. } | Error::Open { pid: None, .. } => self.errno() == Some(libc::ESRCH),
+            Error::Open { pid: Some(_), .. } => {
+                matches!(self.errno(), Some(libc::ESRCH | libc::ENOENT))
+            }
+            Error::Parse { .. } => false,
+        }
     }
 
     /// The process whose maps a system call failed on ([`Error::Os`]), if the handle was
-    /// opened by PID ([`ProcMaps::open`], [`ProcMaps::pid`]); an [`Error::Open`] names its
-    /// file instead. A profiler watching many processes can tell which one went away:
+    /// opened by PID ([`ProcMaps::open`], [`ProcMaps::pid`]), or whose maps could not be
+    /// opened ([`Error::Open`], opened by PID). A profiler watching many processes can tell
+    /// which one went away:
     ///
     /// ```
     /// use procmap::{ProcMaps, Query};
@@ -195,8 +208,8 @@ impl Error {
     /// ```
     pub fn pid(&self) -> Option<u32> {
         match self {
-            Error::Os { pid, .. } => *pid,
-            Error::Open { .. } | Error::Parse { .. } => None,
+            Error::Os { pid, .. } | Error::Open { pid, .. } => *pid,
+            Error::Parse { .. } => None,
         }
     }
 
@@ -208,9 +221,13 @@ impl Error {
         }
     }
 
-    /// The error, naming process `pid` if it is an [`Error::Os`] that names none yet.
+    /// The error, naming process `pid` if it is an [`Error::Os`] or [`Error::Open`] that
+    /// names none yet.
     pub(crate) fn of(mut self, of: Option<u32>) -> Self {
         if let Error::Os {
+            pid: pid @ None, ..
+        }
+        | Error::Open {
             pid: pid @ None, ..
         } = &mut self
         {
@@ -228,7 +245,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Open { path, source } => write!(f, "cannot open {}: {source}", path.display()),
+            Error::Open { path, source, .. } => {
+                write!(f, "cannot open {}: {source}", path.display())
+            }
             Error::Os {
                 op,
                 source,
@@ -679,6 +698,7 @@ impl Options {
                     return Err(Error::Open {
                         path: format!("/proc/{pid}/maps").into(),
                         source: io::Error::from_raw_os_error(libc::ESRCH),
+                        pid: Some(pid),
                     })
                 }
                 // Another PID namespace's /proc (0: not visible there), or no `Pid:` line
@@ -722,6 +742,7 @@ impl Options {
             Ok(_) => Err(Error::Open {
                 path: format!("/proc/{pid}/maps").into(),
                 source: io::Error::from_raw_os_error(libc::ESRCH),
+                pid: Some(pid),
             }),
             Err(_) => Ok(None),
         }
@@ -730,7 +751,9 @@ impl Options {
     /// The maps of process `pid`: `/proc/<pid>/maps`, or one of its other threads' if its
     /// main thread exited.
     fn open_pid(&self, pid: u32) -> Result<ProcMaps> {
-        let maps = self.open_path(format!("/proc/{pid}/maps").as_ref())?;
+        let maps = self
+            .open_path(format!("/proc/{pid}/maps").as_ref())
+            .map_err(|e| e.of(Some(pid)))?;
         if maps.has_address_space() {
             return Ok(maps);
         }
@@ -779,6 +802,7 @@ impl Options {
         let file = File::open(path).map_err(|source| Error::Open {
             path: path.into(),
             source,
+            pid: None,
         })?;
         let maps = self.from_fd(file.into());
         let _ = maps.proc_dir.set(proc_dir_of(path));

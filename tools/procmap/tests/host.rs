@@ -863,6 +863,9 @@ fn bad_pid_is_a_typed_error() {
         Err(e) => {
             assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
             assert_eq!(e.errno(), Some(libc::ENOENT));
+            // Opened by PID: no such process is one gone, and names its PID.
+            assert!(e.is_gone());
+            assert_eq!(e.pid(), Some(u32::MAX));
             assert_eq!(
                 e.to_string(),
                 "cannot open /proc/4294967295/maps: No such file or directory (os error 2)"
@@ -872,6 +875,13 @@ fn bad_pid_is_a_typed_error() {
         }
         Ok(_) => panic!("opened a process that cannot exist"),
     }
+    // By path, ENOENT is a wrong path, not a process gone.
+    let e = Options::new()
+        .open_path("/proc/4294967295/maps".as_ref())
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(libc::ENOENT));
+    assert!(!e.is_gone());
+    assert_eq!(e.pid(), None);
 }
 
 #[test]
@@ -917,7 +927,9 @@ fn opening_a_process_being_reaped_is_gone() {
             }
         };
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
-        assert_eq!(e.is_gone(), e.errno() == Some(libc::ESRCH), "{e}");
+        // ENOENT or ESRCH, opened by PID: gone either way.
+        assert!(e.is_gone(), "{e}");
+        assert_eq!(e.pid(), Some(child as u32), "{e}");
         // An open fails only once the reaper took the child: the next one may come.
         *seen.entry(e.errno()).or_insert(0) += 1;
     }

@@ -209,14 +209,14 @@ fn main() -> ExitCode {
                 .and_then(procmap::Error::errno);
             // A process that is not there, or goes away, is what a profiler's scripts meet
             // all the time and skip; they can tell it from a real failure by the status.
-            if gone {
+            if open == Some(libc::ENOENT) {
+                eprintln!("procmap: no process {who}: {e}");
+                return ExitCode::from(3);
+            } else if gone {
                 eprintln!(
                     "procmap: process {who} has no address space any more (it exited or \
                      called execve()), or never had one (a kernel thread): {e}"
                 );
-                return ExitCode::from(3);
-            } else if open == Some(libc::ENOENT) {
-                eprintln!("procmap: no process {who}: {e}");
                 return ExitCode::from(3);
             } else if open == Some(libc::EACCES) {
                 eprintln!(
