@@ -704,17 +704,32 @@ impl VmaCache {
     /// # Ok::<(), procmap::Error>(())
     /// ```
     pub fn get_many(&mut self, addrs: &[u64]) -> Result<Vec<Option<&Vma>>> {
+        self.get_many_with_maps(addrs).map(|(vmas, _)| vmas)
+    }
+
+    /// [`VmaCache::get_many`], with the maps beside the VMAs, for what a symbolizer does
+    /// next while it holds them: open the files they map ([`ProcMaps::open_mapped_file`]),
+    /// which [`VmaCache::maps`] cannot give while the VMAs borrow the cache.
+    ///
+    /// ```
+    /// use procmap::{ProcMaps, Query, VmaCache};
+    /// fn f() {}
+    /// let mut cache = VmaCache::new(ProcMaps::open_self()?, Query::new().name(true))?;
+    /// let (vmas, maps) = cache.get_many_with_maps(&[f as usize as u64])?;
+    /// let file = vmas[0].and_then(|v| maps.open_mapped_file(v));
+    /// assert!(file.is_some());
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn get_many_with_maps(&mut self, addrs: &[u64]) -> Result<(Vec<Option<&Vma>>, &ProcMaps)> {
         if self.core.asks() {
             let r = self.core.asked(self.maps.resolve(addrs, self.core.query))?;
             self.core.asked = r.vmas;
             let asked = &self.core.asked;
-            return Ok(r
-                .addrs
-                .iter()
-                .map(|l| l.and_then(|l| asked.get(l.vma)))
-                .collect());
+            let vmas = r.addrs.iter().map(|l| l.and_then(|l| asked.get(l.vma)));
+            return Ok((vmas.collect(), &self.maps));
         }
-        self.maps.named(self.core.get_many(&self.maps, addrs))
+        let vmas = self.maps.named(self.core.get_many(&self.maps, addrs))?;
+        Ok((vmas, &self.maps))
     }
 
     /// The VMA covering `addr` in the VMAs as last read, without a refresh: a binary search.

@@ -1145,6 +1145,12 @@ const BUILD_ID_BUF: usize = 64;
 impl ProcMaps {
     /// Opens the maps of process `pid`, probing for the batch extension and the ioctl.
     ///
+    /// `pid` is the PID as the `/proc` mount shows it (`/proc/<pid>/maps`), in the PID
+    /// namespace of that mount: the caller's, unless `/proc` is another namespace's (a
+    /// container given the host's `/proc`, where the PIDs to pass are the host's, as `ps`
+    /// there and a BPF program's `bpf_get_current_pid_tgid()` show them, not the
+    /// container's).
+    ///
     /// The kernel checks at the open that the caller may read the process's memory map
     /// (`PTRACE_MODE_READ`: the same user and a dumpable process, or `CAP_SYS_PTRACE`); an
     /// [`Error::Open`] with `EACCES` otherwise, and with `ENOENT` for a process that does not
