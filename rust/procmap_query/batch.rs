@@ -810,8 +810,21 @@ impl Batch {
             }
         }
         if self.build_id {
+            // An ELF file's segments are mapped side by side from one open file: a record of
+            // the previous record's file takes the build ID parsed for that one.
+            let mut last: Option<ARef<File>> = None;
+            let mut last_id = ([0u8; BUILD_ID_SIZE_MAX], 0);
             for (rec, file) in self.recs.iter_mut().zip(self.files.drain_all()) {
-                read_build_id(rec, file);
+                let Some(file) = file else {
+                    continue;
+                };
+                if last.as_deref().is_some_and(|l| core::ptr::eq(l, &*file)) {
+                    (rec.build_id, rec.build_id_size) = last_id;
+                    continue;
+                }
+                read_build_id(rec, &file);
+                last_id = (rec.build_id, rec.build_id_size);
+                last = Some(file);
             }
         }
         if !self.recs.is_empty() {
@@ -885,10 +898,10 @@ fn record(vma: &VmaRef) -> ProcmapBatchVma {
 }
 
 /// Fills the build ID of `rec` from `file`, after unlocking, as `PROCMAP_QUERY` does: none (size
-/// 0) if the VMA has no file or the file no build ID.
-fn read_build_id(rec: &mut ProcmapBatchVma, file: Option<ARef<File>>) {
+/// 0) if the file has no build ID.
+fn read_build_id(rec: &mut ProcmapBatchVma, file: &File) {
     let mut buf = [0u8; BUILD_ID_SIZE_MAX];
-    if let Some(Ok(size)) = file.map(|file| file.build_id(&mut buf)) {
+    if let Ok(size) = file.build_id(&mut buf) {
         rec.build_id = buf;
         rec.build_id_size = size as u32;
     }
