@@ -701,8 +701,10 @@ impl BuildIds {
         if self.map_files {
             // The file mapped at that range now: the VMA's, or one mapped over it since the
             // text was read, which the check refuses.
+            // (Not through the cache of names: the kernel revalidates these links, and
+            // follows them to the file itself, with no lookup in its directory.)
             let link = dir.join(format!("map_files/{:x}-{:x}", vma.start, vma.end));
-            match open_path(&link) {
+            match open_uncached(&link) {
                 // Refused to us (no CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE): not asked again
                 // in this walk.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -743,10 +745,12 @@ impl BuildIds {
 }
 
 /// Whether `e`, from a lookup of a mapped file, leaves unknown what the file is: not a name
-/// that is not there (`ENOENT`, `ENOTDIR`: deleted, renamed) or a symlink refused
-/// (`ELOOP`, [`open_beneath`]). `EACCES` among them: a FUSE file system refuses `fstat()`,
-/// and lookups, to processes other than its user's, and its files must not be read in
-/// memory either.
+/// that is not there (`ENOENT`, `ENOTDIR`: deleted, renamed; a last name not in the
+/// kernel's cache, [`open_cached`]) or a symlink refused (`ELOOP`, [`open_beneath`]).
+/// `EACCES` among them: a FUSE file system refuses `fstat()`, and lookups, to processes
+/// other than its user's, and its files must not be read in memory either; so is
+/// `EAGAIN`, a lookup that the kernel's cache of names could not take to the last name's
+/// directory ([`open_cached`]; a permission refused there is such a failure too).
 fn unknown(e: &io::Error) -> bool {
     !matches!(
         e.raw_os_error(),
@@ -849,12 +853,119 @@ fn safe_to_read(t: u64) -> bool {
 }
 
 /// `path` opened as `O_PATH` (no side effect, even for a device or a FIFO), following
-/// symlinks.
+/// symlinks; only through the kernel's cache of names where it can ([`open_cached`]).
 fn open_path(path: &Path) -> io::Result<File> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
+    if let Some(found) = open_cached(None, &c, 0) {
+        return found;
+    }
+    open_uncached(path)
+}
+
+/// `path` opened as `O_PATH`, following symlinks, by the usual lookup.
+fn open_uncached(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(path)
+}
+
+/// `RESOLVE_NO_MAGICLINKS`, `RESOLVE_NO_SYMLINKS`, `RESOLVE_IN_ROOT` and `RESOLVE_CACHED`
+/// of `openat2()` (`<linux/openat2.h>`).
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+const RESOLVE_CACHED: u64 = 0x20;
+
+/// `struct open_how` of `openat2()`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Whether `openat2()` with `RESOLVE_CACHED` was found missing (Linux before 5.12, or a
+/// seccomp filter that refuses it).
+static NO_CACHED_LOOKUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `path` opened as `O_PATH` under `dir` (or from our working directory) with
+/// `openat2()`'s `resolve` flags and `RESOLVE_CACHED`: the lookup is done in the kernel's
+/// cache of names alone and fails with `EAGAIN` where it would have to look a name up in
+/// its directory, revalidate it (NFS, FUSE) or trigger an automount. A lookup outside the
+/// cache takes the directory's lock, which any user can make wait forever on a directory
+/// of theirs (a `getdents64()` into a buffer whose page fault a `userfaultfd` or FUSE
+/// server of theirs never answers holds it shared; a `mkdir()` queued behind it makes
+/// every new lookup wait), and the wait cannot be killed. The file of a mapping is always
+/// in the cache (its path is held by the open file); a deleted file's `... (deleted)` name
+/// never is: where the lookup of the last name alone fails so, its directory found in the
+/// cache, the name is taken as not there (`ENOENT`). `None` where the kernel has no such
+/// lookup (`ENOSYS`; `EINVAL` for the flag before 5.12; `EPERM` from a seccomp filter): the
+/// caller looks up the usual way, which can wait as above.
+fn open_cached(
+    dir: Option<&File>,
+    path: &std::ffi::CStr,
+    resolve: u64,
+) -> Option<io::Result<File>> {
+    match openat2_cached(dir, path, resolve)? {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+            let bytes = path.to_bytes();
+            let parent = match bytes.iter().rposition(|&b| b == b'/') {
+                Some(0) => &b"/"[..],
+                Some(i) => &bytes[..i],
+                None => &b"."[..],
+            };
+            let parent = std::ffi::CString::new(parent).ok()?;
+            match openat2_cached(dir, &parent, resolve)? {
+                Ok(_) => Some(Err(io::Error::from_raw_os_error(libc::ENOENT))),
+                Err(_) => Some(Err(e)),
+            }
+        }
+        r => Some(r),
+    }
+}
+
+/// `openat2()` of `path` as [`open_cached`] makes it, without its reading of `EAGAIN`.
+fn openat2_cached(
+    dir: Option<&File>,
+    path: &std::ffi::CStr,
+    resolve: u64,
+) -> Option<io::Result<File>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if NO_CACHED_LOOKUP.load(Relaxed) {
+        return None;
+    }
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: resolve | RESOLVE_CACHED,
+    };
+    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: a valid directory descriptor (or `AT_FDCWD`), a C string and a `struct
+    // open_how` of the size given; the result is checked.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            at,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::EINVAL | libc::EPERM)
+        ) {
+            NO_CACHED_LOOKUP.store(true, Relaxed);
+            return None;
+        }
+        return Some(Err(e));
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Some(Ok(unsafe { File::from_raw_fd(fd as libc::c_int) }))
 }
 
 /// `name` opened relative to the directory `dir` with `flags` and `O_CLOEXEC`.
@@ -876,6 +987,19 @@ fn openat(dir: &File, name: &std::ffi::CStr, flags: libc::c_int) -> io::Result<F
 /// The maps text's paths (`d_path()`) have none; a path that has one now changed since.
 fn open_beneath(root: &File, rel: &[u8]) -> io::Result<File> {
     let refused = || io::Error::from_raw_os_error(libc::ELOOP);
+    let mut names = rel
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .peekable();
+    if names.peek().is_none() || names.any(|n| n == b"." || n == b"..") {
+        return Err(refused());
+    }
+    // In one system call, in the kernel's cache of names, where it can.
+    let c = std::ffi::CString::new(rel).map_err(|_| refused())?;
+    let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    if let Some(found) = open_cached(Some(root), &c, resolve) {
+        return found;
+    }
     let mut at: Option<File> = None;
     for name in rel.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
         if name == b"." || name == b".." {
@@ -1819,7 +1943,7 @@ mod tests {
             };
             let mut shown = Shown::default();
             let got = open_checked(
-                open_path(Path::new(path)).unwrap(),
+                open_uncached(Path::new(path)).unwrap(),
                 &vma,
                 Some(&mut shown),
                 true,
@@ -2088,7 +2212,11 @@ mod tests {
         let name = ours[1].name.clone().unwrap();
         let first = name.split(|&b| b == b'/').find(|c| !c.is_empty()).unwrap();
         let locked = root.join(std::ffi::OsStr::from_bytes(first));
-        std::fs::create_dir(&locked).unwrap();
+        // The file's directory there, so that only its name is not there (a lookup of a
+        // name that no directory on the way holds is one the kernel's cache of names
+        // cannot finish either way: unknown).
+        let rel = Path::new(std::ffi::OsStr::from_bytes(&name[1..]));
+        std::fs::create_dir_all(root.join(rel.parent().unwrap())).unwrap();
         std::os::unix::fs::chown(&locked, Some(1000), None).unwrap();
         let mode = |m| std::os::unix::fs::PermissionsExt::from_mode(m);
         std::fs::set_permissions(&locked, mode(0o700)).unwrap();
