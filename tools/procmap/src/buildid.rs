@@ -502,6 +502,15 @@ pub(crate) struct BuildIds {
     /// As `found`, for the files read in memory: the build ID, or `None` if it was not
     /// found there.
     from_memory: HashMap<Identity, ByName>,
+    /// As `found`, for the files whose lookups by path failed in this walk: whether the
+    /// memory must not be read for them ([`BuildIds::open_with`]). A lookup by path depends
+    /// on the name alone, not on the VMA: made once per file per walk (a path of thousands
+    /// of components over thousands of VMAs of its file cost a walk 22 s when it was made
+    /// for each).
+    path_failed: HashMap<Identity, HashMap<Option<Vec<u8>>, bool>>,
+    /// How many lookups by path were made.
+    #[cfg(test)]
+    path_lookups: u32,
     /// How many files were parsed in memory.
     #[cfg(test)]
     memory_parses: u32,
@@ -535,6 +544,9 @@ impl BuildIds {
             memory: None,
             own_mounts: PathBuf::from("/proc/self/mountinfo"),
             from_memory: HashMap::new(),
+            path_failed: HashMap::new(),
+            #[cfg(test)]
+            path_lookups: 0,
             #[cfg(test)]
             memory_parses: 0,
             #[cfg(test)]
@@ -694,7 +706,7 @@ impl BuildIds {
                 None
             }
         };
-        let Some(dir) = self.dir.as_deref() else {
+        let Some(dir) = self.dir.clone() else {
             return Err(false);
         };
         let shown = &mut self.shown;
@@ -716,12 +728,57 @@ impl BuildIds {
                     if let Some(f) = take(open_checked(f, vma, Some(&mut *shown), false)) {
                         return Ok(f);
                     }
+                    // The range's file is one not to be read: so is the VMA's, whatever a
+                    // path leads to.
+                    if doubt {
+                        return Err(true);
+                    }
                 }
             }
         }
         let Some(name) = vma.name.as_deref() else {
             return Err(doubt);
         };
+        let key = (vma.dev_major, vma.dev_minor, vma.inode);
+        let failed = self.path_failed.get(&key).and_then(|n| n.get(&vma.name));
+        if let Some(&failed_doubt) = failed {
+            return Err(doubt || failed_doubt);
+        }
+        #[cfg(test)]
+        {
+            self.path_lookups += 1;
+        }
+        match self.by_path(&dir, vma, name) {
+            Ok(f) => Ok(f),
+            Err(path_doubt) => {
+                let names = self.path_failed.entry(key).or_default();
+                names.insert(vma.name.clone(), path_doubt);
+                Err(doubt || path_doubt)
+            }
+        }
+    }
+
+    /// The lookups by path of [`BuildIds::open_with`]: the file, or whether the memory must
+    /// not be read for it.
+    fn by_path(
+        &mut self,
+        dir: &Path,
+        vma: &Vma,
+        name: &[u8],
+    ) -> Result<(File, std::fs::Metadata), bool> {
+        let mut doubt = false;
+        let mut take = |c: io::Result<Checked>| match c {
+            Ok(Checked::Unsafe) => {
+                doubt = true;
+                None
+            }
+            Ok(c) => c.file(),
+            Err(e) => {
+                doubt |= unknown(&e);
+                None
+            }
+        };
+        let shown = &mut self.shown;
         let target = self.target.get_or_insert_with(|| Target::read(dir));
         if let Some((root, root_path)) = &target.root {
             if let Some(rel) = beneath(root_path, name) {
@@ -2178,6 +2235,8 @@ mod tests {
             assert_eq!(ids.of_in(v, &all).as_deref(), Some(&ID[..]));
         }
         assert_eq!(ids.memory_parses, 1);
+        // And looked up by path once: a lookup depends on the name, not on the VMA.
+        assert_eq!(ids.path_lookups, 1);
         // Nor a VMA of another file, or of the file under another name.
         let mut other = ours[1].clone();
         other.name = Some(b"/elsewhere.so".to_vec());
