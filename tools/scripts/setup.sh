@@ -85,7 +85,7 @@ apt_install() { # suite pkgs...
 	fi || die "apt-get install $missing failed"
 }
 
-apt_install default clang-22 lld-22 llvm-22 libclang-22-dev busybox-static gcc-multilib btrfs-progs \
+apt_install default clang-22 lld-22 llvm-22 libclang-22-dev busybox-static gcc-multilib btrfs-progs xfsprogs \
 	bc bison flex libelf-dev libssl-dev cpio xz-utils zstd kmod rsync python3 perl
 apt_install bookworm-backports qemu-system-x86
 apt_install trixie-backports linux-source-7.3

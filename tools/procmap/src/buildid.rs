@@ -100,7 +100,7 @@ struct FileReader<'a> {
 impl<'a> FileReader<'a> {
     fn new(file: &'a File) -> Option<Self> {
         let mut head = vec![0u8; HEAD];
-        let n = read_full(file, &mut head, 0)?;
+        let n = read_file(file, &mut head, 0)?;
         head.truncate(n);
         Some(FileReader {
             file,
@@ -111,6 +111,114 @@ impl<'a> FileReader<'a> {
             reads: 1,
         })
     }
+}
+
+/// Reads into `buf` at `off` of a mapped file until it is full or the file ends: the bytes
+/// read. Without waiting on the file's locks: a read may wait on the inode's I/O lock (XFS
+/// takes it for every read), which any user who may write the file can hold for as long as
+/// they like (a `write()` from a buffer whose page fault a `userfaultfd` or FUSE server of
+/// theirs never answers), and such a wait cannot be killed. So it reads with
+/// `RWF_NOWAIT` (Linux 4.14), and where that would have to wait (`EAGAIN`: the lock is
+/// taken, or the pages are not in the page cache), through a mapping of the file
+/// ([`read_mapped`]), whose page faults take no such lock. Where the file system has no
+/// `RWF_NOWAIT` (`EOPNOTSUPP`), the usual read, which can wait so.
+fn read_file(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let at = off.checked_add(n as u64)?;
+        let rest = buf.get_mut(n..)?;
+        let iov = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        let pos = libc::off_t::try_from(at).ok()?;
+        // SAFETY: a valid descriptor, and one iovec of `rest`, exclusively borrowed.
+        let k = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, pos, libc::RWF_NOWAIT) };
+        #[cfg(test)]
+        let k = if tests::NOWAIT_FAILS.with(std::cell::Cell::get) {
+            // SAFETY: sets this thread's errno, as a failed call would.
+            unsafe { *libc::__errno_location() = libc::EAGAIN };
+            -1
+        } else {
+            k
+        };
+        match usize::try_from(k) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
+                    n += read_mapped(file, rest, at)?;
+                    break;
+                }
+                Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
+                    n += read_full(file, rest, at)?;
+                    break;
+                }
+                _ => return None,
+            },
+        }
+    }
+    Some(n)
+}
+
+/// Reads into `buf` the bytes at `off` of `file`, up to its end, through a shared read-only
+/// mapping of them, copied with `process_vm_readv()` from our own memory: its page faults
+/// read the file into the page cache without the inode's I/O lock, and a page that cannot
+/// be read (the file truncated meanwhile) ends the copy with `EFAULT` where an access would
+/// raise `SIGBUS`. The bytes read; `None` if the file cannot be mapped.
+fn read_mapped(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
+    let size = file.metadata().ok()?.len();
+    let len = usize::try_from(size.saturating_sub(off))
+        .ok()?
+        .min(buf.len());
+    if len == 0 {
+        return Some(0);
+    }
+    // SAFETY: sysconf() has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let delta = off % page;
+    let start = off - delta;
+    let map_len = usize::try_from(delta).ok()?.checked_add(len)?;
+    // SAFETY: a new shared read-only mapping of the file at an address the kernel chooses;
+    // nothing else refers to it.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            map_len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            libc::off_t::try_from(start).ok()?,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return None;
+    }
+    let mut n = 0;
+    while n < len {
+        let local = libc::iovec {
+            iov_base: buf[n..len].as_mut_ptr().cast(),
+            iov_len: len - n,
+        };
+        let remote = libc::iovec {
+            // Within the mapping: `delta + n < map_len`.
+            iov_base: at.cast::<u8>().wrapping_add(delta as usize + n).cast(),
+            iov_len: len - n,
+        };
+        // SAFETY: copies from our own mapping (checked by the kernel, which answers EFAULT
+        // for a page that cannot be read) into `buf`, exclusively borrowed.
+        let k = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        match usize::try_from(k) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    // SAFETY: the mapping made above, of `map_len` bytes; nothing refers to it any more.
+    unsafe { libc::munmap(at, map_len) };
+    Some(n)
 }
 
 /// Reads into `buf` at `off` until it is full or the file ends: the bytes read.
@@ -138,7 +246,7 @@ impl Fetch for FileReader<'_> {
         if off < self.chunk_off || end > chunk_end {
             self.chunk.resize(CHUNK.max(len), 0);
             self.reads += 1;
-            let n = read_full(self.file, &mut self.chunk, off);
+            let n = read_file(self.file, &mut self.chunk, off);
             self.chunk.truncate(n.unwrap_or(0));
             self.chunk_off = off;
         }
@@ -1314,6 +1422,42 @@ mod caps;
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Makes [`read_file`]'s reads with `RWF_NOWAIT` fail with `EAGAIN` on this thread.
+        pub(super) static NOWAIT_FAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[test]
+    fn reads_that_would_wait_go_through_a_mapping() {
+        let bytes = with_notes(true, &gnu(&ID));
+        let mut big = bytes.clone();
+        big.resize(3 * 4096 + 100, 0x5a);
+        let f = tempfile(&big);
+        NOWAIT_FAILS.with(|c| c.set(true));
+        assert_eq!(
+            FileReader::new(&f)
+                .and_then(|mut r| parse(&mut r))
+                .as_deref(),
+            Some(&ID[..])
+        );
+        // The whole file, from an offset within a page, across pages, up to its end.
+        let mut buf = vec![0u8; 5 * 4096];
+        assert_eq!(read_file(&f, &mut buf, 0), Some(big.len()));
+        assert_eq!(buf[..big.len()], big[..]);
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(read_file(&f, &mut buf, 4000), Some(4096));
+        assert_eq!(buf[..], big[4000..4000 + 4096]);
+        assert_eq!(read_file(&f, &mut buf, 3 * 4096 + 50), Some(50));
+        assert_eq!(buf[..50], big[3 * 4096 + 50..]);
+        assert_eq!(read_file(&f, &mut buf, big.len() as u64), Some(0));
+        assert_eq!(read_file(&f, &mut buf, 1 << 40), Some(0));
+        // Truncated: nothing past the new end.
+        f.set_len(4096).unwrap();
+        assert_eq!(read_mapped(&f, &mut buf, 4096), Some(0));
+        NOWAIT_FAILS.with(|c| c.set(false));
+        assert_eq!(read_file(&f, &mut buf, 0), Some(4096));
+    }
+
     /// An ELF file: header, program headers at 64 (ELF64) or 52 (ELF32), then the segments'
     /// bytes, each at the offset given.
     struct Elf {
@@ -2023,29 +2167,39 @@ mod tests {
 
     impl Btrfs {
         fn new(what: &str) -> Option<Self> {
+            Self::of("btrfs", what)
+        }
+        /// A file system of type `fs` (`btrfs`, `xfs`) in an image, mounted; `None` (the
+        /// test skipped) if it cannot be made, unless `PROCMAP_REQUIRE_BTRFS` (or `_XFS`)
+        /// is set.
+        fn of(fs: &str, what: &str) -> Option<Self> {
             let dir =
-                std::env::temp_dir().join(format!("procmap-btrfs-{}-{what}", std::process::id()));
-            let fs = Btrfs { dir };
-            match fs.make() {
-                Ok(()) => Some(fs),
-                Err(e) if std::env::var_os("PROCMAP_REQUIRE_BTRFS").is_some() => {
-                    panic!("no btrfs to test with (PROCMAP_REQUIRE_BTRFS is set): {e}")
+                std::env::temp_dir().join(format!("procmap-{fs}-{}-{what}", std::process::id()));
+            let made = Btrfs { dir };
+            let require = format!("PROCMAP_REQUIRE_{}", fs.to_uppercase());
+            match made.make(fs) {
+                Ok(()) => Some(made),
+                Err(e) if std::env::var_os(&require).is_some() => {
+                    panic!("no {fs} to test with ({require} is set): {e}")
                 }
                 Err(e) => {
-                    eprintln!("skipped: no btrfs to test with: {e}");
+                    eprintln!("skipped: no {fs} to test with: {e}");
                     None
                 }
             }
         }
-        fn make(&self) -> Result<(), String> {
+        fn make(&self, fs: &str) -> Result<(), String> {
             let img = self.dir.join("img");
             std::fs::create_dir_all(self.mnt()).map_err(|e| e.to_string())?;
+            // (XFS needs 300 MiB at least; the image is sparse.)
             File::create(&img)
-                .and_then(|f| f.set_len(128 << 20))
+                .and_then(|f| f.set_len(320 << 20))
                 .map_err(|e| e.to_string())?;
-            run(std::process::Command::new("mkfs.btrfs").arg("-q").arg(&img))?;
+            run(std::process::Command::new(format!("mkfs.{fs}"))
+                .arg("-q")
+                .arg(&img))?;
             run(std::process::Command::new("mount")
-                .args(["-t", "btrfs", "-o", "loop"])
+                .args(["-t", fs, "-o", "loop"])
                 .arg(&img)
                 .arg(self.mnt()))
         }
@@ -2069,6 +2223,175 @@ mod tests {
             let _ = run(std::process::Command::new("umount").arg(self.mnt()));
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+
+    /// A page of ours whose first access from the kernel (a copy to or from it in a system
+    /// call) waits until [`StuckPage::release`]: anonymous, registered with a userfaultfd
+    /// for missing pages, whose faults nobody answers. What a user does to make a system
+    /// call of theirs wait forever while it holds a lock.
+    struct StuckPage {
+        uffd: std::os::fd::OwnedFd,
+        page: *mut u8,
+    }
+
+    // SAFETY: the page is only handed to the kernel, and the descriptor is a descriptor.
+    unsafe impl Sync for StuckPage {}
+
+    impl StuckPage {
+        /// `None` (the test skipped) where userfaultfd is not available, unless
+        /// `PROCMAP_REQUIRE_UFFD` is set.
+        fn new() -> Option<Self> {
+            const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+            const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+            // SAFETY: userfaultfd() with valid flags; the result is checked.
+            let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
+            if fd < 0 {
+                let e = io::Error::last_os_error();
+                assert!(
+                    std::env::var_os("PROCMAP_REQUIRE_UFFD").is_none(),
+                    "no userfaultfd (PROCMAP_REQUIRE_UFFD is set): {e}"
+                );
+                eprintln!("skipped: no userfaultfd: {e}");
+                return None;
+            }
+            // SAFETY: a descriptor just opened and owned by nobody else.
+            let uffd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+            let mut api = [0xaa_u64, 0, 0]; // struct uffdio_api: UFFD_API, features, ioctls
+                                            // SAFETY: UFFDIO_API with its struct.
+            assert_eq!(
+                unsafe { libc::ioctl(fd as libc::c_int, UFFDIO_API, api.as_mut_ptr()) },
+                0
+            );
+            // SAFETY: a new private anonymous page at an address the kernel chooses.
+            let page = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(page, libc::MAP_FAILED);
+            // struct uffdio_register: range (start, len), mode (MISSING), ioctls.
+            let mut reg = [page as u64, 4096, 1, 0];
+            // SAFETY: UFFDIO_REGISTER of our page with its struct.
+            let r = unsafe { libc::ioctl(fd as libc::c_int, UFFDIO_REGISTER, reg.as_mut_ptr()) };
+            assert_eq!(r, 0, "{}", io::Error::last_os_error());
+            Some(StuckPage {
+                uffd,
+                page: page.cast(),
+            })
+        }
+        /// The page.
+        fn ptr(&self) -> *mut libc::c_void {
+            self.page.cast()
+        }
+        /// Answers the page's fault with a zero page: what waited on it goes on.
+        fn release(&self) {
+            const UFFDIO_ZEROPAGE: libc::c_ulong = 0xc020_aa04;
+            // struct uffdio_zeropage: range (start, len), mode, zeropage (out).
+            let mut z = [self.page as u64, 4096, 0, 0];
+            // SAFETY: UFFDIO_ZEROPAGE of our registered page with its struct (EEXIST if
+            // answered already).
+            unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_ZEROPAGE, z.as_mut_ptr()) };
+        }
+    }
+
+    impl Drop for StuckPage {
+        fn drop(&mut self) {
+            self.release();
+            // SAFETY: the page mapped in `new()`; nothing waits on it any more.
+            unsafe { libc::munmap(self.page.cast(), 4096) };
+        }
+    }
+
+    /// `f` on a thread of its own: its result, or `None` if it did not return within 10 s
+    /// (then `release` is called, which must let it return, before this does).
+    fn returns_in_time<T: Send>(f: impl FnOnce() -> T + Send, release: impl FnOnce()) -> Option<T> {
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let h = s.spawn(move || {
+                let _ = tx.send(f());
+            });
+            let got = rx.recv_timeout(std::time::Duration::from_secs(10)).ok();
+            release();
+            h.join().unwrap();
+            got
+        })
+    }
+
+    #[test]
+    fn a_file_whose_io_lock_is_held_is_read_without_waiting() {
+        // XFS takes the inode's I/O lock for every read; a write() to the file from a page
+        // whose fault nobody answers holds it for as long as the writer likes. A profiler
+        // reading the file for its build ID must not wait on it (it could not be killed).
+        let Some(fs) = Btrfs::of("xfs", "iolock") else {
+            return;
+        };
+        let path = fs.mnt().join("lib.so");
+        std::fs::write(&path, with_notes(true, &gnu(&ID))).unwrap();
+        let Some(stuck) = StuckPage::new() else {
+            return;
+        };
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::thread::scope(|s| {
+            let w = s.spawn(|| {
+                // SAFETY: a write of our stuck page to the file (past its notes), which
+                // waits, with the I/O lock held, until the page is released.
+                unsafe { libc::pwrite(writer.as_raw_fd(), stuck.ptr(), 4096, 1 << 20) }
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let f = File::open(&path).unwrap();
+            let got = returns_in_time(
+                || FileReader::new(&f).and_then(|mut r| parse(&mut r)),
+                || stuck.release(),
+            );
+            assert_eq!(w.join().unwrap(), 4096);
+            assert_eq!(got, Some(Some(ID.to_vec())), "the read waited for the lock");
+        });
+    }
+
+    #[test]
+    fn a_lookup_by_path_never_waits_on_a_directory() {
+        // A lookup of a name not in the kernel's cache takes its directory's lock: a
+        // getdents64() of the directory into a page whose fault nobody answers holds it
+        // shared, and a mkdir() queued behind it makes every new lookup wait. A deleted
+        // file's name, "... (deleted)", is never in the cache.
+        let p = FakeProc::new("dirlock");
+        let at = map_deleted(&p.dir, "gone.so", &ID);
+        let all = own_vmas();
+        let v = all.iter().find(|v| v.start == at as u64).unwrap().clone();
+        assert!(v.name_lossy().ends_with("gone.so (deleted)"), "{v:?}");
+        p.root(Path::new("/"));
+        let Some(stuck) = StuckPage::new() else {
+            return;
+        };
+        let dir = File::open(&p.dir).unwrap();
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                // SAFETY: getdents64() of the directory into our stuck page, which waits,
+                // with the directory's lock held shared, until the page is released.
+                unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), stuck.ptr(), 4096) }
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let queued = s.spawn(|| std::fs::create_dir(p.dir.join("queued")));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let got = returns_in_time(
+                || {
+                    let mut ids = BuildIds::new(Some(p.proc()));
+                    ids.of_in(&v, &all);
+                    ids.path_lookups
+                },
+                || stuck.release(),
+            );
+            assert!(reader.join().unwrap() > 0);
+            queued.join().unwrap().unwrap();
+            assert_eq!(got, Some(1), "the lookup waited for the directory");
+        });
+        // SAFETY: the mapping made by map_deleted(); nothing refers to it any more.
+        unsafe { libc::munmap(at.cast(), 0x3000) };
     }
 
     /// A file mounted (`--bind`) over another for as long as this lives.
