@@ -148,7 +148,15 @@ fn read_file(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
             Err(_) => match io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
-                    n += read_mapped(file, rest, at)?;
+                    n += match read_mapped(file, rest, at) {
+                        Ok(k) => k,
+                        // process_vm_readv() refused (a seccomp filter): as without
+                        // RWF_NOWAIT.
+                        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                            read_full(file, rest, at)?
+                        }
+                        Err(_) => return None,
+                    };
                     break;
                 }
                 Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
@@ -166,20 +174,26 @@ fn read_file(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
 /// mapping of them, copied with `process_vm_readv()` from our own memory: its page faults
 /// read the file into the page cache without the inode's I/O lock, and a page that cannot
 /// be read (the file truncated meanwhile) ends the copy with `EFAULT` where an access would
-/// raise `SIGBUS`. The bytes read; `None` if the file cannot be mapped.
-fn read_mapped(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
-    let size = file.metadata().ok()?.len();
+/// raise `SIGBUS`. The bytes read; the error of `mmap()`, or of `process_vm_readv()` if it
+/// copied nothing.
+fn read_mapped(file: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+    let size = file.metadata()?.len();
     let len = usize::try_from(size.saturating_sub(off))
-        .ok()?
+        .unwrap_or(usize::MAX)
         .min(buf.len());
     if len == 0 {
-        return Some(0);
+        return Ok(0);
     }
     // SAFETY: sysconf() has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).map_err(|_| einval())?;
     let delta = off % page;
     let start = off - delta;
-    let map_len = usize::try_from(delta).ok()?.checked_add(len)?;
+    let map_len = usize::try_from(delta)
+        .ok()
+        .and_then(|d| d.checked_add(len))
+        .ok_or_else(einval)?;
+    let start = libc::off_t::try_from(start).map_err(|_| einval())?;
     // SAFETY: a new shared read-only mapping of the file at an address the kernel chooses;
     // nothing else refers to it.
     let at = unsafe {
@@ -189,13 +203,14 @@ fn read_mapped(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
             libc::PROT_READ,
             libc::MAP_SHARED,
             file.as_raw_fd(),
-            libc::off_t::try_from(start).ok()?,
+            start,
         )
     };
     if at == libc::MAP_FAILED {
-        return None;
+        return Err(io::Error::last_os_error());
     }
     let mut n = 0;
+    let mut failed = None;
     while n < len {
         let local = libc::iovec {
             iov_base: buf[n..len].as_mut_ptr().cast(),
@@ -212,13 +227,23 @@ fn read_mapped(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
         match usize::try_from(k) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
     }
     // SAFETY: the mapping made above, of `map_len` bytes; nothing refers to it any more.
     unsafe { libc::munmap(at, map_len) };
-    Some(n)
+    match failed {
+        // A page that cannot be read (past a truncation) ends what can be: the bytes
+        // before it.
+        Some(e) if n == 0 && e.raw_os_error() != Some(libc::EFAULT) => Err(e),
+        _ => Ok(n),
+    }
 }
 
 /// Reads into `buf` at `off` until it is full or the file ends: the bytes read.
@@ -1453,7 +1478,7 @@ mod tests {
         assert_eq!(read_file(&f, &mut buf, 1 << 40), Some(0));
         // Truncated: nothing past the new end.
         f.set_len(4096).unwrap();
-        assert_eq!(read_mapped(&f, &mut buf, 4096), Some(0));
+        assert_eq!(read_mapped(&f, &mut buf, 4096).unwrap(), 0);
         NOWAIT_FAILS.with(|c| c.set(false));
         assert_eq!(read_file(&f, &mut buf, 0), Some(4096));
     }
