@@ -119,9 +119,10 @@ impl<'a> FileReader<'a> {
 /// they like (a `write()` from a buffer whose page fault a `userfaultfd` or FUSE server of
 /// theirs never answers), and such a wait cannot be killed. So it reads with
 /// `RWF_NOWAIT` (Linux 4.14), and where that would have to wait (`EAGAIN`: the lock is
-/// taken, or the pages are not in the page cache), through a mapping of the file
-/// ([`read_mapped`]), whose page faults take no such lock. Where the file system has no
-/// `RWF_NOWAIT` (`EOPNOTSUPP`), the usual read, which can wait so.
+/// taken, or the pages are not in the page cache) or the file system has no `RWF_NOWAIT`
+/// (`EOPNOTSUPP`: overlayfs, over XFS in many containers), through a mapping of the file
+/// ([`read_mapped`]), whose page faults take no such lock; where that fails, the usual
+/// read, which can wait so.
 fn read_file(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -147,20 +148,15 @@ fn read_file(file: &File, buf: &mut [u8], off: u64) -> Option<usize> {
             Ok(k) => n += k,
             Err(_) => match io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) => {
+                // Would wait, or no RWF_NOWAIT (overlayfs, whose reads take the lock of
+                // the file under it, has none): through a mapping, and where that cannot
+                // be made or copied from (a seccomp filter refusing process_vm_readv(),
+                // an LSM refusing the mapping), the usual read.
+                Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS) => {
                     n += match read_mapped(file, rest, at) {
                         Ok(k) => k,
-                        // process_vm_readv() refused (a seccomp filter): as without
-                        // RWF_NOWAIT.
-                        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-                            read_full(file, rest, at)?
-                        }
-                        Err(_) => return None,
+                        Err(_) => read_full(file, rest, at)?,
                     };
-                    break;
-                }
-                Some(libc::EOPNOTSUPP | libc::ENOSYS) => {
-                    n += read_full(file, rest, at)?;
                     break;
                 }
                 _ => return None,
@@ -350,8 +346,8 @@ struct Memory {
 /// mount namespace: the lookups of its paths fail as for a deleted file), but for the
 /// kernel's own tmpfs mount of memfds ([`shmem_device`]). What lies under
 /// them is not looked at: an overlay's layers (the maps text shows the overlay's device
-/// since Linux 6.8), or the file behind a loop device, may be on FUSE or NFS; mounting
-/// them took privilege in a mount table that one of the two shows.
+/// since Linux 6.8), or the file behind a loop device, may be on FUSE or NFS (a user can
+/// mount both an overlay and FUSE in a user namespace of their own, since Linux 5.11).
 const MEMORY_FS: [&[u8]; 24] = [
     b"ext2",
     b"ext3",
@@ -940,7 +936,7 @@ impl BuildIds {
 /// `EACCES` among them: a FUSE file system refuses `fstat()`, and lookups, to processes
 /// other than its user's, and its files must not be read in memory either; so is
 /// `EAGAIN`, a lookup that the kernel's cache of names could not take to the last name's
-/// directory ([`open_cached`]; a permission refused there is such a failure too).
+/// directory ([`open_cached`]; a permission refused on the way is such a failure too).
 fn unknown(e: &io::Error) -> bool {
     !matches!(
         e.raw_os_error(),
@@ -1090,7 +1086,13 @@ static NO_CACHED_LOOKUP: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// every new lookup wait), and the wait cannot be killed. The file of a mapping is always
 /// in the cache (its path is held by the open file); a deleted file's `... (deleted)` name
 /// never is: where the lookup of the last name alone fails so, its directory found in the
-/// cache, the name is taken as not there (`ENOENT`). `None` where the kernel has no such
+/// cache, the name is taken as not there (`ENOENT`). That is also what a file there that
+/// the cache cannot vouch for gets: one whose name must be revalidated (NFS with stale
+/// attributes, CIFS, a FUSE entry whose timeout passed; vfat and exfat always), or in a
+/// directory whose permission check cannot be made from the cache or refuses us. Such a
+/// file has no build ID by path (it has one through `map_files`); the memory route that
+/// `ENOENT` lets it take reads only files of local file systems ([`MEMORY_FS`]), from a
+/// process of our own user. `None` where the kernel has no such
 /// lookup (`ENOSYS`; `EINVAL` for the flag before 5.12; `EPERM` from a seccomp filter): the
 /// caller looks up the usual way, which can wait as above.
 fn open_cached(
@@ -2352,30 +2354,91 @@ mod tests {
         // XFS takes the inode's I/O lock for every read; a write() to the file from a page
         // whose fault nobody answers holds it for as long as the writer likes. A profiler
         // reading the file for its build ID must not wait on it (it could not be killed).
+        // The same file through an overlay (as a container's root over XFS), whose reads,
+        // without RWF_NOWAIT, take the lock of the file under it.
         let Some(fs) = Btrfs::of("xfs", "iolock") else {
             return;
         };
-        let path = fs.mnt().join("lib.so");
+        let d = |name: &str| {
+            let dir = fs.mnt().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            dir
+        };
+        let (lower, upper, work, merged) = (d("lower"), d("upper"), d("work"), d("merged"));
+        let path = lower.join("lib.so");
         std::fs::write(&path, with_notes(true, &gnu(&ID))).unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let overlay = run(std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&merged))
+        .map(|()| BindMount(merged.clone()));
+        if let Err(e) = &overlay {
+            assert!(
+                std::env::var_os("PROCMAP_REQUIRE_XFS").is_none(),
+                "overlay: {e}"
+            );
+            eprintln!("skipped: no overlay over XFS: {e}");
+        }
         let Some(stuck) = StuckPage::new() else {
             return;
         };
         let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let files: Vec<File> = std::iter::once(path.clone())
+            .chain(overlay.as_ref().ok().map(|_| merged.join("lib.so")))
+            .map(|p| File::open(p).unwrap())
+            .collect();
         std::thread::scope(|s| {
+            // Released on the way out, a panic's too: the writer must end for the scope to.
+            let _release = Released(&stuck);
             let w = s.spawn(|| {
                 // SAFETY: a write of our stuck page to the file (past its notes), which
                 // waits, with the I/O lock held, until the page is released.
                 unsafe { libc::pwrite(writer.as_raw_fd(), stuck.ptr(), 4096, 1 << 20) }
             });
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let f = File::open(&path).unwrap();
+            // The lock is held: a read that may not wait says so.
+            let mut byte = [0u8];
+            let iov = libc::iovec {
+                iov_base: byte.as_mut_ptr().cast(),
+                iov_len: 1,
+            };
+            let nowait = || {
+                // SAFETY: a read of one byte of the file into `byte`.
+                unsafe { libc::preadv2(files[0].as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) }
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while nowait() == 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert_eq!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::EAGAIN)
+            );
+            assert!(!w.is_finished());
             let got = returns_in_time(
-                || FileReader::new(&f).and_then(|mut r| parse(&mut r)),
+                || {
+                    let id = |f: &File| FileReader::new(f).and_then(|mut r| parse(&mut r));
+                    files.iter().map(id).collect::<Vec<_>>()
+                },
                 || stuck.release(),
             );
             assert_eq!(w.join().unwrap(), 4096);
-            assert_eq!(got, Some(Some(ID.to_vec())), "the read waited for the lock");
+            let want = vec![Some(ID.to_vec()); files.len()];
+            assert_eq!(got, Some(want), "a read waited for the lock");
         });
+    }
+
+    /// Releases a [`StuckPage`] when dropped.
+    struct Released<'a>(&'a StuckPage);
+
+    impl Drop for Released<'_> {
+        fn drop(&mut self) {
+            self.0.release();
+        }
     }
 
     #[test]
@@ -2395,6 +2458,8 @@ mod tests {
         };
         let dir = File::open(&p.dir).unwrap();
         std::thread::scope(|s| {
+            // Released on the way out, a panic's too: the threads must end for the scope to.
+            let _release = Released(&stuck);
             let reader = s.spawn(|| {
                 // SAFETY: getdents64() of the directory into our stuck page, which waits,
                 // with the directory's lock held shared, until the page is released.
@@ -2403,6 +2468,8 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(300));
             let queued = s.spawn(|| std::fs::create_dir(p.dir.join("queued")));
             std::thread::sleep(std::time::Duration::from_millis(300));
+            // Both wait: the lock is held, and the mkdir() queued.
+            assert!(!reader.is_finished() && !queued.is_finished());
             let got = returns_in_time(
                 || {
                     let mut ids = BuildIds::new(Some(p.proc()));
