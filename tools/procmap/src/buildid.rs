@@ -35,9 +35,10 @@
 //! 4 GiB of 12-byte notes would take hours to scan. So a `PT_NOTE` with the same (offset,
 //! size) as one already scanned is skipped (it can only give the same answer), and at most
 //! [`NOTE_BYTES_MAX`] (1 MiB) of notes are stepped through per file, in all its segments
-//! together: a build ID note after that is not found. Linkers put it in the first pages
-//! (`.note.gnu.build-id` comes right after the headers). Past the first 4 KiB, the file is
-//! read in chunks of 64 KiB.
+//! together, and [`WALK_NOTE_BYTES_MAX`] (16 MiB) in all the files of a walk: a build ID
+//! note after that is not found. Linkers put it in the first pages (`.note.gnu.build-id`
+//! comes right after the headers). Past the first 4 KiB, the file is read in chunks of
+//! 64 KiB.
 
 use crate::Vma;
 use std::collections::HashMap;
@@ -64,6 +65,11 @@ const CHUNK: usize = 64 << 10;
 /// The note bytes stepped through per file, over all its note segments (the kernel has no
 /// such limit; see the module's documentation).
 pub(crate) const NOTE_BYTES_MAX: u64 = 1 << 20;
+/// The note bytes stepped through per walk, over all its files: a process mapping thousands
+/// of files of [`NOTE_BYTES_MAX`] bytes of empty notes each cost a walk seconds (5 000 of
+/// them: 3.5 s); files whose build ID comes first, as linkers put it, take about 100 bytes
+/// each.
+pub(crate) const WALK_NOTE_BYTES_MAX: u64 = 16 << 20;
 
 /// Reads `len` bytes at `off` of an ELF file, whole or not at all.
 pub(crate) trait Fetch {
@@ -505,8 +511,25 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// The build ID of the ELF file `r` reads, as the kernel's `__build_id_parse()` finds it.
+/// [`parse_within`] a walk of its own.
+#[cfg(test)]
 pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
+    parse_within(r, &mut { NOTE_BYTES_MAX })
+}
+
+/// The build ID of the ELF file `r` reads, as the kernel's `__build_id_parse()` finds it,
+/// stepping through at most [`NOTE_BYTES_MAX`] bytes of notes, and no more than
+/// `walk_budget` (taken from it).
+pub(crate) fn parse_within(r: &mut impl Fetch, walk_budget: &mut u64) -> Option<Vec<u8>> {
+    let mut budget = NOTE_BYTES_MAX.min(*walk_budget);
+    let given = budget;
+    let id = parse_notes(r, &mut budget);
+    *walk_budget -= given - budget;
+    id
+}
+
+/// [`parse_within`] within `budget` bytes of notes (taken from it).
+fn parse_notes(r: &mut impl Fetch, budget: &mut u64) -> Option<Vec<u8>> {
     // e_ident and e_type.
     let head = r.fetch(0, 18)?;
     if head.get(..4)? != b"\x7fELF" {
@@ -533,9 +556,8 @@ pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
     let phnum = u64::from(phnum).min(MAX_PHDRS);
     // The kernel refuses a table whose end overflows.
     phoff.checked_add(phnum * phsize)?;
-    // The note segments scanned, and the note bytes left to step through.
+    // The note segments scanned.
     let mut scanned: Vec<(u64, u32)> = Vec::new();
-    let mut budget = NOTE_BYTES_MAX;
     for i in 0..phnum {
         // A program header that cannot be read ends the parse.
         let ph = r.fetch(phoff + i * phsize, phsize as usize)?;
@@ -552,10 +574,10 @@ pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
             continue;
         }
         scanned.push((offset, filesz));
-        if let Some(id) = notes(r, offset, filesz, &mut budget) {
+        if let Some(id) = notes(r, offset, filesz, budget) {
             return Some(id);
         }
-        if budget == 0 {
+        if *budget == 0 {
             return None;
         }
     }
@@ -637,6 +659,8 @@ pub(crate) struct BuildIds {
     /// of components over thousands of VMAs of its file cost a walk 22 s when it was made
     /// for each).
     path_failed: HashMap<Identity, HashMap<Option<Vec<u8>>, bool>>,
+    /// The note bytes the walk may still step through ([`WALK_NOTE_BYTES_MAX`]).
+    note_budget: u64,
     /// How many lookups by path were made.
     #[cfg(test)]
     path_lookups: u32,
@@ -674,6 +698,7 @@ impl BuildIds {
             own_mounts: PathBuf::from("/proc/self/mountinfo"),
             from_memory: HashMap::new(),
             path_failed: HashMap::new(),
+            note_budget: WALK_NOTE_BYTES_MAX,
             #[cfg(test)]
             path_lookups: 0,
             #[cfg(test)]
@@ -730,7 +755,8 @@ impl BuildIds {
                 {
                     self.parses += 1;
                 }
-                let id = FileReader::new(&file).and_then(|mut r| parse(&mut r));
+                let budget = &mut self.note_budget;
+                let id = FileReader::new(&file).and_then(|mut r| parse_within(&mut r, budget));
                 self.parsed.insert(opened, id.clone());
                 id
             }
@@ -789,7 +815,7 @@ impl BuildIds {
             chunk: Vec::new(),
             chunk_off: 0,
         };
-        parse(&mut r)
+        parse_within(&mut r, &mut self.note_budget)
     }
 
     /// The file of `vma`, checked to be the one the maps text shows ([`open_checked`]):
@@ -1586,6 +1612,46 @@ mod tests {
             .phdr(PT_NOTE, 0x200, notes.len() as u64)
             .at(0x200, notes);
         e.build()
+    }
+
+    #[test]
+    fn a_walk_steps_through_at_most_so_many_note_bytes() {
+        // Files of 512 KiB of other notes before the build ID: each found, until the
+        // walk's budget is spent; what each took is taken from it.
+        let mut n = Vec::new();
+        while n.len() < 512 << 10 {
+            n.extend(note(4, b"XYZ\0", 7, &[0; 16], 4));
+        }
+        let stepped = n.len() as u64;
+        n.extend(gnu(&ID));
+        let f = with_notes(true, &n);
+        let mut walk = WALK_NOTE_BYTES_MAX;
+        // (A file needs more than its notes before the build ID: the search stops when
+        // the budget is spent.)
+        let fits = (WALK_NOTE_BYTES_MAX - 1) / stepped;
+        for i in 0..fits {
+            let id = parse_within(&mut &f[..], &mut walk);
+            assert_eq!(id.as_deref(), Some(&ID[..]), "file {i}");
+        }
+        assert_eq!(walk, WALK_NOTE_BYTES_MAX - fits * stepped);
+        assert_eq!(parse_within(&mut &f[..], &mut walk), None);
+        assert_eq!(walk, 0);
+        assert_eq!(
+            parse_within(&mut &with_notes(true, &gnu(&ID))[..], &mut walk),
+            None
+        );
+        // A file's own cap still holds within a walk's.
+        let mut big = Vec::new();
+        while big.len() as u64 <= NOTE_BYTES_MAX {
+            big.extend(note(4, b"XYZ\0", 7, &[0; 16], 4));
+        }
+        big.extend(gnu(&ID));
+        let mut walk = WALK_NOTE_BYTES_MAX;
+        assert_eq!(
+            parse_within(&mut &with_notes(true, &big)[..], &mut walk),
+            None
+        );
+        assert_eq!(walk, WALK_NOTE_BYTES_MAX - NOTE_BYTES_MAX);
     }
 
     #[test]
