@@ -226,6 +226,15 @@ fn read_mapped(file: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
         // SAFETY: copies from our own mapping (checked by the kernel, which answers EFAULT
         // for a page that cannot be read) into `buf`, exclusively borrowed.
         let k = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        #[cfg(test)]
+        let k = if tests::VM_READV_FAILS.with(std::cell::Cell::get) {
+            // SAFETY: sets this thread's errno, as a refused call would.
+            unsafe { *libc::__errno_location() = libc::EPERM };
+            -1
+        } else {
+            tests::MAPPED_READS.with(|c| c.set(c.get() + 1));
+            k
+        };
         match usize::try_from(k) {
             Ok(0) => break,
             Ok(k) => n += k,
@@ -1478,6 +1487,11 @@ mod tests {
     thread_local! {
         /// Makes [`read_file`]'s reads with `RWF_NOWAIT` fail with `EAGAIN` on this thread.
         pub(super) static NOWAIT_FAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// Makes [`read_mapped`]'s `process_vm_readv()` fail with `EPERM` on this thread, as
+        /// a seccomp filter would.
+        pub(super) static VM_READV_FAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// The copies [`read_mapped`] made on this thread.
+        pub(super) static MAPPED_READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     }
 
     #[test]
@@ -1504,6 +1518,16 @@ mod tests {
         assert_eq!(buf[..50], big[3 * 4096 + 50..]);
         assert_eq!(read_file(&f, &mut buf, big.len() as u64), Some(0));
         assert_eq!(read_file(&f, &mut buf, 1 << 40), Some(0));
+        // Each read went through the mapping.
+        assert_eq!(MAPPED_READS.with(std::cell::Cell::get), 4);
+        // Where process_vm_readv() is refused: the usual read, the same bytes.
+        VM_READV_FAILS.with(|c| c.set(true));
+        let before = MAPPED_READS.with(std::cell::Cell::get);
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(read_file(&f, &mut buf, 4000), Some(4096));
+        assert_eq!(buf[..], big[4000..4000 + 4096]);
+        assert_eq!(MAPPED_READS.with(std::cell::Cell::get), before);
+        VM_READV_FAILS.with(|c| c.set(false));
         // Truncated: nothing past the new end.
         f.set_len(4096).unwrap();
         assert_eq!(read_mapped(&f, &mut buf, 4096).unwrap(), 0);
