@@ -859,18 +859,8 @@ impl BuildIds {
     /// ([`unknown`]).
     fn open_with(&mut self, vma: &Vma) -> Result<(File, std::fs::Metadata), bool> {
         let mut doubt = false;
-        let mut take = |c: io::Result<Checked>| match c {
-            Ok(Checked::Unsafe) => {
-                doubt = true;
-                None
-            }
-            Ok(c) => c.file(),
-            Err(e) => {
-                doubt |= unknown(&e);
-                None
-            }
-        };
-        let Some(dir) = self.dir.clone() else {
+        let mut take = |c| take_checked(c, &mut doubt);
+        let Some(dir) = self.dir.as_deref() else {
             return Err(false);
         };
         let shown = &mut self.shown;
@@ -912,7 +902,7 @@ impl BuildIds {
         {
             self.path_lookups += 1;
         }
-        match self.by_path(&dir, vma, name) {
+        match self.by_path(vma, name) {
             Ok(f) => Ok(f),
             Err(path_doubt) => {
                 let names = self.path_failed.entry(key).or_default();
@@ -924,24 +914,12 @@ impl BuildIds {
 
     /// The lookups by path of [`BuildIds::open_with`]: the file, or whether the memory must
     /// not be read for it.
-    fn by_path(
-        &mut self,
-        dir: &Path,
-        vma: &Vma,
-        name: &[u8],
-    ) -> Result<(File, std::fs::Metadata), bool> {
-        let mut doubt = false;
-        let mut take = |c: io::Result<Checked>| match c {
-            Ok(Checked::Unsafe) => {
-                doubt = true;
-                None
-            }
-            Ok(c) => c.file(),
-            Err(e) => {
-                doubt |= unknown(&e);
-                None
-            }
+    fn by_path(&mut self, vma: &Vma, name: &[u8]) -> Result<(File, std::fs::Metadata), bool> {
+        let Some(dir) = self.dir.as_deref() else {
+            return Err(false);
         };
+        let mut doubt = false;
+        let mut take = |c| take_checked(c, &mut doubt);
         let shown = &mut self.shown;
         let target = self.target.get_or_insert_with(|| Target::read(dir));
         if let Some((root, root_path)) = &target.root {
@@ -962,6 +940,23 @@ impl BuildIds {
             }
         }
         Err(doubt)
+    }
+}
+
+/// The file and its metadata if `c` found the VMA's; otherwise sets `doubt` where the memory
+/// must not be read for it either ([`Checked::Unsafe`], or a failure that leaves the file
+/// [`unknown`]).
+fn take_checked(c: io::Result<Checked>, doubt: &mut bool) -> Option<(File, std::fs::Metadata)> {
+    match c {
+        Ok(Checked::Unsafe) => {
+            *doubt = true;
+            None
+        }
+        Ok(c) => c.file(),
+        Err(e) => {
+            *doubt |= unknown(&e);
+            None
+        }
     }
 }
 
@@ -2373,12 +2368,11 @@ mod tests {
             }
             // SAFETY: a descriptor just opened and owned by nobody else.
             let uffd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
-            let mut api = [0xaa_u64, 0, 0]; // struct uffdio_api: UFFD_API, features, ioctls
-                                            // SAFETY: UFFDIO_API with its struct.
-            assert_eq!(
-                unsafe { libc::ioctl(fd as libc::c_int, UFFDIO_API, api.as_mut_ptr()) },
-                0
-            );
+            // struct uffdio_api: UFFD_API, features, ioctls.
+            let mut api = [0xaa_u64, 0, 0];
+            // SAFETY: UFFDIO_API with its struct.
+            let r = unsafe { libc::ioctl(fd as libc::c_int, UFFDIO_API, api.as_mut_ptr()) };
+            assert_eq!(r, 0);
             // SAFETY: a new private anonymous page at an address the kernel chooses.
             let page = unsafe {
                 libc::mmap(
