@@ -4,6 +4,8 @@
  * measured in one boot: Rust (module loaded) vs C (unloaded), interleaved
  * rounds, medians. With "costs" the guest runs under -icount (the clock counts
  * instructions); with "contention" it runs on 2 vCPUs in wall-clock time.
+ * "batch" and "batch-contention" measure the extensions the same two ways;
+ * "build-ids [N]" only rows 6e/6f of "batch" (walks with build IDs).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,17 +66,18 @@ static void use_rust(int on)
 static char name_buf[4096];
 static unsigned char bid_buf[64];
 
+/* @with_name: 0 neither, 1 name and build ID, 2 the name, 3 the build ID. */
 static int query(uint64_t addr, uint64_t flags, int with_name, struct procmap_query *q)
 {
 	memset(q, 0, sizeof(*q));
 	q->size = sizeof(*q);
 	q->query_addr = addr;
 	q->query_flags = flags;
-	if (with_name) {
+	if (with_name == 1 || with_name == 2) {
 		q->vma_name_size = sizeof(name_buf);
 		q->vma_name_addr = (uintptr_t)name_buf;
 	}
-	if (with_name == 1) {
+	if (with_name == 1 || with_name == 3) {
 		q->build_id_size = sizeof(bid_buf);
 		q->build_id_addr = (uintptr_t)bid_buf;
 	}
@@ -396,30 +399,44 @@ static void costs(void)
 static struct procmap_batch_vma batch_recs[BATCH_ROOM];
 static char batch_names[1 << 16];
 
-/* A full walk with single queries (COVERING_OR_NEXT_VMA from each end): the count. */
+/* Records with a build ID in the last walk (single or batch) asking for them. */
+static long walk_build_ids;
+
+/*
+ * A full walk with single queries (COVERING_OR_NEXT_VMA from each end): the
+ * count. @with_names as query()'s @with_name.
+ */
 static long walk_single(int with_names)
 {
 	struct procmap_query q;
 	uint64_t a = 0;
 	long n = 0;
 
+	walk_build_ids = 0;
 	while (!query(a, PROCMAP_QUERY_COVERING_OR_NEXT_VMA, with_names, &q)) {
 		a = q.vma_end;
+		walk_build_ids += q.build_id_size != 0;
 		n++;
 	}
 	return n;
 }
 
-/* A full walk with batches of BATCH_ROOM records and @filters: the count. */
-static long walk_batch_filtered(int with_names, uint64_t filters)
+/*
+ * A full walk with batches of BATCH_ROOM records, names if @with_names,
+ * @filters (PROCMAP_QUERY_*) and batch @flags (PROCMAP_BATCH_BUILD_ID): the
+ * count.
+ */
+static long walk_batch_filtered(int with_names, uint64_t filters, uint64_t flags)
 {
 	struct procmap_batch b;
 	uint64_t a = 0;
 	long n = 0;
 
+	walk_build_ids = 0;
 	for (;;) {
 		memset(&b, 0, sizeof(b));
 		b.size = sizeof(b);
+		b.flags = flags;
 		b.query_flags = filters;
 		b.addr = a;
 		b.vmas = (uintptr_t)batch_recs;
@@ -431,6 +448,8 @@ static long walk_batch_filtered(int with_names, uint64_t filters)
 		}
 		if (ioctl(maps_fd, PROCMAP_QUERY_BATCH, &b))
 			return -errno;
+		for (uint32_t i = 0; i < b.vma_count; i++)
+			walk_build_ids += batch_recs[i].build_id_size != 0;
 		n += b.vma_count;
 		a = b.addr;
 		if (b.out_flags & PROCMAP_BATCH_DONE)
@@ -441,7 +460,7 @@ static long walk_batch_filtered(int with_names, uint64_t filters)
 /* A full walk with batches of BATCH_ROOM records: the count. */
 static long walk_batch(int with_names)
 {
-	return walk_batch_filtered(with_names, 0);
+	return walk_batch_filtered(with_names, 0, 0);
 }
 
 /* A full walk by parsing the text: the count. */
@@ -503,6 +522,58 @@ static char *make_trace(uint64_t trace[64], int vmas)
 	return p;
 }
 
+/*
+ * Row 6e: a walk of about @n VMAs of one open file (every other page of a
+ * mapping of this program, which has a build ID) with build IDs: single
+ * queries (C), and a batch walk, which parses the notes once for records of
+ * the file of the record before. Per VMA for scale: the same walks in Rust,
+ * and a batch walk without build IDs.
+ */
+static void build_id_walks(long n)
+{
+	int fd = open("/proc/self/exe", O_RDONLY);
+	long nc, nr, nb, ic, ir, ib;
+	double tc, tr, tb, t0;
+	char *p;
+
+	if (fd < 0) {
+		perror("/proc/self/exe");
+		exit(1);
+	}
+	n = n / 2 * 2;
+	p = mmap(NULL, n * PAGE, PROT_NONE, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	for (long i = 0; i < n; i += 2)
+		if (mprotect(p + i * PAGE, PAGE, PROT_READ)) {
+			perror("mprotect");
+			exit(1);
+		}
+	use_rust(0);
+	nc = walk_single(3);
+	ic = walk_build_ids;
+	tc = TIME_MEDIAN(3, walk_single(3));
+	use_rust(1);
+	nr = walk_single(3);
+	ir = walk_build_ids;
+	tr = TIME_MEDIAN(3, walk_single(3));
+	nb = walk_batch_filtered(0, 0, PROCMAP_BATCH_BUILD_ID);
+	ib = walk_build_ids;
+	tb = TIME_MEDIAN(3, walk_batch_filtered(0, 0, PROCMAP_BATCH_BUILD_ID));
+	t0 = TIME_MEDIAN(3, walk_batch(0));
+	printf("| 6e | full walk of %ld VMAs (%ld with a build ID, %ld of one file) with build IDs: single queries (C) vs one batch walk (us) | %.0f | %.0f | %.1f | |\n",
+	       nb, ic, n, tc / 1e3, tb / 1e3, tc / tb);
+	printf("| 6f | per VMA (ns), with build IDs: single query (C) %.0f, (Rust) %.0f; batch walk %.0f, without build IDs %.0f | | | | |\n",
+	       tc / nc, tr / nr, tb / nb, t0 / nb);
+	if (nc != nb || nr != nb || ic != ib || ir != ib || ib < n)
+		printf("|   | ERROR: VMAs (build IDs): single C %ld (%ld), Rust %ld (%ld), batch %ld (%ld); %ld mapped |\n",
+		       nc, ic, nr, ir, nb, ib, n);
+	munmap(p, n * PAGE);
+}
+
 static void batches(void)
 {
 	static struct text_vma tv[300000];
@@ -541,7 +612,7 @@ static void batches(void)
 		       nv, tt / 1e3, tb / 1e3, tt / tb);
 		{
 			/* Where a record's cost goes: VMAs examined and dropped (all anonymous). */
-			double tf = TIME_MEDIAN(3, walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA));
+			double tf = TIME_MEDIAN(3, walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA, 0));
 
 			printf("| 6d | per VMA (ns): batch walk %.0f, of which locking and filtering (a walk that reports none of them) %.0f; single query (C) %.0f | | | | |\n",
 			       tb / nb, tf / nb, ts / ns);
@@ -553,6 +624,8 @@ static void batches(void)
 		if (p)
 			munmap(p, (want / 2) * 2 * PAGE);
 	}
+
+	build_id_walks(10000);
 
 	/* 7: the seed workload: ~655 VMAs, 3244 addresses (464 unique), to VMA + offset. */
 	{
@@ -869,7 +942,7 @@ static int profile(const char *what, long vmas, long n)
 		else if (!strcmp(what, "batch-names"))
 			got = walk_batch(1);
 		else if (!strcmp(what, "batch-none"))
-			got = walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA) < 0 ? -1 : nv;
+			got = walk_batch_filtered(0, PROCMAP_QUERY_FILE_BACKED_VMA, 0) < 0 ? -1 : nv;
 		else if (!strcmp(what, "single") || !strcmp(what, "single-rust"))
 			got = walk_single(0);
 		else if (!strcmp(what, "text"))
@@ -905,6 +978,12 @@ int main(int argc, char **argv)
 		batches();
 	else if (argc > 1 && !strcmp(argv[1], "batch-contention"))
 		batch_contention();
+	else if (argc > 1 && !strcmp(argv[1], "build-ids")) {
+		raise_max_map_count();
+		printf("| # | measure | baseline | batch (Rust) | baseline / batch (x) | goal |\n");
+		printf("|---|---|---|---|---|---|\n");
+		build_id_walks(argc > 2 ? atol(argv[2]) : 10000);
+	}
 	else
 		costs();
 	use_rust(1);
