@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::AsRawFd;
 
-use crate::{abi, Error, Location, Perms, ProcMaps, Query, Resolution, Result, TextCache, Vma};
+use crate::{abi, Error, Location, Perms, ProcMaps, Query, Resolution, Result, Vma, WalkCache};
 
 /// Records per call.
 pub(crate) const RECORDS: usize = 256;
@@ -161,7 +161,7 @@ impl Walk {
         &mut self,
         maps: &ProcMaps,
         query: Query,
-        cache: &mut TextCache,
+        cache: &mut WalkCache,
     ) -> Result<Step> {
         loop {
             if let Some(v) = self.pending.pop_front() {
@@ -326,7 +326,7 @@ impl ProcMaps {
             Vec::new()
         };
         let mut slots = vec![0u32; ADDRS.min(uniq.len())];
-        let mut cache = TextCache::default();
+        let mut cache = WalkCache::default();
         let covering = query.or_next(false);
         // Whether the next call is a walk rather than a lookup, and the walk's buffers.
         let mut dense = false;

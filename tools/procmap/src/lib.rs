@@ -374,7 +374,14 @@ impl Query {
         self
     }
     /// Ask for the ELF build ID of the mapped file (its `NT_GNU_BUILD_ID` note). The ioctl
-    /// backends ask the kernel. The text backend (kernels before 6.11) reads the file
+    /// backends ask the kernel, which parses the file's notes per call: a batch parses them
+    /// once for the side-by-side VMAs of one open file, and single queries of a walk or a
+    /// [`ProcMaps::resolve`] ask for a build ID only for a VMA that does not map the file
+    /// of the VMA answered before (the segments of an ELF file lie side by side; asking
+    /// costs the kernel about seven queries without). "The file": the same device and
+    /// inode, and for a device without a block device (btrfs, whose subvolumes share
+    /// device and inode numbers; tmpfs) the same name, asked for ([`Query::name`]); else
+    /// every VMA of such a file is asked with its build ID. The text backend (kernels before 6.11) reads the file
     /// itself, once per file per walk, lookup or [`ProcMaps::resolve`], and only if the
     /// file it finds is the one the maps text shows for the VMA (by device and inode): a
     /// file replaced at its path gives none, not its own. It looks through
@@ -1476,7 +1483,7 @@ impl ProcMaps {
     /// [`ProcMaps::query`], with errors that do not name the process yet.
     fn query_unnamed(&self, addr: u64, query: Query) -> Result<Option<Vma>> {
         match self.backend() {
-            Backend::Batch | Backend::Ioctl => self.single(addr, query, &mut TextCache::default()),
+            Backend::Batch | Backend::Ioctl => self.single(addr, query, &mut WalkCache::default()),
             Backend::Text => {
                 let snap = self.read_text()?;
                 let mut ids = self.build_ids();
@@ -1533,7 +1540,7 @@ impl ProcMaps {
             query: query.or_next(true),
             done: false,
             mode: Mode::Start,
-            cache: TextCache::default(),
+            cache: WalkCache::default(),
         }
     }
 
@@ -1604,7 +1611,7 @@ impl ProcMaps {
             Backend::Text => Some((self.read_text()?, 0)),
             Backend::Batch | Backend::Ioctl => None,
         };
-        let mut cache = TextCache::default();
+        let mut cache = WalkCache::default();
         let mut ids = self.build_ids();
         // The VMA at or above the addresses seen so far, and its index in `res.vmas` once an
         // address was found in it.
@@ -1797,7 +1804,7 @@ impl ProcMaps {
 
     /// One query through the ioctl, with the any-of permission filter done in user space
     /// where the kernel lacks the extension: [`ProcMaps::ioctl_vma`] otherwise.
-    fn single(&self, addr: u64, query: Query, cache: &mut TextCache) -> Result<Option<Vma>> {
+    fn single(&self, addr: u64, query: Query, cache: &mut WalkCache) -> Result<Option<Vma>> {
         if !query.needs_any() {
             return self.ioctl_vma(addr, query, cache);
         }
@@ -1832,7 +1839,41 @@ impl ProcMaps {
 
     /// One query through the ioctl, `ENOENT` as `None`, and a name longer than
     /// `PATH_MAX` taken from the text (read once per `cache`).
-    fn ioctl_vma(&self, addr: u64, query: Query, cache: &mut TextCache) -> Result<Option<Vma>> {
+    ///
+    /// The kernel parses the file's notes for each query that asks for a build ID (about
+    /// 9 000 instructions, seven times a query without), while an ELF file's segments are
+    /// mapped side by side. So after a VMA of a file the next is asked for without a build ID
+    /// first, and given the last one's if it maps the same file ([`LastFile::maps`]); only a
+    /// VMA of another file (or one that cannot be told apart) is asked again, with one.
+    fn ioctl_vma(&self, addr: u64, query: Query, cache: &mut WalkCache) -> Result<Option<Vma>> {
+        if !query.build_id {
+            return self.ioctl_vma_once(addr, query, cache);
+        }
+        if let Some(last) = cache.last_file.take() {
+            let Some(mut vma) = self.ioctl_vma_once(addr, query.build_id(false), cache)? else {
+                return Ok(None);
+            };
+            if !vma.file_backed() {
+                return Ok(Some(vma));
+            }
+            if last.maps(&vma) {
+                vma.build_id = last.build_id.clone();
+                cache.last_file = Some(last);
+                return Ok(Some(vma));
+            }
+        }
+        let vma = self.ioctl_vma_once(addr, query, cache)?;
+        cache.last_file = vma.as_ref().and_then(LastFile::of);
+        Ok(vma)
+    }
+
+    /// [`ProcMaps::ioctl_vma`] with the build ID asked for (or not) as `query` says.
+    fn ioctl_vma_once(
+        &self,
+        addr: u64,
+        query: Query,
+        cache: &mut WalkCache,
+    ) -> Result<Option<Vma>> {
         // Zeroed only when asked for: a query without a name spared 4 KiB of stores.
         let mut name_store;
         let mut bid_store;
@@ -1909,6 +1950,10 @@ impl ProcMaps {
         #[cfg(test)]
         tests::IOCTLS.with(|c| c.set(c.get() + 1));
         #[cfg(test)]
+        if !build_id.is_empty() {
+            tests::BUILD_ID_ASKS.with(|c| c.set(c.get() + 1));
+        }
+        #[cfg(test)]
         // SAFETY: As for the ioctl below.
         let fake = unsafe { fake::query(&mut q) };
         #[cfg(not(test))]
@@ -1952,15 +1997,52 @@ fn none_or_error(errno: i32) -> Result<Option<Vma>> {
     }
 }
 
-/// The text, read when the ioctl first cannot give a name.
+/// What single queries of one walk or resolution keep between them.
 #[derive(Default)]
-struct TextCache(Option<text::Snapshot>);
+struct WalkCache {
+    /// The text, read when the ioctl first cannot give a name.
+    text: Option<text::Snapshot>,
+    /// The file of the last VMA answered with a build ID asked for, if it had one.
+    last_file: Option<LastFile>,
+}
 
-impl TextCache {
+/// A mapped file and the build ID the kernel found for it.
+struct LastFile {
+    dev: (u32, u32),
+    inode: u64,
+    name: Option<Vec<u8>>,
+    build_id: Option<Vec<u8>>,
+}
+
+impl LastFile {
+    /// The file of `vma`, if it maps one.
+    fn of(vma: &Vma) -> Option<LastFile> {
+        vma.file_backed().then(|| LastFile {
+            dev: (vma.dev_major, vma.dev_minor),
+            inode: vma.inode,
+            name: vma.name.clone(),
+            build_id: vma.build_id.clone(),
+        })
+    }
+
+    /// Whether `vma` maps this file as far as can be told: the same device and inode (whose
+    /// contents the kernel parses), with a block device (a file system whose inode numbers
+    /// are its own), or else the same name. On an anonymous device (major 0) the numbers
+    /// may be shared: btrfs shows all its subvolumes' files with one device and numbers
+    /// each subvolume's inodes from 256.
+    fn maps(&self, vma: &Vma) -> bool {
+        vma.file_backed()
+            && (vma.dev_major, vma.dev_minor) == self.dev
+            && vma.inode == self.inode
+            && (vma.dev_major != 0 || (vma.name.is_some() && vma.name == self.name))
+    }
+}
+
+impl WalkCache {
     fn name_of(&mut self, maps: &ProcMaps, vma: &Vma) -> Result<Option<Vec<u8>>> {
-        let snap = match &mut self.0 {
+        let snap = match &mut self.text {
             Some(v) => v,
-            None => self.0.insert(maps.read_text()?),
+            None => self.text.insert(maps.read_text()?),
         };
         // The VMAs are in order without overlaps: the one that starts at `vma.start`, if
         // there is one, is the first that ends above it.
@@ -2046,7 +2128,7 @@ pub struct Vmas<'a> {
     query: Query,
     done: bool,
     mode: Mode,
-    cache: TextCache,
+    cache: WalkCache,
 }
 
 /// How a walk goes on, chosen at its first step from the backend.
@@ -2063,10 +2145,14 @@ enum Mode {
     Text(text::Snapshot, usize, bool, Box<buildid::BuildIds>),
 }
 
-impl fmt::Debug for TextCache {
+impl fmt::Debug for WalkCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TextCache")
-            .field("read", &self.0.is_some())
+        f.debug_struct("WalkCache")
+            .field("read", &self.text.is_some())
+            .field(
+                "last_file",
+                &self.last_file.as_ref().map(|l| (l.dev, l.inode)),
+            )
             .finish()
     }
 }
@@ -2211,6 +2297,8 @@ mod tests {
             const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
         /// The ioctls this thread made.
         pub(crate) static IOCTLS: Cell<u64> = const { Cell::new(0) };
+        /// The single queries this thread made that asked for a build ID.
+        pub(crate) static BUILD_ID_ASKS: Cell<u64> = const { Cell::new(0) };
         /// The batch ioctls this thread made.
         pub(crate) static BATCHES: Cell<u64> = const { Cell::new(0) };
         /// The VMAs this thread's text lookups read ([`text::Snapshot::get`]).
@@ -2776,5 +2864,78 @@ mod tests {
             };
             assert!(n <= most, "{backend:?}: {n} ioctls");
         }
+    }
+
+    #[test]
+    fn single_queries_ask_for_a_files_build_id_once_per_run_of_its_vmas() {
+        let mut maps = ProcMaps::open_self().unwrap();
+        if maps.backend() == Backend::Text {
+            assert!(
+                std::env::var_os("PROCMAP_REQUIRE_IOCTL").is_none(),
+                "no PROCMAP_QUERY here"
+            );
+            eprintln!("skipped: no PROCMAP_QUERY here");
+            return;
+        }
+        maps.set_backend(Backend::Ioctl);
+        // 64 VMAs side by side of one file with a build ID (this test program): every
+        // other page of a mapping of it readable.
+        let exe = File::open("/proc/self/exe").unwrap();
+        let pages = 64usize.min(exe.metadata().unwrap().len() as usize / 4096);
+        assert!(pages >= 16, "{pages} pages");
+        // SAFETY: a new private mapping of our own program, changed below only by
+        // `mprotect()`, unmapped at the end and not touched otherwise.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                pages * 4096,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE,
+                exe.as_raw_fd(),
+                0,
+            )
+        };
+        assert!(p != libc::MAP_FAILED);
+        for i in (0..pages).step_by(2) {
+            // SAFETY: a page of the mapping made above.
+            let r = unsafe {
+                libc::mprotect(p.cast::<u8>().add(i * 4096).cast(), 4096, libc::PROT_READ)
+            };
+            assert_eq!(r, 0);
+        }
+        let start = p as u64;
+        let end = start + (pages * 4096) as u64;
+        // With names: on a file system without a block device (btrfs) the device and inode
+        // alone do not tell files apart.
+        let q = Query::new().name(true).build_id(true);
+        let asks = || BUILD_ID_ASKS.with(Cell::get);
+        let before = asks();
+        let walked: Vec<Vma> = maps
+            .iter_from(start, q)
+            .map(|v| v.unwrap())
+            .take_while(|v| v.start < end)
+            .collect();
+        let walk_asks = asks() - before;
+        let before = asks();
+        let addrs: Vec<u64> = walked.iter().map(|v| v.start).collect();
+        let resolved = maps.resolve(&addrs, q).unwrap();
+        let resolve_asks = asks() - before;
+        // The kernel's answer for each, asked alone.
+        let alone: Vec<Vma> = walked
+            .iter()
+            .map(|v| maps.query(v.start, q).unwrap().unwrap())
+            .collect();
+        // SAFETY: the mapping made above, used no more.
+        unsafe { libc::munmap(p, pages * 4096) };
+        assert_eq!(walked.len(), pages);
+        assert!(alone.iter().all(|v| v.build_id.is_some()), "{alone:?}");
+        assert_eq!(walked, alone);
+        assert_eq!(resolved.vmas, alone);
+        // One for the first VMA of the file, the others take its build ID (and the walk one
+        // for the VMA after them, which `take_while()` reads).
+        assert!(
+            walk_asks <= 2 && resolve_asks == 1,
+            "{walk_asks} {resolve_asks}"
+        );
     }
 }
