@@ -35,9 +35,12 @@
 //! 4 GiB of 12-byte notes would take hours to scan. So a `PT_NOTE` with the same (offset,
 //! size) as one already scanned is skipped (it can only give the same answer), and at most
 //! [`NOTE_BYTES_MAX`] (1 MiB) of notes are stepped through per file, in all its segments
-//! together, and [`WALK_NOTE_BYTES_MAX`] (16 MiB) in all the files of a walk: a build ID
-//! note after that is not found. Linkers put it in the first pages (`.note.gnu.build-id`
-//! comes right after the headers). Past the first 4 KiB, the file is read in chunks of
+//! together, and [`WALK_NOTE_BYTES_MAX`] (16 MiB) in all the files of a walk beyond the first
+//! [`FREE_NOTE_BYTES`] (4 KiB) of each: a build ID note after that is not found. Linkers put
+//! it first or nearly (`.note.gnu.build-id` comes right after the headers, after at most a
+//! `.note.gnu.property` and a `.note.ABI-tag` of a few dozen bytes), so a process that
+//! spends the walk's budget with files of its own does not take the build IDs of the
+//! others (its executable's, libc's). Past the first 4 KiB, the file is read in chunks of
 //! 64 KiB.
 
 use crate::Vma;
@@ -70,6 +73,11 @@ pub(crate) const NOTE_BYTES_MAX: u64 = 1 << 20;
 /// them: 3.5 s); files whose build ID comes first, as linkers put it, take about 100 bytes
 /// each.
 pub(crate) const WALK_NOTE_BYTES_MAX: u64 = 16 << 20;
+/// The note bytes of each file not taken from a walk's [`WALK_NOTE_BYTES_MAX`]: a file whose
+/// build ID comes first or nearly (as linkers put it) is parsed however many note bytes
+/// other files of the walk took. At most 4 KiB per VMA, over 262 144 VMAs (a raised
+/// `vm.max_map_count`): 1 GiB in 16-byte steps, under a second.
+pub(crate) const FREE_NOTE_BYTES: u64 = 4 << 10;
 
 /// Reads `len` bytes at `off` of an ELF file, whole or not at all.
 pub(crate) trait Fetch {
@@ -528,12 +536,13 @@ pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
 
 /// The build ID of the ELF file `r` reads, as the kernel's `__build_id_parse()` finds it,
 /// stepping through at most [`NOTE_BYTES_MAX`] bytes of notes, and no more than
-/// `walk_budget` (taken from it).
+/// [`FREE_NOTE_BYTES`] plus `walk_budget` (what it took beyond the free bytes taken from it).
 pub(crate) fn parse_within(r: &mut impl Fetch, walk_budget: &mut u64) -> Option<Vec<u8>> {
-    let mut budget = NOTE_BYTES_MAX.min(*walk_budget);
-    let given = budget;
+    let given = NOTE_BYTES_MAX.min(walk_budget.saturating_add(FREE_NOTE_BYTES));
+    let mut budget = given;
     let id = parse_notes(r, &mut budget);
-    *walk_budget -= given - budget;
+    let charged = (given - budget).saturating_sub(FREE_NOTE_BYTES);
+    *walk_budget = walk_budget.saturating_sub(charged);
     id
 }
 
@@ -1647,18 +1656,33 @@ mod tests {
         let mut walk = WALK_NOTE_BYTES_MAX;
         // (A file needs more than its notes before the build ID: the search stops when
         // the budget is spent.)
-        let fits = (WALK_NOTE_BYTES_MAX - 1) / stepped;
+        let charged = stepped - FREE_NOTE_BYTES;
+        let fits = (WALK_NOTE_BYTES_MAX - 1) / charged;
         for i in 0..fits {
             let id = parse_within(&mut &f[..], &mut walk);
             assert_eq!(id.as_deref(), Some(&ID[..]), "file {i}");
         }
-        assert_eq!(walk, WALK_NOTE_BYTES_MAX - fits * stepped);
+        assert_eq!(walk, WALK_NOTE_BYTES_MAX - fits * charged);
         assert_eq!(parse_within(&mut &f[..], &mut walk), None);
         assert_eq!(walk, 0);
+        // Spent: a file whose build ID comes first is still parsed (a process mapping files
+        // of empty notes does not take the others' build IDs), and takes nothing; one with
+        // more than the free bytes of other notes before it is not.
         assert_eq!(
-            parse_within(&mut &with_notes(true, &gnu(&ID))[..], &mut walk),
-            None
+            parse_within(&mut &with_notes(true, &gnu(&ID))[..], &mut walk).as_deref(),
+            Some(&ID[..])
         );
+        // 32-byte notes before the build ID: 127 (4 064 bytes) are stepped through for
+        // free, 128 spend the free bytes.
+        let other = note(4, b"XYZ\0", 7, &[0; 16], 4);
+        assert_eq!(other.len(), 32);
+        for (before, found) in [(127, true), (128, false)] {
+            let mut n = other.repeat(before);
+            n.extend(gnu(&ID));
+            let id = parse_within(&mut &with_notes(true, &n)[..], &mut walk);
+            assert_eq!(id.is_some(), found, "{before} notes before");
+        }
+        assert_eq!(walk, 0);
         // A file's own cap still holds within a walk's.
         let mut big = Vec::new();
         while big.len() as u64 <= NOTE_BYTES_MAX {
@@ -1670,7 +1694,10 @@ mod tests {
             parse_within(&mut &with_notes(true, &big)[..], &mut walk),
             None
         );
-        assert_eq!(walk, WALK_NOTE_BYTES_MAX - NOTE_BYTES_MAX);
+        assert_eq!(
+            walk,
+            WALK_NOTE_BYTES_MAX - (NOTE_BYTES_MAX - FREE_NOTE_BYTES)
+        );
     }
 
     #[test]
