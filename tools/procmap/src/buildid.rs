@@ -1339,8 +1339,10 @@ impl Checked {
 /// the fourth of the `Uid:` line of `/proc/thread-self/status` (not `setfsuid(-1)`, which
 /// sandboxes deny: a filter of systemd's `@privileged`, Android's), if it can be read
 /// (`None` before Linux 3.17, or with a `/proc` of another PID namespace). `None` too for
-/// the overflow ID (`/proc/sys/kernel/overflowuid`, 65534 by default), shown for an ID not
-/// mapped into our user namespace, and for any other so, a file's owner or a process's.
+/// the overflow ID (`/proc/sys/kernel/overflowuid`, 65534 by default, `nobody`'s), shown for
+/// an ID not mapped into our user namespace, and for any other so, a file's owner or a
+/// process's, unless our namespace maps every ID (`/proc/self/uid_map`; the initial one
+/// does): then it is that user's own.
 fn fsuid() -> Option<u32> {
     let status = std::fs::read("/proc/thread-self/status").ok()?;
     let id = uids(&status)?.get(3).copied()?;
@@ -1348,7 +1350,29 @@ fn fsuid() -> Option<u32> {
     let overflow = overflow
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(65534);
-    (id != overflow).then_some(id)
+    if id != overflow {
+        return Some(id);
+    }
+    let map = std::fs::read("/proc/self/uid_map").ok()?;
+    every_id_mapped(&map).then_some(id)
+}
+
+/// Whether a `uid_map` text maps every user ID (0 to 4294967294): its ranges, which the
+/// kernel keeps apart, count that many. (An unreadable or odd line: not known, `false`.)
+fn every_id_mapped(map: &[u8]) -> bool {
+    let mut ids = 0u64;
+    for line in map.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let fields: Option<Vec<u64>> = line
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .map(|w| std::str::from_utf8(w).ok()?.parse::<u64>().ok())
+            .collect();
+        match fields.as_deref() {
+            Some(&[_, _, count]) => ids += count,
+            _ => return false,
+        }
+    }
+    ids == u64::from(u32::MAX)
 }
 
 /// The user IDs of the `Uid:` line of a `/proc/<pid>/status` text (real, effective, saved,
@@ -2169,12 +2193,14 @@ mod tests {
     }
 
     #[test]
-    fn the_overflow_id_is_no_fsuid() {
+    fn the_overflow_id_is_no_fsuid_unless_every_id_is_mapped() {
         // Each in a thread of its own (setfsuid() is per thread): the overflow ID stands
-        // for any ID not mapped into our user namespace, ours or another's.
+        // for any ID not mapped into our user namespace, ours or another's; where every ID
+        // is mapped (the initial namespace, where the tests run), for nobody's own.
         let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid").unwrap();
         let overflow: u32 = overflow.trim().parse().unwrap();
-        for (id, want) in [(1000, Some(1000)), (overflow, None)] {
+        let all = every_id_mapped(&std::fs::read("/proc/self/uid_map").unwrap());
+        for (id, want) in [(1000, Some(1000)), (overflow, all.then_some(overflow))] {
             let got = std::thread::spawn(move || {
                 // SAFETY: changes this thread's file-system user ID, which it ends with.
                 unsafe { libc::setfsuid(id) };
@@ -2182,6 +2208,13 @@ mod tests {
             });
             assert_eq!(got.join().unwrap(), want, "{id}");
         }
+        assert!(every_id_mapped(b"         0          0 4294967295\n"));
+        assert!(every_id_mapped(b"0 0 1000\n1000 1000 4294966295\n"));
+        // A container's map; one without the top range; nothing (no map written yet).
+        assert!(!every_id_mapped(b"         0     100000      65536\n"));
+        assert!(!every_id_mapped(b"0 0 4294967294\n"));
+        assert!(!every_id_mapped(b""));
+        assert!(!every_id_mapped(b"0 0\n"));
         assert_eq!(uids(b"Uid:\t1\t2\t3\t4\n"), Some([1, 2, 3, 4]));
         assert_eq!(uids(b"Uid:\t1\t2\t3\n"), None);
         assert_eq!(uids(b"Gid:\t1\t2\t3\t4\n"), None);
