@@ -44,7 +44,7 @@ pub enum Freshness {
 /// | policy | a lookup that the VMAs as last read answer (a hit) | one they do not (a miss) | [`VmaCache::refresh`] |
 /// |---|---|---|---|
 /// | [`Ask`](UntrackedPolicy::Ask) (default) | asks the maps | asks the maps | reads again |
-/// | [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) | from the cache, no system call (see below) | asks whether a VMA covers it now (one query; not on the text backend); if one does, reads again, once, and answers from that | does not read; checks that the address space is there |
+/// | [`RereadOnMiss`](UntrackedPolicy::RereadOnMiss) | from the cache, no system call (see below) | asks whether a VMA covers it now (one query); if one does, reads again, once, and answers from that. On the text backend reads again, once, and an address that then still misses misses without reading until a read finds it mapped | does not read; checks that the address space is there |
 /// | [`Trust`](UntrackedPolicy::Trust) | from the cache | from the cache (`None`) | does not read; checks that the address space is there |
 ///
 /// [`VmaCache::invalidate`] makes the next lookup or refresh read again under each of them.
@@ -92,10 +92,16 @@ pub enum UntrackedPolicy {
     /// library closed and another opened at the same place, a file mapped `MAP_FIXED` over
     /// another) is answered as it was until a miss that reads or [`VmaCache::invalidate`]
     /// makes it read again; so is a VMA whose permissions or offset changed. On the text
-    /// backend (kernels before 6.11) each miss costs a walk, also for an address that
-    /// nothing maps or that the query's filters reject: leave those out, or look them up
-    /// together in one [`VmaCache::get_many`] or [`VmaCache::resolve`], which reads at most
-    /// once for all of them; with the ioctl such an address costs a query (a 32-address
+    /// backend (kernels before 6.11), where a query would read the whole text, a miss costs a
+    /// walk, also for an address that nothing maps or that the query's filters reject; an
+    /// address that the walk does not answer either is then remembered (up to 4 096 of
+    /// them), and misses without a walk until a read (made for another miss, or after
+    /// [`VmaCache::invalidate`]) finds a VMA there: a garbage frame that every sample
+    /// repeats (an unwind by frame pointers through code built without them finds the same
+    /// wrong return addresses each time) costs one walk, not one per sample, and a VMA
+    /// mapped later at exactly that address is not seen until such a read. Misses in one
+    /// [`VmaCache::get_many`] or [`VmaCache::resolve`] read at most once for all of them.
+    /// With the ioctl an address that nothing maps costs a query each time (a 32-address
     /// stack with one address nothing maps, over 10 028 VMAs with names and build IDs on
     /// the host: 2.0 us per stack, where reading again cost 7.2 ms; `examples/bench.rs`).
     /// (On x86-64, arm64 and riscv64, an address of the kernel's half of the address
@@ -228,7 +234,15 @@ pub(crate) struct Core {
     /// The last reading of the generation found none ([`Gen::Absent`]): nothing says when
     /// the address space goes.
     untracked_absent: bool,
+    /// Under [`UntrackedPolicy::RereadOnMiss`] where a miss cannot be asked about (the text
+    /// backend): addresses that missed, made a read, and no VMA of the reads since covers
+    /// ([`Core::read_for_misses`]); they miss without reading again. At most
+    /// [`MISSED_MAX`].
+    missed: std::collections::HashSet<u64>,
 }
+
+/// The most addresses [`Core::missed`] remembers; past that it starts again.
+const MISSED_MAX: usize = 4096;
 
 impl Core {
     pub(crate) fn new(query: Query) -> Self {
@@ -241,6 +255,7 @@ impl Core {
             reads: 0,
             asked: Vec::new(),
             untracked_absent: false,
+            missed: std::collections::HashSet::new(),
         }
     }
 
@@ -281,13 +296,27 @@ impl Core {
     /// address in turn, as long as that costs at most the system calls of a walk
     /// ([`Source::probe_limit`]), and reads at the first covered one; an address that
     /// nothing maps then costs a query, not a walk. Elsewhere (the text backend), and with
-    /// more misses than that, any miss reads.
+    /// more misses than that, any miss reads. Where no miss can be asked about, the misses
+    /// that the read does not answer either are remembered ([`Core::missed`]): a garbage
+    /// frame that every sample repeats (an unwind by frame pointers through code without
+    /// them finds the same wrong return addresses each time) costs one walk, not one per
+    /// sample.
     fn read_for_misses(&mut self, src: &impl Source, addrs: &[u64]) -> Result<bool> {
         let limit = src.probe_limit(self.vmas.len());
         let mut misses = std::collections::HashSet::new();
         for &a in addrs {
             if misses.insert(a) && misses.len() > limit {
                 self.read(src)?;
+                if limit == 0 && self.freshness == Freshness::Untracked {
+                    for &a in &misses {
+                        if !self.answers(a) {
+                            if self.missed.len() >= MISSED_MAX {
+                                self.missed.clear();
+                            }
+                            self.missed.insert(a);
+                        }
+                    }
+                }
                 return Ok(true);
             }
         }
@@ -320,9 +349,10 @@ impl Core {
             && self.untracked == UntrackedPolicy::RereadOnMiss
     }
 
-    /// Whether the VMAs as last read answer `addr`: one covers it, or none ever can.
+    /// Whether the VMAs as last read answer `addr`: one covers it, none ever can, or it
+    /// missed after a read and none of the reads since covers it ([`Core::missed`]).
     fn answers(&self, addr: u64) -> bool {
-        self.lookup(addr).is_some() || never_mapped(addr)
+        self.lookup(addr).is_some() || never_mapped(addr) || self.missed.contains(&addr)
     }
 
     /// [`VmaCache::get`] from the snapshot (not [`UntrackedPolicy::Ask`]).
@@ -342,7 +372,9 @@ impl Core {
         let read = self.refresh(src)?;
         let mut found: Vec<Option<usize>> = addrs.iter().map(|&a| self.position(a)).collect();
         let misses = |found: &[Option<usize>]| -> Vec<u64> {
-            let miss = |(f, &a): (&Option<usize>, &u64)| f.is_none() && !never_mapped(a);
+            let miss = |(f, &a): (&Option<usize>, &u64)| {
+                f.is_none() && !never_mapped(a) && !self.missed.contains(&a)
+            };
             found
                 .iter()
                 .zip(addrs)
@@ -425,6 +457,12 @@ impl Core {
             self.reads += 1;
             self.vmas = vmas;
             self.stale = false;
+            // Remembered misses that a VMA covers now are none.
+            let vmas = &self.vmas;
+            self.missed.retain(|&a| {
+                let i = vmas.partition_point(|v| v.end <= a);
+                vmas.get(i).is_none_or(|v| v.start > a)
+            });
             let ordered = in_order(&self.vmas);
             self.freshness = match seen {
                 Seen::Gone => {
@@ -473,6 +511,7 @@ impl Core {
     fn gone(&mut self) {
         self.vmas.clear();
         self.asked.clear();
+        self.missed.clear();
         self.freshness = Freshness::Gone;
         self.stale = false;
     }
@@ -1076,19 +1115,21 @@ mod tests {
         f.gen(Gen::Absent);
         assert!(c.get(&f, 0x8010).unwrap().is_some());
         assert_eq!(c.reads, 2);
-        // An address nothing maps: one walk per get(), not more, and the answer is None.
-        for n in 3..5 {
-            f.gen(Gen::Absent).walk(Seen::Untracked);
-            assert_eq!(c.get(&f, 0x3000).unwrap(), None);
-            assert_eq!(c.reads, n);
-        }
+        // An address nothing maps: one walk, and the answer is None; asked again, no walk
+        // (the read since found nothing there; nothing can ask about it on its own here).
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(c.get(&f, 0x3000).unwrap(), None);
+        assert_eq!(c.reads, 3);
+        f.gen(Gen::Absent);
+        assert_eq!(c.get(&f, 0x3000).unwrap(), None);
+        assert_eq!(c.reads, 3);
         // A kernel address (the top bit set) never is a VMA's there: no walk, for get()
         // and resolve() (x86-64, arm64, riscv64).
         if never_mapped(u64::MAX) {
             for a in [0xffff_ffff_8100_0000, 1 << 63] {
                 f.gen(Gen::Absent);
                 assert_eq!(c.get(&f, a).unwrap(), None);
-                assert_eq!(c.reads, 4);
+                assert_eq!(c.reads, 3);
             }
             assert!(!never_mapped((1 << 63) - 1));
         }
@@ -1099,7 +1140,7 @@ mod tests {
             addrs.push(u64::MAX);
         }
         let r = c.resolve_fresh(&f, &addrs).unwrap();
-        assert_eq!((r.vmas.len(), c.reads), (3, 4));
+        assert_eq!((r.vmas.len(), c.reads), (3, 3));
         f.vmas.borrow_mut().push(vma(0xa000, 0xb000));
         f.gen(Gen::Absent).walk(Seen::Untracked);
         let r = c.resolve_fresh(&f, &[0xa000, 0x1000, 0x3000, 0xa800, 0xf000]);
@@ -1109,7 +1150,7 @@ mod tests {
             [0x1000, 0xa000]
         );
         assert_eq!(r.addrs.iter().flatten().count(), 3);
-        assert_eq!(c.reads, 5);
+        assert_eq!(c.reads, 4);
         // The trade-off: a VMA replaced over the same range is answered as it was.
         f.vmas.borrow_mut()[0].inode = 99;
         f.gen(Gen::Absent);
@@ -1118,18 +1159,18 @@ mod tests {
         c.stale = true;
         f.gen(Gen::Absent).walk(Seen::Untracked);
         assert_eq!(c.get(&f, 0x1000).unwrap().map(|v| v.inode), Some(99));
-        assert_eq!(c.reads, 6);
+        assert_eq!(c.reads, 5);
         // A miss read at the refresh already (invalidated): not a second walk.
         c.stale = true;
         f.gen(Gen::Absent).walk(Seen::Untracked);
         assert_eq!(c.get(&f, 0x3000).unwrap(), None);
-        assert_eq!(c.reads, 7);
+        assert_eq!(c.reads, 6);
         // With a generation, the policy changes nothing: a miss at an unchanged
         // generation is an answer, not a walk.
         f.gen(Gen::Value(2)).walk(Seen::At(2)).gen(Gen::Value(2));
         assert_eq!(c.get(&f, 0x3000).unwrap(), None);
         assert_eq!(c.get(&f, 0x3000).unwrap(), None);
-        assert_eq!((c.freshness, c.reads), (Freshness::Generation(2), 8));
+        assert_eq!((c.freshness, c.reads), (Freshness::Generation(2), 7));
         used_up(&f);
     }
 
@@ -1293,6 +1334,58 @@ mod tests {
         f.gen(Gen::Gone);
         assert!(c.get_many(&f, &[0x10000]).unwrap_err().is_gone());
         assert!(c.get_many(&f, &[0x10000]).unwrap_err().is_gone());
+        used_up(&f);
+    }
+
+    #[test]
+    fn reread_on_miss_without_queries_reads_once_for_a_repeated_miss() {
+        // The text backend (no query to ask about a miss): a garbage frame in every
+        // sample makes one walk, not one per sample, until a read finds it mapped.
+        let f = Fake::new(spaced(10));
+        let mut c = Core::new(Query::new().name(true));
+        c.untracked = UntrackedPolicy::RereadOnMiss;
+        f.walk(Seen::Untracked);
+        c.read(&f).unwrap();
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(c.get(&f, 0x12000).unwrap(), None, "in a gap");
+        assert_eq!(c.reads, 2);
+        for _ in 0..3 {
+            f.gen(Gen::Absent);
+            assert_eq!(c.get(&f, 0x12000).unwrap(), None);
+            f.gen(Gen::Absent);
+            let got = c.get_many(&f, &[0x10000, 0x12000]).unwrap();
+            assert!(got[0].is_some() && got[1].is_none());
+            f.gen(Gen::Absent);
+            let r = c.resolve_fresh(&f, &[0x12000, 0x10000]).unwrap();
+            assert_eq!(r.vmas.len(), 1);
+        }
+        assert_eq!(c.reads, 2);
+        // Another miss reads; the address remembered still misses, and is kept.
+        f.vmas.borrow_mut().push(vma(0x100000, 0x101000));
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        let got = c.get_many(&f, &[0x12000, 0x100000]).unwrap();
+        assert!(got[0].is_none() && got[1].is_some());
+        assert_eq!(c.reads, 3);
+        f.gen(Gen::Absent);
+        assert_eq!(c.get(&f, 0x12000).unwrap(), None);
+        assert_eq!(c.reads, 3);
+        // Mapped since: a miss until a read (here after invalidate()) finds it; then a hit,
+        // and forgotten (unmapped again, a miss reads).
+        f.vmas.borrow_mut().push(vma(0x12000, 0x13000));
+        f.vmas.borrow_mut().sort_by_key(|v| v.start);
+        f.gen(Gen::Absent);
+        assert_eq!(c.get(&f, 0x12000).unwrap(), None, "not read since");
+        c.stale = true;
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert!(c.get(&f, 0x12000).unwrap().is_some());
+        assert_eq!(c.reads, 4);
+        f.vmas.borrow_mut().retain(|v| v.start != 0x12000);
+        c.stale = true;
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        c.refresh(&f).unwrap();
+        f.gen(Gen::Absent).walk(Seen::Untracked);
+        assert_eq!(c.get(&f, 0x12000).unwrap(), None);
+        assert_eq!(c.reads, 6, "forgotten once mapped: the miss read again");
         used_up(&f);
     }
 
