@@ -64,8 +64,7 @@ impl Process {
         // Every VMA, with its name and build ID: an address in anonymous memory (a JIT's
         // code) is answered from the cache too, rather than read again at every sample.
         let query = Query::new().name(true).build_id(true);
-        let mut cache = VmaCache::new(maps, query)?;
-        cache.set_untracked_policy(UntrackedPolicy::RereadOnMiss);
+        let cache = VmaCache::with_policy(maps, query, UntrackedPolicy::RereadOnMiss)?;
         Ok(Process {
             cache,
             sampled: Instant::now(),

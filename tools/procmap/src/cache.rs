@@ -633,9 +633,26 @@ impl VmaCache {
     /// default ([`UntrackedPolicy::Ask`]: a system call per lookup, the VMAs of the moment).
     /// A profiler wants [`UntrackedPolicy::RereadOnMiss`] there (hits from the cache, a
     /// miss reads again once; 0.7 us instead of 150 us per 32-address stack of a Python
-    /// process with names and build IDs): see [`VmaCache::set_untracked_policy`].
+    /// process with names and build IDs): make it with [`VmaCache::with_policy`], or see
+    /// [`VmaCache::set_untracked_policy`].
     pub fn new(maps: ProcMaps, query: Query) -> Result<Self> {
+        Self::with_policy(maps, query, UntrackedPolicy::Ask)
+    }
+
+    /// [`VmaCache::new`] with `policy` for when there is no generation
+    /// ([`VmaCache::set_untracked_policy`]): for a profiler on released kernels,
+    /// [`UntrackedPolicy::RereadOnMiss`].
+    ///
+    /// ```
+    /// use procmap::{ProcMaps, Query, UntrackedPolicy, VmaCache};
+    /// let q = Query::new().name(true).build_id(true);
+    /// let cache = VmaCache::with_policy(ProcMaps::open_self()?, q, UntrackedPolicy::RereadOnMiss)?;
+    /// assert_eq!(cache.untracked_policy(), UntrackedPolicy::RereadOnMiss);
+    /// # Ok::<(), procmap::Error>(())
+    /// ```
+    pub fn with_policy(maps: ProcMaps, query: Query, policy: UntrackedPolicy) -> Result<Self> {
         let mut core = Core::new(query);
+        core.untracked = policy;
         maps.named(core.read(&maps))?;
         Ok(VmaCache { maps, core })
     }

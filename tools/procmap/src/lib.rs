@@ -592,6 +592,9 @@ pub struct Vma {
     pub build_id: Option<Vec<u8>>,
 }
 
+/// What the kernel's `d_path()` puts after the path of an unlinked file.
+const DELETED: &[u8] = b" (deleted)";
+
 impl Vma {
     /// The name, lossily as UTF-8 (empty if none).
     pub fn name_lossy(&self) -> String {
@@ -604,6 +607,34 @@ impl Vma {
     /// includes shared anonymous memory, which is backed by shmem.
     pub fn file_backed(&self) -> bool {
         self.inode != 0
+    }
+    /// The mapped file's path, as the name gives it (from the caller's root: the kernel's
+    /// `d_path()`), without the ` (deleted)` that the kernel puts after the path of a file
+    /// unlinked since ([`Vma::is_deleted`]); `None` for a VMA that maps no file, has no name
+    /// or one that is no path (`anon_inode:[perf_event]`, `[anon_shmem:name]`). To open the
+    /// file itself (deleted or replaced at its path meanwhile), use
+    /// [`ProcMaps::open_mapped_file`].
+    ///
+    /// ```
+    /// # let mut v = procmap::Vma::default();
+    /// v.inode = 1835;
+    /// v.name = Some(b"/usr/lib/libfoo.so.1 (deleted)".to_vec());
+    /// assert!(v.is_deleted());
+    /// assert_eq!(v.path(), Some(&b"/usr/lib/libfoo.so.1"[..]));
+    /// ```
+    pub fn path(&self) -> Option<&[u8]> {
+        let name = self.name.as_deref()?;
+        if !self.file_backed() || !name.starts_with(b"/") {
+            return None;
+        }
+        Some(name.strip_suffix(DELETED).unwrap_or(name))
+    }
+    /// Whether the kernel shows the mapped file as unlinked: its name ends with
+    /// ` (deleted)`. A library deleted or replaced under a running process (an upgrade), a
+    /// memfd (`/memfd:name (deleted)`), shared anonymous memory (`/dev/zero (deleted)`). The
+    /// text cannot tell it from a file whose own name ends so, nor can this.
+    pub fn is_deleted(&self) -> bool {
+        self.file_backed() && self.name.as_deref().is_some_and(|n| n.ends_with(DELETED))
     }
     /// Whether `addr` is inside.
     pub fn contains(&self, addr: u64) -> bool {
@@ -2265,6 +2296,42 @@ mod tests {
     use std::cell::Cell;
     use std::io::Write;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn paths_and_deleted_files_from_names() {
+        let v = |inode: u64, name: Option<&str>| Vma {
+            inode,
+            name: name.map(|n| n.as_bytes().to_vec()),
+            ..Vma::default()
+        };
+        let cases: [(Vma, Option<&str>, bool); 9] = [
+            (
+                v(7, Some("/usr/lib/libc.so.6")),
+                Some("/usr/lib/libc.so.6"),
+                false,
+            ),
+            (
+                v(7, Some("/usr/lib/libc.so.6 (deleted)")),
+                Some("/usr/lib/libc.so.6"),
+                true,
+            ),
+            (v(7, Some("/memfd:jit (deleted)")), Some("/memfd:jit"), true),
+            (v(7, Some("/dev/zero (deleted)")), Some("/dev/zero"), true),
+            (
+                v(7, Some("/a (deleted) (deleted)")),
+                Some("/a (deleted)"),
+                true,
+            ),
+            (v(7, Some("anon_inode:[perf_event]")), None, false),
+            (v(7, None), None, false),
+            (v(0, Some("[heap]")), None, false),
+            (v(0, Some("[anon:x (deleted)]")), None, false),
+        ];
+        for (vma, path, deleted) in cases {
+            assert_eq!(vma.path(), path.map(str::as_bytes), "{vma:?}");
+            assert_eq!(vma.is_deleted(), deleted, "{vma:?}");
+        }
+    }
 
     #[test]
     fn perms_parse_what_display_writes() {

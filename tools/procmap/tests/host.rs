@@ -1596,3 +1596,47 @@ fn text_build_ids_of_a_replaced_or_deleted_file_come_from_map_files_or_memory() 
     drop(child);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_deleted_files_path_without_the_suffix() {
+    use std::os::unix::ffi::OsStrExt;
+    // A file mapped, then unlinked: each backend shows it deleted, with its path.
+    let dir = std::env::temp_dir().join(format!("procmap-deleted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lib.so");
+    std::fs::write(&path, [1u8; 4096]).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    // SAFETY: a new private read-only mapping of a one-page file, unmapped below and not
+    // touched otherwise.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        )
+    };
+    assert!(p != libc::MAP_FAILED);
+    let at = p as u64;
+    let mut backends = backends_without_batch();
+    backends.push(ProcMaps::open_self().unwrap().backend());
+    let q = Query::new().name(true);
+    for backend in &backends {
+        let maps = open_with(std::process::id() as libc::pid_t, *backend);
+        let v = maps.query(at, q).unwrap().unwrap();
+        assert_eq!(v.path(), Some(path.as_os_str().as_bytes()), "{backend:?}");
+        assert!(!v.is_deleted(), "{backend:?}");
+    }
+    std::fs::remove_file(&path).unwrap();
+    for backend in &backends {
+        let maps = open_with(std::process::id() as libc::pid_t, *backend);
+        let v = maps.query(at, q).unwrap().unwrap();
+        assert!(v.is_deleted(), "{backend:?}: {:?}", v.name_lossy());
+        assert_eq!(v.path(), Some(path.as_os_str().as_bytes()), "{backend:?}");
+    }
+    // SAFETY: the mapping made above, used no more.
+    unsafe { libc::munmap(p, 4096) };
+    std::fs::remove_dir_all(&dir).unwrap();
+}
