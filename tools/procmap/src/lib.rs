@@ -1204,6 +1204,13 @@ impl ProcMaps {
     /// the child to the new one. To read the new program's maps, wait for a sign that it
     /// runs (a line on a pipe, say) before the open.
     ///
+    /// Pass a process ID (the thread group's: perf's and BPF's `pid`, not `tid`). The ID of
+    /// another thread opens that thread's `/proc/<tid>/maps`: the same address space, but
+    /// the handle follows the thread. Once it exits, while the process runs on, the
+    /// ioctls go on answering, but reads of the text (the text backend, names longer than
+    /// `PATH_MAX`) fail as [`Error::is_gone`], and [`ProcMaps::reopen`] fails for a
+    /// thread's ID (checked on Linux 6.18).
+    ///
     /// `/proc/<pid>/maps` is the main thread's. If that thread exited while others run on
     /// (`pthread_exit()` in `main()`), it shows no address space, though the process has
     /// one: then the maps of one of the other threads (`/proc/<pid>/task/<tid>/maps`) are
