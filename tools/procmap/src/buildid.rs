@@ -1288,7 +1288,10 @@ fn open_checked(
     let dev = (libc::major(m.dev()), libc::minor(m.dev()));
     let same = m.ino() == vma.inode && dev == (vma.dev_major, vma.dev_minor);
     let anonymous = dev.0 == 0 && dev != (vma.dev_major, vma.dev_minor);
-    let ours = || m.uid() != 0 && fsuid() == Some(m.uid());
+    // Not the overflow ID, which a file whose owner our namespace does not map shows (an
+    // idmapped mount, a file system mounted in a user namespace) even where every user ID
+    // is mapped and the overflow ID is a user's (`nobody`'s) own.
+    let ours = || m.uid() != 0 && m.uid() != overflow_uid() && fsuid() == Some(m.uid());
     let readable = !by_path || m.mode() & 0o004 != 0 || ours();
     let may_pass = same || (anonymous && shown.is_some() && readable);
     if !may_pass {
@@ -1340,21 +1343,26 @@ impl Checked {
 /// sandboxes deny: a filter of systemd's `@privileged`, Android's), if it can be read
 /// (`None` before Linux 3.17, or with a `/proc` of another PID namespace). `None` too for
 /// the overflow ID (`/proc/sys/kernel/overflowuid`, 65534 by default, `nobody`'s), shown for
-/// an ID not mapped into our user namespace, and for any other so, a file's owner or a
-/// process's, unless our namespace maps every ID (`/proc/self/uid_map`; the initial one
-/// does): then it is that user's own.
+/// an ID not mapped into our user namespace, and for any other so, a process's, unless our
+/// namespace maps every ID (`/proc/self/uid_map`; the initial one does): then it is that
+/// user's own. (A file's owner can still show so there, through an idmapped mount or a file
+/// system mounted in a user namespace: a file owned by the overflow ID is never ours.)
 fn fsuid() -> Option<u32> {
     let status = std::fs::read("/proc/thread-self/status").ok()?;
     let id = uids(&status)?.get(3).copied()?;
-    let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok();
-    let overflow = overflow
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(65534);
-    if id != overflow {
+    if id != overflow_uid() {
         return Some(id);
     }
     let map = std::fs::read("/proc/self/uid_map").ok()?;
     every_id_mapped(&map).then_some(id)
+}
+
+/// The overflow user ID (`/proc/sys/kernel/overflowuid`; 65534 if it cannot be read).
+fn overflow_uid() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65534)
 }
 
 /// Whether a `uid_map` text maps every user ID (0 to 4294967294): its ranges, which the
@@ -3080,6 +3088,14 @@ mod tests {
         chown(1000);
         assert_eq!(as_user(1000).as_deref(), Some(&OTHER[..]), "the user's own");
         assert_eq!(as_user(1001), None, "another user's");
+        // Owned by the overflow ID, which also stands for an owner not mapped (an idmapped
+        // mount): not the overflow user's own, even where every ID is mapped.
+        let overflow = overflow_uid();
+        chown(overflow);
+        if every_id_mapped(&std::fs::read("/proc/self/uid_map").unwrap()) {
+            assert_eq!(as_user(overflow), None, "owned by the overflow ID");
+        }
+        chown(1000);
         let mut ids = BuildIds::new(Some(p.proc()));
         assert_eq!(ids.of(&vmas[0]), None, "a user's, to root");
         chown(0);

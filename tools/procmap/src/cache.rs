@@ -303,20 +303,28 @@ impl Core {
     /// sample.
     fn read_for_misses(&mut self, src: &impl Source, addrs: &[u64]) -> Result<bool> {
         let limit = src.probe_limit(self.vmas.len());
+        if limit == 0 {
+            if addrs.is_empty() {
+                return Ok(false);
+            }
+            self.read(src)?;
+            if self.freshness == Freshness::Untracked {
+                // Every miss of the call that the read does not answer either.
+                for &a in addrs {
+                    if !self.answers(a) {
+                        if self.missed.len() >= MISSED_MAX {
+                            self.missed.clear();
+                        }
+                        self.missed.insert(a);
+                    }
+                }
+            }
+            return Ok(true);
+        }
         let mut misses = std::collections::HashSet::new();
         for &a in addrs {
             if misses.insert(a) && misses.len() > limit {
                 self.read(src)?;
-                if limit == 0 && self.freshness == Freshness::Untracked {
-                    for &a in &misses {
-                        if !self.answers(a) {
-                            if self.missed.len() >= MISSED_MAX {
-                                self.missed.clear();
-                            }
-                            self.missed.insert(a);
-                        }
-                    }
-                }
                 return Ok(true);
             }
         }
@@ -1377,15 +1385,25 @@ mod tests {
             assert_eq!(r.vmas.len(), 1);
         }
         assert_eq!(c.reads, 2);
+        // Three garbage frames in one stack: one walk, then none.
+        f.walk(Seen::Untracked);
+        for _ in 0..3 {
+            f.gen(Gen::Absent);
+            let got = c
+                .get_many(&f, &[0x15000, 0x10000, 0x18800, 0x1b000])
+                .unwrap();
+            assert!(got[1].is_some() && got.iter().filter(|v| v.is_none()).count() == 3);
+            assert_eq!(c.reads, 3);
+        }
         // Another miss reads; the address remembered still misses, and is kept.
         f.vmas.borrow_mut().push(vma(0x100000, 0x101000));
         f.gen(Gen::Absent).walk(Seen::Untracked);
         let got = c.get_many(&f, &[0x12000, 0x100000]).unwrap();
         assert!(got[0].is_none() && got[1].is_some());
-        assert_eq!(c.reads, 3);
+        assert_eq!(c.reads, 4);
         f.gen(Gen::Absent);
         assert_eq!(c.get(&f, 0x12000).unwrap(), None);
-        assert_eq!(c.reads, 3);
+        assert_eq!(c.reads, 4);
         // Mapped since: a miss until a read (here after invalidate()) finds it; then a hit,
         // and forgotten (unmapped again, a miss reads).
         f.vmas.borrow_mut().push(vma(0x12000, 0x13000));
@@ -1395,14 +1413,14 @@ mod tests {
         c.stale = true;
         f.gen(Gen::Absent).walk(Seen::Untracked);
         assert!(c.get(&f, 0x12000).unwrap().is_some());
-        assert_eq!(c.reads, 4);
+        assert_eq!(c.reads, 5);
         f.vmas.borrow_mut().retain(|v| v.start != 0x12000);
         c.stale = true;
         f.gen(Gen::Absent).walk(Seen::Untracked);
         c.refresh(&f).unwrap();
         f.gen(Gen::Absent).walk(Seen::Untracked);
         assert_eq!(c.get(&f, 0x12000).unwrap(), None);
-        assert_eq!(c.reads, 6, "forgotten once mapped: the miss read again");
+        assert_eq!(c.reads, 7, "forgotten once mapped: the miss read again");
         used_up(&f);
     }
 

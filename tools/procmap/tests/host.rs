@@ -637,7 +637,8 @@ fn cache_without_a_generation_reads_again_on_a_miss_only() {
         reads(&cache, 4);
         // An address nothing maps: on the ioctl, one query says so each time, and no walk;
         // on the text, where a query reads as much as a walk, one walk, then none while no
-        // read finds it mapped (a garbage frame repeated in every sample).
+        // read finds it mapped (a garbage frame repeated in every sample). Address 0 missed
+        // in the two calls above, after their walks: already remembered.
         let per_miss = u64::from(backend == Backend::Text);
         for _ in 1..=3 {
             assert_eq!(cache.get(0).unwrap(), None);
@@ -648,7 +649,7 @@ fn cache_without_a_generation_reads_again_on_a_miss_only() {
                 .unwrap()
                 .iter()
                 .all(Option::is_none));
-            reads(&cache, 4 + 2 * per_miss);
+            reads(&cache, 4 + per_miss);
         }
         // Many misses in one call (more than 16, fewer than the VMAs): on the ioctl each
         // asked about, still no walk; on the text, one walk.
@@ -657,11 +658,11 @@ fn cache_without_a_generation_reads_again_on_a_miss_only() {
         assert!(n > 16, "{n} VMAs");
         let misses: Vec<u64> = (0..n).map(|i| last + i * 4096).collect();
         assert!(cache.get_many(&misses).unwrap().iter().all(Option::is_none));
-        reads(&cache, 4 + 3 * per_miss);
+        reads(&cache, 4 + 2 * per_miss);
         // And one mapped since is still found, with one walk.
         let c = child.map_more();
         assert!(cache.get(c).unwrap().is_some_and(|v| v.contains(c)));
-        reads(&cache, 5 + 3 * per_miss);
+        reads(&cache, 5 + 2 * per_miss);
     }
 }
 
