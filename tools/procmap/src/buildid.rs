@@ -2502,6 +2502,114 @@ mod tests {
     }
 
     #[test]
+    fn vmas_of_a_file_an_overlay_copied_up_keep_their_own_build_ids() {
+        // overlayfs shows a file copied up (written to) with the device, inode and name it
+        // showed for the lower one, while a VMA mapped before keeps the lower file. The
+        // kernel parses each VMA's own file: single queries of a walk must not give the
+        // second VMA the first one's build ID, even side by side.
+        const NEW: [u8; 20] = *b"copied-up-and-then-w";
+        let Some(fs) = Btrfs::of("xfs", "copyup") else {
+            return;
+        };
+        let d = |name: &str| {
+            let dir = fs.mnt().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            dir
+        };
+        let (lower, upper, work, merged) = (d("lower"), d("upper"), d("work"), d("merged"));
+        let elf = with_notes(true, &gnu(&ID));
+        let at = elf.windows(ID.len()).position(|w| w == ID).unwrap();
+        std::fs::write(lower.join("lib.so"), &elf).unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let overlay = match run(std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&merged))
+        {
+            Ok(()) => BindMount(merged.clone()),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("PROCMAP_REQUIRE_XFS").is_none(),
+                    "overlay: {e}"
+                );
+                eprintln!("skipped: no overlay: {e}");
+                return;
+            }
+        };
+        let path = merged.join("lib.so");
+        let map_at = |base: *mut libc::c_void| {
+            let f = File::open(&path).unwrap();
+            // SAFETY: a private read-only mapping of the file's first page over a page of
+            // the reservation below (MAP_FIXED), unmapped with it.
+            let p = unsafe {
+                libc::mmap(
+                    base,
+                    4096,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_FIXED,
+                    f.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_eq!(p, base);
+        };
+        // SAFETY: a new reservation of three pages, not touched but for the mappings made
+        // over it above, unmapped at the end.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                3 * 4096,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert!(base != libc::MAP_FAILED);
+        map_at(base);
+        // Copied up by the write.
+        let w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        w.write_all_at(&NEW, at as u64).unwrap();
+        drop(w);
+        // SAFETY: the second page of the reservation.
+        map_at(unsafe { base.cast::<u8>().add(4096) }.cast());
+        let start = base as u64;
+        for names in [true, false] {
+            let mut maps = crate::ProcMaps::open_self().unwrap();
+            if maps.backend() == crate::Backend::Text {
+                break; // no ioctl here: the text backend has its own tests
+            }
+            maps.set_backend(crate::Backend::Ioctl);
+            let q = crate::Query::new().name(names).build_id(true);
+            let got: Vec<Vma> = maps
+                .iter_from(start, q)
+                .take(2)
+                .collect::<crate::Result<_>>()
+                .unwrap();
+            assert_eq!(got[0].start, start);
+            assert_eq!(got[1].start, start + 4096);
+            assert_eq!(
+                (got[0].dev_major, got[0].inode, &got[0].name),
+                (got[1].dev_major, got[1].inode, &got[1].name),
+                "shown alike"
+            );
+            let ids: Vec<_> = got.iter().map(|v| v.build_id.clone()).collect();
+            assert_eq!(
+                ids,
+                [Some(ID.to_vec()), Some(NEW.to_vec())],
+                "names {names}"
+            );
+        }
+        // SAFETY: the reservation made above, used no more.
+        unsafe { libc::munmap(base, 3 * 4096) };
+        drop(overlay);
+    }
+
+    #[test]
     fn a_file_whose_io_lock_is_held_is_read_without_waiting() {
         // XFS takes the inode's I/O lock for every read; a write() to the file from a page
         // whose fault nobody answers holds it for as long as the writer likes. A profiler

@@ -379,9 +379,11 @@ impl Query {
     /// [`ProcMaps::resolve`] ask for a build ID only for a VMA that does not map the file
     /// of the VMA answered before (the segments of an ELF file lie side by side; asking
     /// costs the kernel about seven queries without). "The file": the same device and
-    /// inode, and for a device without a block device (btrfs, whose subvolumes share
-    /// device and inode numbers; tmpfs) the same name, asked for ([`Query::name`]); else
-    /// every VMA of such a file is asked with its build ID. The text backend (kernels before 6.11) reads the file
+    /// inode; for a device that is no block device (btrfs, whose subvolumes share device
+    /// and inode numbers; overlayfs, which shows a file copied up as the lower one; tmpfs)
+    /// also the same name, asked for ([`Query::name`]), and a VMA that continues the one
+    /// before in the same mapping (no gap, the offset following on); else the VMA is asked
+    /// with its build ID. The text backend (kernels before 6.11) reads the file
     /// itself, once per file per walk, lookup or [`ProcMaps::resolve`], and only if the
     /// file it finds is the one the maps text shows for the VMA (by device and inode): a
     /// file replaced at its path gives none, not its own. It looks through
@@ -1898,7 +1900,11 @@ impl ProcMaps {
             }
             if last.maps(&vma) {
                 vma.build_id = last.build_id.clone();
-                cache.last_file = Some(last);
+                cache.last_file = Some(LastFile {
+                    end: vma.end,
+                    base: vma.start.wrapping_sub(vma.offset),
+                    ..last
+                });
                 return Ok(Some(vma));
             }
         }
@@ -2042,15 +2048,19 @@ fn none_or_error(errno: i32) -> Result<Option<Vma>> {
 struct WalkCache {
     /// The text, read when the ioctl first cannot give a name.
     text: Option<text::Snapshot>,
-    /// The file of the last VMA answered with a build ID asked for, if it had one.
+    /// The last VMA answered with a build ID asked for, if it maps a file, and the build ID
+    /// the kernel gave for its file (none included).
     last_file: Option<LastFile>,
 }
 
-/// A mapped file and the build ID the kernel found for it.
+/// A VMA of a mapped file and the build ID the kernel gave for the file.
 struct LastFile {
     dev: (u32, u32),
     inode: u64,
     name: Option<Vec<u8>>,
+    /// Where the VMA ends, and its start less its offset in the file.
+    end: u64,
+    base: u64,
     build_id: Option<Vec<u8>>,
 }
 
@@ -2061,20 +2071,29 @@ impl LastFile {
             dev: (vma.dev_major, vma.dev_minor),
             inode: vma.inode,
             name: vma.name.clone(),
+            end: vma.end,
+            base: vma.start.wrapping_sub(vma.offset),
             build_id: vma.build_id.clone(),
         })
     }
 
-    /// Whether `vma` maps this file as far as can be told: the same device and inode (whose
-    /// contents the kernel parses), with a block device (a file system whose inode numbers
-    /// are its own), or else the same name. On an anonymous device (major 0) the numbers
-    /// may be shared: btrfs shows all its subvolumes' files with one device and numbers
-    /// each subvolume's inodes from 256.
+    /// Whether `vma` maps the same file, with the same contents, as far as can be told: the
+    /// same device and inode (whose contents the kernel parses) of a block device, whose file
+    /// system numbers its own inodes. An anonymous device (major 0) needs more: btrfs shows
+    /// all its subvolumes' files with one device and numbers each subvolume's inodes from
+    /// 256, and overlayfs shows a file copied up (written to) as it showed the lower one,
+    /// while a VMA mapped before keeps the lower file's contents. There, the same name
+    /// (asked for), and `vma` continuing the last one in the same mapping of the file: it
+    /// starts where that one ends, at the offset that follows on.
     fn maps(&self, vma: &Vma) -> bool {
         vma.file_backed()
             && (vma.dev_major, vma.dev_minor) == self.dev
             && vma.inode == self.inode
-            && (vma.dev_major != 0 || (vma.name.is_some() && vma.name == self.name))
+            && (vma.dev_major != 0
+                || (vma.name.is_some()
+                    && vma.name == self.name
+                    && vma.start == self.end
+                    && vma.start.wrapping_sub(vma.offset) == self.base))
     }
 }
 
