@@ -34,14 +34,15 @@
 //! it can read, a sparse one of 4 GiB included), and 256 note segments each spanning up to
 //! 4 GiB of 12-byte notes would take hours to scan. So a `PT_NOTE` with the same (offset,
 //! size) as one already scanned is skipped (it can only give the same answer), and at most
-//! [`NOTE_BYTES_MAX`] (1 MiB) of notes are stepped through per file, in all its segments
-//! together, and [`WALK_NOTE_BYTES_MAX`] (16 MiB) in all the files of a walk beyond the first
-//! [`FREE_NOTE_BYTES`] (4 KiB) of each: a build ID note after that is not found. Linkers put
-//! it first or nearly (`.note.gnu.build-id` comes right after the headers, after at most a
-//! `.note.gnu.property` and a `.note.ABI-tag` of a few dozen bytes), so a process that
-//! spends the walk's budget with files of its own does not take the build IDs of the
-//! others (its executable's, libc's). Past the first 4 KiB, the file is read in chunks of
-//! 64 KiB.
+//! [`NOTE_BYTES_MAX`] (1 MiB) are spent per file, in all its segments together, and
+//! [`WALK_NOTE_BYTES_MAX`] (16 MiB) in all the files of a walk: bytes of notes stepped
+//! through and bytes of the file read past its first 4 KiB (read whole at once; past them
+//! the file is read in chunks of 64 KiB, each paid for whole), but for notes within the
+//! first 4 KiB, up to [`FREE_NOTE_BYTES`] (4 KiB) of them per file. A build ID note after
+//! that is not found. Linkers put it first or nearly (`.note.gnu.build-id` comes right after
+//! the headers, after at most a `.note.gnu.property` and a `.note.ABI-tag` of a few dozen
+//! bytes), so a process that spends the walk's budget with files of its own does not take
+//! the build IDs of the others (its executable's, libc's).
 
 use crate::Vma;
 use std::collections::HashMap;
@@ -65,24 +66,31 @@ const ET_DYN: u16 = 3;
 const HEAD: usize = 4096;
 /// The part of the file read at once past [`HEAD`], as needed.
 const CHUNK: usize = 64 << 10;
-/// The note bytes stepped through per file, over all its note segments (the kernel has no
-/// such limit; see the module's documentation).
+/// What a parse may spend per file ([`parse_within`]): bytes of notes stepped through and of
+/// the file read past its first 4 KiB, over all its note segments (the kernel has no such
+/// limit; see the module's documentation).
 pub(crate) const NOTE_BYTES_MAX: u64 = 1 << 20;
-/// The note bytes stepped through per walk, over all its files: a process mapping thousands
-/// of files of [`NOTE_BYTES_MAX`] bytes of empty notes each cost a walk seconds (5 000 of
-/// them: 3.5 s); files whose build ID comes first, as linkers put it, take about 100 bytes
-/// each.
+/// What the parses of one walk may spend, over all its files, as [`NOTE_BYTES_MAX`] per file:
+/// a process mapping thousands of files of [`NOTE_BYTES_MAX`] bytes of empty notes each cost
+/// a walk seconds (5 000 of them: 3.5 s), and files whose notes are scattered over the file
+/// a read of 64 KiB per note (300 files: 7.5 s); files whose build ID comes first, as
+/// linkers put it, spend nothing.
 pub(crate) const WALK_NOTE_BYTES_MAX: u64 = 16 << 20;
-/// The note bytes of each file not taken from a walk's [`WALK_NOTE_BYTES_MAX`]: a file whose
-/// build ID comes first or nearly (as linkers put it) is parsed however many note bytes
-/// other files of the walk took. At most 4 KiB per VMA, over 262 144 VMAs (a raised
-/// `vm.max_map_count`): 1 GiB in 16-byte steps, under a second.
+/// The bytes of notes within the first 4 KiB of each file (read at once) stepped through
+/// without paying ([`parse_within`]): a file whose build ID comes first or nearly (as linkers
+/// put it) is parsed however much other files of the walk spent. At most 256 steps per file,
+/// from memory: over 262 144 VMAs (a raised `vm.max_map_count`), about a second.
 pub(crate) const FREE_NOTE_BYTES: u64 = 4 << 10;
 
 /// Reads `len` bytes at `off` of an ELF file, whole or not at all.
 pub(crate) trait Fetch {
     /// The bytes, or `None` if they cannot all be read (past the end of the file, an error).
     fn fetch(&mut self, off: u64, len: usize) -> Option<&[u8]>;
+    /// The bytes read so far past the first [`HEAD`], which every parse reads (as asked of
+    /// the file: a read at its end may give fewer). None for bytes in memory.
+    fn read_past_head(&self) -> u64 {
+        0
+    }
 }
 
 /// `len` bytes at `off` of `b`, if it has them.
@@ -109,6 +117,8 @@ struct FileReader<'a> {
     chunk_off: u64,
     /// The reads of the file made.
     reads: u64,
+    /// [`Fetch::read_past_head`].
+    past_head: u64,
 }
 
 impl<'a> FileReader<'a> {
@@ -123,6 +133,7 @@ impl<'a> FileReader<'a> {
             chunk: Vec::new(),
             chunk_off: 0,
             reads: 1,
+            past_head: 0,
         })
     }
 }
@@ -290,11 +301,16 @@ impl Fetch for FileReader<'_> {
         if off < self.chunk_off || end > chunk_end {
             self.chunk.resize(CHUNK.max(len), 0);
             self.reads += 1;
+            self.past_head = self.past_head.saturating_add(self.chunk.len() as u64);
             let n = read_file(self.file, &mut self.chunk, off);
             self.chunk.truncate(n.unwrap_or(0));
             self.chunk_off = off;
         }
         slice_at(&self.chunk, off - self.chunk_off, len)
+    }
+
+    fn read_past_head(&self) -> u64 {
+        self.past_head
     }
 }
 
@@ -311,6 +327,8 @@ struct MemReader<'a> {
     /// The bytes last read, and their file offset.
     chunk: Vec<u8>,
     chunk_off: u64,
+    /// [`Fetch::read_past_head`].
+    past_head: u64,
 }
 
 impl Fetch for MemReader<'_> {
@@ -332,11 +350,18 @@ impl Fetch for MemReader<'_> {
                 return None;
             }
             self.chunk.resize(usize::try_from(present).ok()?, 0);
+            if off >= HEAD as u64 {
+                self.past_head = self.past_head.saturating_add(present);
+            }
             let n = read_full(&self.mem.mem, &mut self.chunk, addr).unwrap_or(0);
             self.chunk.truncate(n);
             self.chunk_off = off;
         }
         slice_at(&self.chunk, off - self.chunk_off, len)
+    }
+
+    fn read_past_head(&self) -> u64 {
+        self.past_head
     }
 }
 
@@ -535,19 +560,53 @@ pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
 }
 
 /// The build ID of the ELF file `r` reads, as the kernel's `__build_id_parse()` finds it,
-/// stepping through at most [`NOTE_BYTES_MAX`] bytes of notes, and no more than
-/// [`FREE_NOTE_BYTES`] plus `walk_budget` (what it took beyond the free bytes taken from it).
+/// spending at most [`NOTE_BYTES_MAX`], and no more than `walk_budget` (what it spent taken
+/// from it): bytes of notes stepped through and of the file read past its first [`HEAD`]
+/// bytes, but for the first [`FREE_NOTE_BYTES`] of notes within them.
 pub(crate) fn parse_within(r: &mut impl Fetch, walk_budget: &mut u64) -> Option<Vec<u8>> {
-    let given = NOTE_BYTES_MAX.min(walk_budget.saturating_add(FREE_NOTE_BYTES));
-    let mut budget = given;
-    let id = parse_notes(r, &mut budget);
-    let charged = (given - budget).saturating_sub(FREE_NOTE_BYTES);
-    *walk_budget = walk_budget.saturating_sub(charged);
+    let given = NOTE_BYTES_MAX.min(*walk_budget);
+    let mut spend = Spend {
+        budget: given,
+        free: FREE_NOTE_BYTES,
+    };
+    let id = parse_notes(r, &mut spend);
+    *walk_budget -= given - spend.budget;
     id
 }
 
-/// [`parse_within`] within `budget` bytes of notes (taken from it).
-fn parse_notes(r: &mut impl Fetch, budget: &mut u64) -> Option<Vec<u8>> {
+/// What a parse may still spend ([`parse_within`]).
+struct Spend {
+    /// Bytes of notes stepped through, and of the file read past [`HEAD`].
+    budget: u64,
+    /// Bytes of notes within [`HEAD`] stepped through without paying.
+    free: u64,
+}
+
+impl Spend {
+    /// Pays for `read` bytes read past the head.
+    fn read(&mut self, read: u64) {
+        self.budget = self.budget.saturating_sub(read);
+    }
+
+    /// Pays for a note of `step` bytes ending at `end`, from the free bytes if it lies
+    /// within the head and they suffice.
+    fn step(&mut self, step: u64, end: u64) {
+        if end <= HEAD as u64 && self.free >= step {
+            self.free -= step;
+        } else {
+            self.budget = self.budget.saturating_sub(step);
+        }
+    }
+
+    /// Whether bytes up to `end` may be looked at: within the head (read already) while
+    /// there are free bytes, or with some budget left.
+    fn may(&self, end: u64) -> bool {
+        self.budget > 0 || (end <= HEAD as u64 && self.free > 0)
+    }
+}
+
+/// [`parse_within`], spending from `spend`.
+fn parse_notes(r: &mut impl Fetch, spend: &mut Spend) -> Option<Vec<u8>> {
     // e_ident and e_type.
     let head = r.fetch(0, 18)?;
     if head.get(..4)? != b"\x7fELF" {
@@ -577,26 +636,27 @@ fn parse_notes(r: &mut impl Fetch, budget: &mut u64) -> Option<Vec<u8>> {
     // The note segments scanned.
     let mut scanned: Vec<(u64, u32)> = Vec::new();
     for i in 0..phnum {
-        // A program header that cannot be read ends the parse.
-        let ph = r.fetch(phoff + i * phsize, phsize as usize)?;
-        if u32_at(ph, 0)? != PT_NOTE {
-            continue;
+        let at = phoff + i * phsize;
+        if !spend.may(at + phsize) {
+            return None;
         }
+        // A program header that cannot be read ends the parse.
+        let read = r.read_past_head();
+        let ph = r.fetch(at, phsize as usize)?;
+        let is_note = u32_at(ph, 0)? == PT_NOTE;
         let (offset, filesz) = if elf64 {
             // p_filesz is passed to parse_build_id() as an Elf32_Word: truncated.
             (u64_at(ph, 8)?, u64_at(ph, 32)? as u32)
         } else {
             (u64::from(u32_at(ph, 4)?), u32_at(ph, 16)?)
         };
-        if scanned.contains(&(offset, filesz)) {
+        spend.read(r.read_past_head() - read);
+        if !is_note || scanned.contains(&(offset, filesz)) {
             continue;
         }
         scanned.push((offset, filesz));
-        if let Some(id) = notes(r, offset, filesz, budget) {
+        if let Some(id) = notes(r, offset, filesz, spend) {
             return Some(id);
-        }
-        if *budget == 0 {
-            return None;
         }
     }
     None
@@ -608,16 +668,18 @@ fn align4(x: u32) -> u32 {
 }
 
 /// The build ID among the notes of `size` bytes at `off`, as `parse_build_id()` finds it,
-/// stepping through at most `budget` bytes of notes (taken from it).
-fn notes(r: &mut impl Fetch, off: u64, size: u32, budget: &mut u64) -> Option<Vec<u8>> {
+/// spending from `spend` ([`parse_within`]).
+fn notes(r: &mut impl Fetch, off: u64, size: u32, spend: &mut Spend) -> Option<Vec<u8>> {
     // The end must fit in 32 bits.
     let end = u32::try_from(off.checked_add(u64::from(size))?).ok()?;
     let mut off = u32::try_from(off).ok()?;
     // A header (12 bytes) and a 4-byte name, and more.
-    while end - off > 16 && *budget > 0 {
+    while end - off > 16 && spend.may(u64::from(off) + 16) {
+        let read = r.read_past_head();
         let h = r.fetch(u64::from(off), 16)?;
         let (namesz, descsz, ntype) = (u32_at(h, 0)?, u32_at(h, 4)?, u32_at(h, 8)?);
         let named_gnu = h.get(12..16)? == b"GNU\0";
+        spend.read(r.read_past_head() - read);
         let next = off
             .checked_add(12)
             .and_then(|o| o.checked_add(align4(namesz)))
@@ -633,7 +695,7 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32, budget: &mut u64) -> Option<Ve
                 .fetch(u64::from(off) + 16, descsz as usize)
                 .map(<[u8]>::to_vec);
         }
-        *budget = budget.saturating_sub(u64::from(next - off));
+        spend.step(u64::from(next - off), u64::from(next));
         off = next;
     }
     None
@@ -832,6 +894,7 @@ impl BuildIds {
             segments,
             chunk: Vec::new(),
             chunk_off: 0,
+            past_head: 0,
         };
         parse_within(&mut r, &mut self.note_budget)
     }
@@ -1688,7 +1751,10 @@ mod tests {
         let mut walk = WALK_NOTE_BYTES_MAX;
         // (A file needs more than its notes before the build ID: the search stops when
         // the budget is spent.)
-        let charged = stepped - FREE_NOTE_BYTES;
+        // The notes within the first 4 KiB (from 0x200: 112 of 32 bytes) are free.
+        let free = HEAD as u64 - 0x200;
+        assert!(free <= FREE_NOTE_BYTES);
+        let charged = stepped - free;
         let fits = (WALK_NOTE_BYTES_MAX - 1) / charged;
         for i in 0..fits {
             let id = parse_within(&mut &f[..], &mut walk);
@@ -1704,20 +1770,20 @@ mod tests {
             parse_within(&mut &with_notes(true, &gnu(&ID))[..], &mut walk).as_deref(),
             Some(&ID[..])
         );
-        // 32-byte notes before the build ID: 127 (4 064 bytes) are stepped through for
-        // free, 128 spend the free bytes.
+        // 32-byte notes before the build ID: 111 are stepped through for free, and the
+        // build ID's note header is within the first 4 KiB; after 112 it is not.
         let other = note(4, b"XYZ\0", 7, &[0; 16], 4);
         assert_eq!(other.len(), 32);
-        for (before, found) in [(127, true), (128, false)] {
+        for (before, found) in [(111, true), (112, false)] {
             let mut n = other.repeat(before);
             n.extend(gnu(&ID));
             let id = parse_within(&mut &with_notes(true, &n)[..], &mut walk);
             assert_eq!(id.is_some(), found, "{before} notes before");
         }
         assert_eq!(walk, 0);
-        // A file's own cap still holds within a walk's.
+        // A file's own cap still holds within a walk's (beyond its free bytes).
         let mut big = Vec::new();
-        while big.len() as u64 <= NOTE_BYTES_MAX {
+        while big.len() as u64 <= NOTE_BYTES_MAX + FREE_NOTE_BYTES {
             big.extend(note(4, b"XYZ\0", 7, &[0; 16], 4));
         }
         big.extend(gnu(&ID));
@@ -1726,10 +1792,36 @@ mod tests {
             parse_within(&mut &with_notes(true, &big)[..], &mut walk),
             None
         );
-        assert_eq!(
-            walk,
-            WALK_NOTE_BYTES_MAX - (NOTE_BYTES_MAX - FREE_NOTE_BYTES)
-        );
+        assert_eq!(walk, WALK_NOTE_BYTES_MAX - NOTE_BYTES_MAX);
+    }
+
+    #[test]
+    fn reads_past_the_head_are_paid_for() {
+        // 256 note segments of one 28-byte note each, 128 KiB apart, and the program
+        // headers past the first 4 KiB too: 7 KiB of notes, but each read of a note or of
+        // the headers after it another 64 KiB of the file. Each read past the first 4 KiB
+        // is paid for from the file's 1 MiB and the walk's 16 MiB: a walk over many such
+        // files reads a bounded amount (it read 441 chunks per file before).
+        let mut e = Elf::new(true);
+        for i in 0..256u64 {
+            let off = (i + 1) * (128 << 10);
+            e.phdr(PT_NOTE, off, 28)
+                .at(off as usize, &note(4, b"XYZ\0", 7, &[0; 12], 4));
+        }
+        let f = tempfile(&e.build());
+        let mut walk = WALK_NOTE_BYTES_MAX;
+        let files = 40;
+        let mut reads = 0;
+        for _ in 0..files {
+            let mut r = FileReader::new(&f).unwrap();
+            assert_eq!(parse_within(&mut r, &mut walk), None);
+            // The head, and 1 MiB in chunks of 64 KiB (the last one may overdraw).
+            assert!(r.reads <= 1 + 17, "{} reads of one file", r.reads);
+            reads += r.reads;
+        }
+        assert_eq!(walk, 0);
+        // The heads, and 16 MiB in chunks of 64 KiB (each file's last may overdraw).
+        assert!(reads <= 2 * files + 256, "{reads} reads in all");
     }
 
     #[test]

@@ -406,8 +406,9 @@ impl Query {
     /// main one exited), through the directory of one of the process's threads that still
     /// runs. It parses the note as the kernel's `lib/buildid.c` does, so that both give the
     /// same build IDs, but scans at most 1 MiB of notes per file (a hostile file could take
-    /// hours otherwise), and 16 MiB in all the files of a walk beyond the first 4 KiB of each
-    /// (where linkers put the build ID): a file whose build ID note lies past them gives none.
+    /// hours otherwise), and 16 MiB in all the files of a walk (notes stepped through and the
+    /// file read, beyond the notes in the first 4 KiB of each, where linkers put the build
+    /// ID): a file whose build ID note lies past them gives none.
     /// Where it cannot open the file (a deleted file without the
     /// capability), it reads the note in the memory of a process running as the caller's
     /// user, through `/proc/<pid>/mem` where `/proc/<pid>/pagemap` shows the pages of the
