@@ -614,9 +614,11 @@ impl Vma {
     /// The mapped file's path, as the name gives it (from the caller's root: the kernel's
     /// `d_path()`), without the ` (deleted)` that the kernel puts after the path of a file
     /// unlinked since ([`Vma::is_deleted`]); `None` for a VMA that maps no file, has no name
-    /// or one that is no path (`anon_inode:[perf_event]`, `[anon_shmem:name]`). To open the
-    /// file itself (deleted or replaced at its path meanwhile), use
-    /// [`ProcMaps::open_mapped_file`].
+    /// or one that does not start with `/` (`anon_inode:[perf_event]`,
+    /// `[anon_shmem:name]`). Some that do are no file of any directory: a memfd
+    /// (`/memfd:name`), shared anonymous memory (`/dev/zero`), System V shared memory
+    /// (`/SYSV0000002a`). To open the file itself (deleted or replaced at its path
+    /// meanwhile), use [`ProcMaps::open_mapped_file`].
     ///
     /// ```
     /// # let mut v = procmap::Vma::default();
