@@ -112,8 +112,9 @@ struct FileReader<'a> {
     head: Vec<u8>,
     /// The head is all of the file.
     whole: bool,
-    /// The chunk last read, and its offset in the file.
+    /// The chunk last read (its first `chunk_len` bytes), and its offset in the file.
     chunk: Vec<u8>,
+    chunk_len: usize,
     chunk_off: u64,
     /// The reads of the file made.
     reads: u64,
@@ -131,6 +132,7 @@ impl<'a> FileReader<'a> {
             whole: n < HEAD,
             head,
             chunk: Vec::new(),
+            chunk_len: 0,
             chunk_off: 0,
             reads: 1,
             past_head: 0,
@@ -297,16 +299,20 @@ impl Fetch for FileReader<'_> {
         if end <= self.head.len() as u64 || self.whole {
             return slice_at(&self.head, off, len);
         }
-        let chunk_end = self.chunk_off.checked_add(self.chunk.len() as u64)?;
+        let chunk_end = self.chunk_off.checked_add(self.chunk_len as u64)?;
         if off < self.chunk_off || end > chunk_end {
-            self.chunk.resize(CHUNK.max(len), 0);
+            // Paid for whole, read or not (a failed read too).
+            let size = CHUNK.max(len);
             self.reads += 1;
-            self.past_head = self.past_head.saturating_add(self.chunk.len() as u64);
-            let n = read_file(self.file, &mut self.chunk, off);
-            self.chunk.truncate(n.unwrap_or(0));
+            self.past_head = self.past_head.saturating_add(size as u64);
+            if self.chunk.len() < size {
+                self.chunk.resize(size, 0);
+            }
+            let n = read_file(self.file, self.chunk.get_mut(..size)?, off);
+            self.chunk_len = n.unwrap_or(0);
             self.chunk_off = off;
         }
-        slice_at(&self.chunk, off - self.chunk_off, len)
+        slice_at(self.chunk.get(..self.chunk_len)?, off - self.chunk_off, len)
     }
 
     fn read_past_head(&self) -> u64 {
@@ -324,9 +330,15 @@ struct MemReader<'a> {
     mem: &'a Memory,
     /// (file offset, start, end) of each read-only VMA of the file.
     segments: Vec<(u64, u64, u64)>,
-    /// The bytes last read, and their file offset.
+    /// The bytes read first, at offset 0 (up to [`HEAD`] of them, as [`FileReader`] reads its
+    /// head), kept; whether that read was made.
+    head: Vec<u8>,
+    head_read: bool,
+    /// The bytes last read after that, and their file offset.
     chunk: Vec<u8>,
     chunk_off: u64,
+    /// The reads made after the head's (or tried: a range not mapped, or not present).
+    reads: u64,
     /// [`Fetch::read_past_head`].
     past_head: u64,
 }
@@ -334,27 +346,39 @@ struct MemReader<'a> {
 impl Fetch for MemReader<'_> {
     fn fetch(&mut self, off: u64, len: usize) -> Option<&[u8]> {
         let end = off.checked_add(len as u64)?;
+        if self.head_read && end <= self.head.len() as u64 {
+            return slice_at(&self.head, off, len);
+        }
         let chunk_end = self.chunk_off.checked_add(self.chunk.len() as u64)?;
         if off < self.chunk_off || end > chunk_end {
+            // The first read, of the head, is every parse's; any other is paid for as a
+            // chunk, read or not.
+            let first = !self.head_read && off == 0;
+            self.head_read = true;
+            let size = if first { HEAD } else { CHUNK };
+            if !first {
+                self.reads += 1;
+                self.past_head = self.past_head.saturating_add(size.max(len) as u64);
+            }
             let &(offset, start, vma_end) = self
                 .segments
                 .iter()
                 .find(|&&(o, s, e)| o <= off && end.checked_sub(o).is_some_and(|n| n <= e - s))?;
             let addr = start + (off - offset);
-            // As [`FileReader`] reads (the head, then chunks), within the VMA and its pages
-            // present from `addr` on.
-            let size = if off < HEAD as u64 { HEAD } else { CHUNK };
+            // Within the VMA and its pages present from `addr` on.
             let want = (size.max(len) as u64).min(vma_end - addr);
             let present = self.mem.present(addr, want)?;
             if present < len as u64 {
                 return None;
             }
-            self.chunk.resize(usize::try_from(present).ok()?, 0);
-            if off >= HEAD as u64 {
-                self.past_head = self.past_head.saturating_add(present);
+            let mut buf = vec![0u8; usize::try_from(present).ok()?];
+            let n = read_full(&self.mem.mem, &mut buf, addr).unwrap_or(0);
+            buf.truncate(n);
+            if first {
+                self.head = buf;
+                return slice_at(&self.head, off, len);
             }
-            let n = read_full(&self.mem.mem, &mut self.chunk, addr).unwrap_or(0);
-            self.chunk.truncate(n);
+            self.chunk = buf;
             self.chunk_off = off;
         }
         slice_at(&self.chunk, off - self.chunk_off, len)
@@ -566,26 +590,34 @@ pub(crate) fn parse(r: &mut impl Fetch) -> Option<Vec<u8>> {
 pub(crate) fn parse_within(r: &mut impl Fetch, walk_budget: &mut u64) -> Option<Vec<u8>> {
     let given = NOTE_BYTES_MAX.min(*walk_budget);
     let mut spend = Spend {
-        budget: given,
+        given,
+        steps: 0,
         free: FREE_NOTE_BYTES,
+        base: r.read_past_head(),
     };
     let id = parse_notes(r, &mut spend);
-    *walk_budget -= given - spend.budget;
+    *walk_budget -= spend.spent(r).min(given);
     id
 }
 
-/// What a parse may still spend ([`parse_within`]).
+/// What a parse spends ([`parse_within`]): the reads past [`HEAD`] counted from the reader
+/// (so that a read that fails is paid for too), the steps here.
 struct Spend {
-    /// Bytes of notes stepped through, and of the file read past [`HEAD`].
-    budget: u64,
-    /// Bytes of notes within [`HEAD`] stepped through without paying.
+    /// What it may spend.
+    given: u64,
+    /// Bytes of notes stepped through, but for the free ones.
+    steps: u64,
+    /// Bytes of notes within [`HEAD`] that may still be stepped through without paying.
     free: u64,
+    /// The reader's [`Fetch::read_past_head`] when the parse began.
+    base: u64,
 }
 
 impl Spend {
-    /// Pays for `read` bytes read past the head.
-    fn read(&mut self, read: u64) {
-        self.budget = self.budget.saturating_sub(read);
+    /// What it spent so far: the steps paid for and the bytes read past the head.
+    fn spent(&self, r: &impl Fetch) -> u64 {
+        self.steps
+            .saturating_add(r.read_past_head().saturating_sub(self.base))
     }
 
     /// Pays for a note of `step` bytes ending at `end`, from the free bytes if it lies
@@ -594,14 +626,14 @@ impl Spend {
         if end <= HEAD as u64 && self.free >= step {
             self.free -= step;
         } else {
-            self.budget = self.budget.saturating_sub(step);
+            self.steps = self.steps.saturating_add(step);
         }
     }
 
     /// Whether bytes up to `end` may be looked at: within the head (read already) while
-    /// there are free bytes, or with some budget left.
-    fn may(&self, end: u64) -> bool {
-        self.budget > 0 || (end <= HEAD as u64 && self.free > 0)
+    /// there are free bytes, or with some of the budget left.
+    fn may(&self, r: &impl Fetch, end: u64) -> bool {
+        self.spent(r) < self.given || (end <= HEAD as u64 && self.free > 0)
     }
 }
 
@@ -637,11 +669,10 @@ fn parse_notes(r: &mut impl Fetch, spend: &mut Spend) -> Option<Vec<u8>> {
     let mut scanned: Vec<(u64, u32)> = Vec::new();
     for i in 0..phnum {
         let at = phoff + i * phsize;
-        if !spend.may(at + phsize) {
+        if !spend.may(r, at + phsize) {
             return None;
         }
         // A program header that cannot be read ends the parse.
-        let read = r.read_past_head();
         let ph = r.fetch(at, phsize as usize)?;
         let is_note = u32_at(ph, 0)? == PT_NOTE;
         let (offset, filesz) = if elf64 {
@@ -650,7 +681,6 @@ fn parse_notes(r: &mut impl Fetch, spend: &mut Spend) -> Option<Vec<u8>> {
         } else {
             (u64::from(u32_at(ph, 4)?), u32_at(ph, 16)?)
         };
-        spend.read(r.read_past_head() - read);
         if !is_note || scanned.contains(&(offset, filesz)) {
             continue;
         }
@@ -674,12 +704,10 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32, spend: &mut Spend) -> Option<V
     let end = u32::try_from(off.checked_add(u64::from(size))?).ok()?;
     let mut off = u32::try_from(off).ok()?;
     // A header (12 bytes) and a 4-byte name, and more.
-    while end - off > 16 && spend.may(u64::from(off) + 16) {
-        let read = r.read_past_head();
+    while end - off > 16 && spend.may(r, u64::from(off) + 16) {
         let h = r.fetch(u64::from(off), 16)?;
         let (namesz, descsz, ntype) = (u32_at(h, 0)?, u32_at(h, 4)?, u32_at(h, 8)?);
         let named_gnu = h.get(12..16)? == b"GNU\0";
-        spend.read(r.read_past_head() - read);
         let next = off
             .checked_add(12)
             .and_then(|o| o.checked_add(align4(namesz)))
@@ -691,9 +719,12 @@ fn notes(r: &mut impl Fetch, off: u64, size: u32, spend: &mut Spend) -> Option<V
             && descsz > 0
             && descsz as usize <= SIZE_MAX
         {
-            return r
-                .fetch(u64::from(off) + 16, descsz as usize)
-                .map(<[u8]>::to_vec);
+            // The ID may lie past the head, where only the budget lets it be read.
+            let at = u64::from(off) + 16;
+            if !spend.may(r, at + u64::from(descsz)) {
+                return None;
+            }
+            return r.fetch(at, descsz as usize).map(<[u8]>::to_vec);
         }
         spend.step(u64::from(next - off), u64::from(next));
         off = next;
@@ -744,9 +775,11 @@ pub(crate) struct BuildIds {
     /// How many lookups by path were made.
     #[cfg(test)]
     path_lookups: u32,
-    /// How many files were parsed in memory.
+    /// How many files were parsed in memory, and the reads of their memory past the head.
     #[cfg(test)]
     memory_parses: u32,
+    #[cfg(test)]
+    memory_reads: u64,
     /// How many files were parsed.
     #[cfg(test)]
     parses: u32,
@@ -783,6 +816,8 @@ impl BuildIds {
             path_lookups: 0,
             #[cfg(test)]
             memory_parses: 0,
+            #[cfg(test)]
+            memory_reads: 0,
             #[cfg(test)]
             parses: 0,
             shown: Shown::default(),
@@ -892,11 +927,19 @@ impl BuildIds {
         let mut r = MemReader {
             mem,
             segments,
+            head: Vec::new(),
+            head_read: false,
             chunk: Vec::new(),
             chunk_off: 0,
+            reads: 0,
             past_head: 0,
         };
-        parse_within(&mut r, &mut self.note_budget)
+        let id = parse_within(&mut r, &mut self.note_budget);
+        #[cfg(test)]
+        {
+            self.memory_reads += r.reads;
+        }
+        id
     }
 
     /// The file of `vma`, checked to be the one the maps text shows ([`open_checked`]):
@@ -1409,7 +1452,9 @@ impl Checked {
 /// an ID not mapped into our user namespace, and for any other so, a process's, unless our
 /// namespace maps every ID (`/proc/self/uid_map`; the initial one does): then it is that
 /// user's own. (A file's owner can still show so there, through an idmapped mount or a file
-/// system mounted in a user namespace: a file owned by the overflow ID is never ours.)
+/// system mounted in a user namespace: a file owned by the overflow ID is never ours.) In a
+/// namespace that maps some IDs, as a rootless container's does, a caller running as its
+/// `nobody` thus has no user ID here, and no build IDs from memory.
 fn fsuid() -> Option<u32> {
     let status = std::fs::read("/proc/thread-self/status").ok()?;
     let id = uids(&status)?.get(3).copied()?;
@@ -1770,11 +1815,12 @@ mod tests {
             parse_within(&mut &with_notes(true, &gnu(&ID))[..], &mut walk).as_deref(),
             Some(&ID[..])
         );
-        // 32-byte notes before the build ID: 111 are stepped through for free, and the
-        // build ID's note header is within the first 4 KiB; after 112 it is not.
+        // 32-byte notes before the build ID: after 110 (stepped through for free) its
+        // note lies within the first 4 KiB; after 111 its ID does not (read past the first
+        // 4 KiB, which the spent budget does not allow).
         let other = note(4, b"XYZ\0", 7, &[0; 16], 4);
         assert_eq!(other.len(), 32);
-        for (before, found) in [(111, true), (112, false)] {
+        for (before, found) in [(110, true), (111, false)] {
             let mut n = other.repeat(before);
             n.extend(gnu(&ID));
             let id = parse_within(&mut &with_notes(true, &n)[..], &mut walk);
@@ -2959,6 +3005,69 @@ mod tests {
         text.iter(crate::Query::new().name(true))
             .collect::<crate::Result<_>>()
             .unwrap()
+    }
+
+    #[test]
+    fn reads_that_fail_are_paid_for_too() {
+        // 126 note segments, each of another size, 8 bytes before the end of an 8 KiB file:
+        // each note's header is read (a read of 64 KiB at that offset), and not all there.
+        // A failed read is paid for as one that succeeds: a walk over many such files reads
+        // a bounded amount (it read 126 times per file before).
+        let mut e = Elf::new(false);
+        for j in 0..126 {
+            e.phdr(PT_NOTE, 8184, 17 + j);
+        }
+        e.at(8191, &[0]);
+        let f = tempfile(&e.build());
+        let mut walk = WALK_NOTE_BYTES_MAX;
+        let files = 40;
+        let mut reads = 0;
+        for _ in 0..files {
+            let mut r = FileReader::new(&f).unwrap();
+            assert_eq!(parse_within(&mut r, &mut walk), None);
+            assert!(r.reads <= 1 + 16, "{} reads of one file", r.reads);
+            reads += r.reads;
+        }
+        assert_eq!(walk, 0);
+        assert!(reads <= files + 256, "{reads} reads in all");
+    }
+
+    #[test]
+    fn reads_in_memory_are_paid_for() {
+        // The same through a process's memory (a deleted file, no map_files): 126 note
+        // segments, each of another size, whose note header ends at the end of the mapping
+        // and names a name too long for it. Each read past the first 4 KiB is paid for as a
+        // chunk, whatever it copied; the first 4 KiB are read once.
+        let p = FakeProc::new("memreads");
+        let mut e = Elf::new(false);
+        for j in 0..126 {
+            e.phdr(PT_NOTE, 0x2ff0, 17 + j);
+        }
+        e.at(0x2ff0, &note(0x7fff_0000, b"", 7, &[], 4));
+        e.at(0x2fff, &[0]);
+        let path = p.dir.join("scattered.so");
+        std::fs::write(&path, e.build()).unwrap();
+        let f = File::open(&path).unwrap();
+        let at = map_three(&f);
+        std::fs::remove_file(&path).unwrap();
+        for page in 0..3 {
+            // SAFETY: a page of the mapping, readable.
+            unsafe { std::ptr::read_volatile(at.add(page * 0x1000)) };
+        }
+        p.root(Path::new("/nonexistent"));
+        for name in ["maps", "mem", "pagemap", "status", "mountinfo"] {
+            let ours = Path::new("/proc/self").join(name);
+            std::os::unix::fs::symlink(ours, p.proc().join(name)).unwrap();
+        }
+        let all = own_vmas();
+        let v = all.iter().find(|v| v.start == at as u64).unwrap();
+        let mut ids = BuildIds::new(Some(p.proc()));
+        assert_eq!(ids.of_in(v, &all), None);
+        assert_eq!(ids.memory_parses, 1);
+        assert!(ids.memory_reads <= 16, "{} reads", ids.memory_reads);
+        assert!(ids.memory_reads > 0, "read in memory");
+        // SAFETY: the mapping made by map_three(), used no more.
+        unsafe { libc::munmap(at.cast(), 0x3000) };
     }
 
     #[test]

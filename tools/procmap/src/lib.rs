@@ -383,7 +383,11 @@ impl Query {
     /// and inode numbers; overlayfs, which shows a file copied up as the lower one; tmpfs)
     /// also the same name, asked for ([`Query::name`]), and a VMA that continues the one
     /// before in the same mapping (no gap, the offset following on); else the VMA is asked
-    /// with its build ID. The text backend (kernels before 6.11) reads the file
+    /// with its build ID. (Not caught: on overlayfs, a file written through the overlay
+    /// (copied up) between two mappings of it, the second placed right after the first at
+    /// the offset that follows on: both get the first's build ID, where a single query of
+    /// the second gives its own. Only the process itself can arrange that, with its own
+    /// files.) The text backend (kernels before 6.11) reads the file
     /// itself, once per file per walk, lookup or [`ProcMaps::resolve`], and only if the
     /// file it finds is the one the maps text shows for the VMA (by device and inode): a
     /// file replaced at its path gives none, not its own. It looks through
