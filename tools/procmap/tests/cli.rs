@@ -297,6 +297,34 @@ fn addresses() {
 }
 
 #[test]
+fn json_without_build_ids() {
+    // The same objects, with "build_id": null, and none looked for.
+    let child = Child::spawn();
+    let pid = child.pid.to_string();
+    let with = String::from_utf8(procmap(&["--json", &pid]).stdout).unwrap();
+    let out = procmap(&["--json", "--no-build-id", &pid]);
+    assert!(out.status.success(), "{out:?}");
+    let without = String::from_utf8(out.stdout).unwrap();
+    assert!(!without.is_empty());
+    let nulled: Vec<String> = with
+        .lines()
+        .map(|l| match l.split_once(",\"build_id\":\"") {
+            Some((head, _)) => format!("{head},\"build_id\":null}}"),
+            None => l.to_string(),
+        })
+        .collect();
+    assert_eq!(without.lines().collect::<Vec<_>>(), nulled);
+    assert!(without.lines().all(|l| l.ends_with(",\"build_id\":null}")));
+    // Only with --json, and not with --build-id: a usage error (2).
+    for args in [
+        vec!["--no-build-id", &pid],
+        vec!["--json", "--build-id", "--no-build-id", &pid],
+    ] {
+        assert_eq!(procmap(&args).status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
 fn json_keeps_names_that_are_not_utf8() {
     let child = Child::spawn_odd_names();
     let out = procmap(&["--json", &child.pid.to_string()]);

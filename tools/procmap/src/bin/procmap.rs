@@ -32,6 +32,8 @@ Options:
       --json         One JSON object per line, with every field; with --addr,
                      {\"addr\", \"file_offset\", \"vma\"}, and \"vma\": null with a
                      \"reason\" (unmapped, filtered) for an address in no VMA.
+      --no-build-id  With --json, look for no build IDs (\"build_id\": null): the
+                     kernel parses none, the text backend reads no mapped file.
       --backend NAME Use NAME: batch (PROCMAP_QUERY_BATCH), ioctl (one PROCMAP_QUERY
                      per VMA) or text (parse /proc/PID/maps). Default: the first of
                      them the kernel has.
@@ -66,6 +68,7 @@ struct Args {
     query: Query,
     page_size: bool,
     build_id: bool,
+    no_build_id: bool,
     json: bool,
     backend: Option<Backend>,
     show_backend: bool,
@@ -111,6 +114,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--file-backed" => a.query = q.file_backed(true),
             "--page-size" => a.page_size = true,
             "--build-id" => a.build_id = true,
+            "--no-build-id" => a.no_build_id = true,
             "--json" => a.json = true,
             "--text" => a.backend = Some(Backend::Text),
             "--show-backend" => a.show_backend = true,
@@ -146,6 +150,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     }
     if a.query.any_perm_wanted() && a.query.flags() & 0xf == 0 {
         return Err("--any needs permissions (-r, -w, -x, -s)".into());
+    }
+    if a.no_build_id && (a.build_id || !a.json) {
+        return Err("--no-build-id goes with --json, without --build-id".into());
     }
     match positional.len() {
         0 => return Err("no PID given".into()),
@@ -256,7 +263,10 @@ fn run(
     if args.backend == Some(Backend::Batch) && !maps.has_extension() {
         return Err("--backend batch: the kernel lacks PROCMAP_QUERY_BATCH".into());
     }
-    let query = args.query.name(true).build_id(args.build_id || args.json);
+    let query = args
+        .query
+        .name(true)
+        .build_id((args.build_id || args.json) && !args.no_build_id);
     let p = Printer {
         args,
         maps: &maps,
