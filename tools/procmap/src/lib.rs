@@ -1906,12 +1906,8 @@ impl ProcMaps {
                 return Ok(Some(vma));
             }
             if last.maps(&vma) {
-                vma.build_id = last.build_id.clone();
-                cache.last_file = Some(LastFile {
-                    end: vma.end,
-                    base: vma.start.wrapping_sub(vma.offset),
-                    ..last
-                });
+                vma.build_id = last.build_id;
+                cache.last_file = LastFile::of(&vma);
                 return Ok(Some(vma));
             }
         }
